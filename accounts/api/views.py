@@ -1,0 +1,81 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import selectors, services
+from accounts.api.serializers import (
+    MemberSerializer,
+    MeSerializer,
+    WorkspaceSerializer,
+    WorkspaceUpdateSerializer,
+)
+from accounts.models import ApiToken, Membership, Role
+
+
+def api_memberships(request: Request) -> QuerySet[Membership]:
+    """Memberships the request may use: all of the user's, or the token's one workspace."""
+    memberships = selectors.membership_list_for_user(user=request.user)
+    if isinstance(request.auth, ApiToken):
+        memberships = memberships.filter(workspace_id=request.auth.workspace_id)
+    return memberships
+
+
+def api_membership(request: Request, public_id: str) -> Membership:
+    """The membership for a workspace in the URL; 404 when the request may not see it."""
+    membership = api_memberships(request).filter(workspace__public_id=public_id).first()
+    if membership is None:
+        raise NotFound("No such workspace.")
+    return membership
+
+
+class MeView(generics.GenericAPIView):
+    serializer_class = MeSerializer
+
+    @extend_schema(summary="The authenticated user (and the token in use, if any)")
+    def get(self, request: Request) -> Response:
+        token = request.auth if isinstance(request.auth, ApiToken) else None
+        return Response(MeSerializer(request.user, context={"token": token}).data)
+
+
+class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Workspaces you belong to (a token sees only its own workspace)."""
+
+    serializer_class = WorkspaceSerializer
+    lookup_field = "public_id"
+
+    def get_queryset(self):  # noqa: ANN201
+        memberships = api_memberships(self.request)
+        self.roles = {m.workspace_id: m.role for m in memberships}
+        return selectors.workspace_list(user=self.request.user).filter(pk__in=self.roles.keys())
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        if not hasattr(self, "roles"):
+            self.get_queryset()
+        context["roles"] = self.roles
+        return context
+
+    @extend_schema(request=WorkspaceUpdateSerializer, responses=WorkspaceSerializer)
+    def partial_update(self, request: Request, public_id: str) -> Response:
+        """Rename the workspace (owners and admins)."""
+        membership = api_membership(request, public_id)
+        if not membership.has_role(Role.ADMIN):
+            raise PermissionDenied("Only owners and admins can rename the workspace.")
+        data = WorkspaceUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = services.workspace_rename(
+            workspace=membership.workspace, actor=request.user, name=data.validated_data["name"]
+        )
+        return Response(self.get_serializer(workspace).data)
+
+    @extend_schema(responses=MemberSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def members(self, request: Request, public_id: str) -> Response:
+        """Members of the workspace and their roles."""
+        membership = api_membership(request, public_id)
+        page = self.paginate_queryset(selectors.membership_list(workspace=membership.workspace))
+        return self.get_paginated_response(MemberSerializer(page, many=True).data)

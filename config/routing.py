@@ -1,0 +1,7 @@
+from django.urls import path
+
+from accounts.consumers import WorkspaceConsumer
+
+websocket_urlpatterns = [
+    path("ws/workspace/", WorkspaceConsumer.as_asgi()),
+]

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from leaderboard import views
+
+workspace_urlpatterns = [
+    path("leaderboard/", views.leaderboard, name="leaderboard"),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SendingConfig(AppConfig):
+    name = "sending"
+    verbose_name = "Sending domains, mailboxes and campaigns"
