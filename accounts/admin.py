@@ -80,8 +80,16 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ["email", "workspace", "role", "invited_by", "created_at", "expires_at",
-                    "accepted_at", "revoked_at"]
+    list_display = [
+        "email",
+        "workspace",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
     list_filter = ["role", "created_at", "accepted_at", "revoked_at"]
     search_fields = ["email", "workspace__name", "workspace__public_id"]
     list_select_related = ["workspace", "invited_by"]
@@ -91,13 +99,27 @@ class InvitationAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "workspace", "created_at", "last_used_at",
-                    "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "workspace",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_filter = ["created_at", "revoked_at"]
     search_fields = ["name", "prefix", "user__email", "workspace__public_id"]
     list_select_related = ["user", "workspace"]
-    readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at", "revoked_at", "user",
-                       "workspace"]
+    readonly_fields = [
+        "prefix",
+        "token_hash",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "user",
+        "workspace",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -114,10 +136,10 @@ class ActorFilter(admin.SimpleListFilter):
     title = "actor"
     parameter_name = "actor_kind"
 
-    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201
+    def lookups(self, request, model_admin):
         return [("system", "System (automatic)"), ("staff", "Staff"), ("user", "Customers")]
 
-    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+    def queryset(self, request, queryset):
         if self.value() == "system":
             return queryset.filter(actor__isnull=True)
         if self.value() == "staff":
@@ -131,8 +153,14 @@ class ActorFilter(admin.SimpleListFilter):
 class AuditLogAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor_label", "action", "object_repr", "workspace", "reason"]
     list_filter = [ActorFilter, "action", "object_type", "created_at"]
-    search_fields = ["action", "object_repr", "object_id", "reason", "actor__email",
-                     "workspace__public_id"]
+    search_fields = [
+        "action",
+        "object_repr",
+        "object_id",
+        "reason",
+        "actor__email",
+        "workspace__public_id",
+    ]
     list_select_related = ["actor", "workspace"]
     date_hierarchy = "created_at"
     show_full_result_count = False

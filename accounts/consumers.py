@@ -10,7 +10,7 @@ CLOSE_NO_WORKSPACE = 4404
 
 
 @database_sync_to_async
-def _current_membership(user, wanted: str | None) -> Membership | None:  # noqa: ANN001
+def _current_membership(user, wanted: str | None) -> Membership | None:
     memberships = Membership.objects.select_related("workspace").filter(user=user)
     if wanted:
         found = memberships.filter(workspace__public_id=wanted).first()

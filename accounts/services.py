@@ -155,10 +155,14 @@ def membership_role_change(*, membership: Membership, actor: User, role: str) ->
     actor_membership = Membership.objects.get(workspace=membership.workspace, user=actor)
     touches_owner = Role.OWNER in (role, membership.role)
     if not actor_membership.has_role(Role.OWNER if touches_owner else Role.ADMIN):
-        raise PermissionDenied("Only an owner can change ownership.")
-    if membership.role == Role.OWNER and role != Role.OWNER:
-        if _owner_count(membership.workspace) <= 1:
-            raise ApplicationError("A workspace must keep at least one owner.", code="last_owner")
+        raise PermissionDenied(
+            "Only an owner can grant or remove ownership."
+            if touches_owner
+            else "Only owners and admins can change roles."
+        )
+    demotes_owner = membership.role == Role.OWNER and role != Role.OWNER
+    if demotes_owner and _owner_count(membership.workspace) <= 1:
+        raise ApplicationError("A workspace must keep at least one owner.", code="last_owner")
     before = {"role": membership.role}
     membership.role = role
     membership.save(update_fields=["role"])
@@ -361,7 +365,9 @@ def api_token_revoke(*, token: ApiToken, actor: User) -> None:
 
 
 @transaction.atomic
-def api_token_revoke_by_staff(*, token: ApiToken, actor: User, reason: str = "staff action") -> None:
+def api_token_revoke_by_staff(
+    *, token: ApiToken, actor: User, reason: str = "staff action"
+) -> None:
     """Revoke a token from the operations console."""
     _api_token_revoke(token=token, actor=actor, reason=reason)
 

@@ -23,7 +23,9 @@ workspace_urlpatterns = [
         views.invitation_revoke,
         name="invitation_revoke",
     ),
-    path("settings/members/<int:membership_id>/role/", views.membership_role, name="membership_role"),
+    path(
+        "settings/members/<int:membership_id>/role/", views.membership_role, name="membership_role"
+    ),
     path(
         "settings/members/<int:membership_id>/remove/",
         views.membership_remove,

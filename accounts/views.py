@@ -35,7 +35,9 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            workspace = services.workspace_create(owner=request.user, name=form.cleaned_data["name"])
+            workspace = services.workspace_create(
+                owner=request.user, name=form.cleaned_data["name"]
+            )
         except ApplicationError as error:
             form.add_error("name", error.message)
         else:
@@ -67,7 +69,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def invitation_accept_listed(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Accept one of the open invitations addressed to the signed-in user's email."""
-    invitation = get_object_or_404(selectors.invitation_list_for_user(user=request.user), pk=invitation_id)
+    invitation = get_object_or_404(
+        selectors.invitation_list_for_user(user=request.user), pk=invitation_id
+    )
     try:
         membership = services.invitation_accept(invitation=invitation, user=request.user)
     except ApplicationError as error:
@@ -183,7 +187,9 @@ def membership_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"{membership.user.email} is now {membership.get_role_display()}.")
+        messages.success(
+            request, f"{membership.user.email} is now {membership.get_role_display()}."
+        )
     return _back_to_settings(request)
 
 

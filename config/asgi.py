@@ -24,6 +24,6 @@ application = ProtocolTypeRouter(
 )
 
 if settings.EMBEDDED_SCHEDULER:
-    from config.embedded_beat import embedded_beat_start  # noqa: E402
+    from config.embedded_beat import embedded_beat_start
 
     embedded_beat_start()

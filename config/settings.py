@@ -176,6 +176,8 @@ ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = PRODUCT_NAME
+MFA_TOTP_TOLERANCE = 1  # accept the neighbouring 30 s step (clock skew)
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 
 # --- Email ---------------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{PRODUCT_NAME} <no-reply@localhost>")
@@ -231,12 +233,13 @@ SPECTACULAR_SETTINGS = {
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation without downtime).
 SECRET_ENCRYPTION_KEYS = env.list(
     "SECRET_ENCRYPTION_KEYS",
-    default=["ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE="] if DEBUG else environ.Env.NOTSET,
+    default=["dHJ1c3RnYXRlLWRldmVsb3BtZW50LWtleS0zMmJ5dGU="] if DEBUG else environ.Env.NOTSET,
 )
 
 # --- Static files, i18n --------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -12,8 +12,13 @@ from leaderboard.urls import workspace_urlpatterns as leaderboard_pages
 from sending.urls import workspace_urlpatterns as sending_pages
 from warming.urls import workspace_urlpatterns as warming_pages
 
-workspace_pages = [*account_pages, *sending_pages, *warming_pages, *leaderboard_pages,
-                   *billing_pages]
+workspace_pages = [
+    *account_pages,
+    *sending_pages,
+    *warming_pages,
+    *leaderboard_pages,
+    *billing_pages,
+]
 
 urlpatterns = [
     path("", account_views.landing, name="landing"),

@@ -30,7 +30,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.api.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
-    def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201
+    def get_security_definition(self, auto_schema):
         return {
             "type": "http",
             "scheme": "bearer",

@@ -47,7 +47,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     serializer_class = WorkspaceSerializer
     lookup_field = "public_id"
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         memberships = api_memberships(self.request)
         self.roles = {m.workspace_id: m.role for m in memberships}
         return selectors.workspace_list(user=self.request.user).filter(pk__in=self.roles.keys())

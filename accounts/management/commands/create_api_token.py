@@ -8,7 +8,7 @@ from config.errors import ApplicationError
 class Command(BaseCommand):
     help = "Issue a personal API token for EMAIL bound to workspace ID (printed once)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("email")
         parser.add_argument("--workspace", required=True, help="Workspace public id")
         parser.add_argument("--name", default="command line")

@@ -1,0 +1,165 @@
+"""Shared fixtures: personas, real SMTP receiver, API clients. Run through `make test`."""
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+
+import pytest
+
+if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+    pytest.exit(
+        "The suite runs on PostgreSQL and Redis: use `make test` (it sets DATABASE_URL/REDIS_URL).",
+        returncode=2,
+    )
+
+from aiosmtpd.controller import Controller  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.test import Client  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from accounts.models import Membership, Role  # noqa: E402
+from accounts.services import api_token_create  # noqa: E402
+from tests.factories import PASSWORD, MembershipFactory, UserFactory  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redis() -> Iterator[None]:
+    """Each test starts with an empty cache (throttles, TOTP replay marks)."""
+    cache.clear()
+    yield
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- SMTP ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, recipient: str, timeout: float = 10.0) -> Message:
+        """The newest message to `recipient`, waiting for it to arrive."""
+
+        def find() -> Message | None:
+            for msg in reversed(self.messages):
+                if recipient.lower() in msg["To"].lower():
+                    return msg
+            return None
+
+        with self.arrived:
+            found = self.arrived.wait_for(find, timeout=timeout)
+        assert found, f"no mail to {recipient} arrived"
+        return found
+
+    @staticmethod
+    def body(msg: Message) -> str:
+        if msg.is_multipart():
+            for part in msg.walk():
+                if part.get_content_type() == "text/plain":
+                    return part.get_payload(decode=True).decode()
+        return msg.get_payload(decode=True).decode()
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802, ANN001
+        msg = message_from_bytes(envelope.original_content or envelope.content)
+        with self.server.arrived:
+            self.server.messages.append(msg)
+            self.server.arrived.notify_all()
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP receiver on loopback (aiosmtpd)."""
+    server = SmtpServer(host="127.0.0.1", port=free_port())
+    controller = Controller(_Handler(server), hostname=server.host, port=server.port)
+    controller.start()
+    yield server
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_mail(settings, smtp_server: SmtpServer) -> SmtpServer:
+    """Send the product's mail through SMTP to the loopback receiver."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = smtp_server.host
+    settings.EMAIL_PORT = smtp_server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    smtp_server.messages.clear()
+    return smtp_server
+
+
+# --- Personas ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def owner(db):  # noqa: ANN001, ANN201
+    return MembershipFactory(role=Role.OWNER, user__email="owner@acme.test")
+
+
+@pytest.fixture
+def teammate(owner: Membership):  # noqa: ANN201
+    return MembershipFactory(
+        workspace=owner.workspace, role=Role.MEMBER, user__email="teammate@acme.test"
+    )
+
+
+@pytest.fixture
+def stranger(db):  # noqa: ANN001, ANN201
+    return MembershipFactory(role=Role.OWNER, user__email="stranger@globex.test")
+
+
+def logged_in(membership: Membership) -> Client:
+    client = Client()
+    client.force_login(membership.user)
+    return client
+
+
+@pytest.fixture
+def owner_client(owner: Membership) -> Client:
+    return logged_in(owner)
+
+
+@pytest.fixture
+def teammate_client(teammate: Membership) -> Client:
+    return logged_in(teammate)
+
+
+@pytest.fixture
+def stranger_client(stranger: Membership) -> Client:
+    return logged_in(stranger)
+
+
+def token_client(membership: Membership) -> APIClient:
+    issued = api_token_create(user=membership.user, workspace=membership.workspace, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    client.token = issued
+    return client
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user_factory():  # noqa: ANN201
+    return UserFactory
