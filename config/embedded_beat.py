@@ -26,6 +26,9 @@ class EmbeddedBeat:
     entries: dict = field(default_factory=lambda: dict(settings.CELERY_BEAT_SCHEDULE))
     last_run_at: dict[str, datetime] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        app.loader.import_default_modules()  # registers every app's tasks (autodiscovery)
+
     def _schedule(self, name: str) -> celery_schedule:
         spec = self.entries[name]["schedule"]
         if isinstance(spec, (int, float)):

@@ -13,7 +13,7 @@ from accounts.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
-from accounts.models import ApiToken, Membership, Role
+from accounts.models import ApiToken, Membership, Role, Workspace
 
 
 def api_memberships(request: Request) -> QuerySet[Membership]:
@@ -45,6 +45,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """Workspaces you belong to (a token sees only its own workspace)."""
 
     serializer_class = WorkspaceSerializer
+    queryset = Workspace.objects.none()  # the model, for the schema; get_queryset scopes it
     lookup_field = "public_id"
 
     def get_queryset(self):
