@@ -16,14 +16,14 @@ if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         returncode=2,
     )
 
-from aiosmtpd.controller import Controller  # noqa: E402
-from django.core.cache import cache  # noqa: E402
-from django.test import Client  # noqa: E402
-from rest_framework.test import APIClient  # noqa: E402
+from aiosmtpd.controller import Controller
+from django.core.cache import cache
+from django.test import Client
+from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role  # noqa: E402
-from accounts.services import api_token_create  # noqa: E402
-from tests.factories import PASSWORD, MembershipFactory, UserFactory  # noqa: E402
+from accounts.models import Membership, Role
+from accounts.services import api_token_create
+from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def _fresh_redis() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:  # noqa: ANN001
+def _fast_password_hashing(settings) -> None:
     # Password hashing cost is not under test; PBKDF2's 1M rounds would dominate the suite.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -82,7 +82,7 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802, ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:
         msg = message_from_bytes(envelope.original_content or envelope.content)
         with self.server.arrived:
             self.server.messages.append(msg)
@@ -116,19 +116,19 @@ def smtp_mail(settings, smtp_server: SmtpServer) -> SmtpServer:
 
 
 @pytest.fixture
-def owner(db):  # noqa: ANN001, ANN201
+def owner(db):
     return MembershipFactory(role=Role.OWNER, user__email="owner@acme.test")
 
 
 @pytest.fixture
-def teammate(owner: Membership):  # noqa: ANN201
+def teammate(owner: Membership):
     return MembershipFactory(
         workspace=owner.workspace, role=Role.MEMBER, user__email="teammate@acme.test"
     )
 
 
 @pytest.fixture
-def stranger(db):  # noqa: ANN001, ANN201
+def stranger(db):
     return MembershipFactory(role=Role.OWNER, user__email="stranger@globex.test")
 
 
@@ -167,5 +167,5 @@ def password() -> str:
 
 
 @pytest.fixture
-def user_factory():  # noqa: ANN201
+def user_factory():
     return UserFactory

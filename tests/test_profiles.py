@@ -72,7 +72,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
 
 
 @pytest.fixture(scope="module")
-def embedded_server(tmp_path_factory):  # noqa: ANN201
+def embedded_server(tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("embedded")
     env = embedded_env(var_dir)
     for args in (["migrate", "--noinput", "-v0"], ["seed_demo"]):

@@ -12,7 +12,7 @@ from config.asgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def session_cookie(membership) -> bytes:  # noqa: ANN001
+def session_cookie(membership) -> bytes:
     client = Client()
     client.force_login(membership.user)
     client.get(f"/w/{membership.workspace.public_id}/")  # makes it the current workspace
@@ -27,7 +27,7 @@ def socket(cookie: bytes | None = None) -> WebsocketCommunicator:
 
 
 @database_sync_to_async
-def notify(workspace, *, rollback: bool = False) -> None:  # noqa: ANN001
+def notify(workspace, *, rollback: bool = False) -> None:
     try:
         with transaction.atomic():
             workspace_notify(workspace=workspace, event="score", payload={"text": "Score 81"})
