@@ -1,0 +1,85 @@
+"""A person in headless Chromium: sign up, verify by email, log in, see the dashboard."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.accounts.test_signup import CONFIRM_LINK
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="session")
+def browser():  # noqa: ANN201
+    assert os.path.exists(CHROMIUM), "Debian's chromium is missing: `make test` installs it"
+    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse ORM
+    # calls from the test's fixtures; nothing runs concurrently here, so allow them.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):  # noqa: ANN201
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def test_a_visitor_signs_up_verifies_logs_in_and_sees_the_dashboard(
+    live_server, smtp_mail, page, password
+):
+    page.goto(live_server.url + "/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Warm up your domains")
+    page.get_by_role("link", name="Start for $12 a year").click()
+
+    page.get_by_label("Your name").fill("Grace Hopper")
+    page.get_by_label("Email").fill("grace@navy.test")
+    page.get_by_label("Password:", exact=True).fill(password)
+    page.get_by_label("Password (again)").fill(password)
+    page.get_by_label("Workspace name").fill("Navy Outreach")
+    page.get_by_role("button", name="Sign Up").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Verify Your Email Address")
+
+    body = smtp_mail.body(smtp_mail.wait_for("grace@navy.test"))
+    page.goto(live_server.url + CONFIRM_LINK.search(body).group(1))
+    page.get_by_role("button", name="Confirm").click()
+
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_placeholder("Email address").fill("grace@navy.test")
+    page.get_by_placeholder("Password").fill(password)
+    page.get_by_role("button", name="Sign In").click()
+
+    expect(page).to_have_url(re.compile(r"/w/ws_[a-z0-9]{16}/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Navy Outreach")
+    expect(page.get_by_test_id("leaderboard-handle")).to_have_text(re.compile(r"^Sender_\d{4,6}$"))
+    for item in ["Domains", "Mailboxes", "Warming", "Campaigns", "Leaderboard", "Billing"]:
+        expect(page.get_by_role("link", name=item, exact=True)).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "signup-dashboard.png"), full_page=True)
