@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="session")
-def browser():  # noqa: ANN201
+def browser():
     assert os.path.exists(CHROMIUM), "Debian's chromium is missing: `make test` installs it"
     # Playwright's sync API keeps an event loop in this thread, which makes Django refuse ORM
     # calls from the test's fixtures; nothing runs concurrently here, so allow them.
@@ -44,7 +44,7 @@ def browser():  # noqa: ANN201
 
 
 @pytest.fixture
-def page(browser):  # noqa: ANN201
+def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(10_000)

@@ -65,7 +65,9 @@ def test_a_member_cannot_invite(owner, teammate):
 
 
 def test_expired_invitations_cannot_be_accepted_and_are_closed_by_the_tick(owner, user_factory):
-    issued = invitation_create(workspace=owner.workspace, inviter=owner.user, email="late@acme.test")
+    issued = invitation_create(
+        workspace=owner.workspace, inviter=owner.user, email="late@acme.test"
+    )
     invitation = issued.obj
     Invitation.objects.filter(pk=invitation.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
