@@ -182,9 +182,11 @@ MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 # --- Email ---------------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{PRODUCT_NAME} <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-if env.str("EMAIL_HOST", default=""):
+# The embedded profile prints mail to the console unless EMAIL_HOST is set; the services
+# profile always sends through SMTP.
+if env.str("EMAIL_HOST", default="") or not EMBEDDED:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = env.str("EMAIL_HOST")
+    EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
     EMAIL_PORT = env.int("EMAIL_PORT", default=587)
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
     EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")

@@ -216,20 +216,23 @@ def run(cmd: list[str], env: dict) -> int:
 
 def main() -> int:
     bench = "--bench" in sys.argv
+    args = [arg for arg in sys.argv[1:] if arg != "--bench"]
+    # TESTRUN_THROWAWAY=1 skips the local servers (to exercise the throwaway path).
+    throwaway = os.environ.get("TESTRUN_THROWAWAY") == "1"
     ensure_packages()
     services = Throwaway()
     try:
         database_url = os.environ.get("DATABASE_URL")
         if not database_url:
             database_url = DEFAULT_DATABASE_URL
-            if not reachable(database_url):
+            if throwaway or not reachable(database_url):
                 database_url = services.postgres()
         elif not reachable(database_url):
             stop(f"DATABASE_URL is set but {urlsplit(database_url).netloc} does not answer.")
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             redis_url = DEFAULT_REDIS_URL
-            if not reachable(redis_url):
+            if throwaway or not reachable(redis_url):
                 redis_url = services.redis()
         elif not reachable(redis_url):
             stop(f"REDIS_URL is set but {urlsplit(redis_url).netloc} does not answer.")
@@ -240,6 +243,7 @@ def main() -> int:
             "REDIS_URL": redis_url,
             "CELERY_TASK_ALWAYS_EAGER": "true",
             "EMBEDDED_SCHEDULER": "false",
+            "DATABASE_CONN_MAX_AGE": "0",
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -261,8 +265,7 @@ def main() -> int:
             f"pytest on PostgreSQL ({urlsplit(database_url).netloc}) and Redis "
             f"({urlsplit(redis_url).netloc})"
         )
-        status = run([sys.executable, "-m", "pytest", *sys.argv[1:]], env)
-        return 0 if status == 0 else status
+        return run([sys.executable, "-m", "pytest", *args], env)
     finally:
         services.close()
 

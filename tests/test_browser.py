@@ -83,3 +83,38 @@ def test_a_visitor_signs_up_verifies_logs_in_and_sees_the_dashboard(
         expect(page.get_by_role("link", name=item, exact=True)).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "signup-dashboard.png"), full_page=True)
+
+
+def test_settings_sections_update_in_place_with_htmx(live_server, page, owner):
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(owner.user)
+    page.context.add_cookies(
+        [
+            {
+                "name": django_settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    page.goto(f"{live_server.url}/w/{owner.workspace.public_id}/settings/")
+    htmx_src = page.locator("script[src*='htmx']").first.get_attribute("src")
+    assert htmx_src.startswith("/static/")  # vendored, no CDN
+    page.evaluate("window.__notReloaded = true")
+
+    tokens = page.locator("#tokens")
+    tokens.get_by_label("Name").fill("CRM sync")
+    tokens.get_by_role("button", name="Create token").click()
+    secret = page.get_by_test_id("new-token").locator("code")
+    expect(secret).to_have_text(re.compile(r"^tg_[\w-]{40,}$"))
+    expect(tokens.get_by_role("cell", name="CRM sync")).to_be_visible()
+    assert page.evaluate("window.__notReloaded") is True
+
+    tokens.get_by_role("button", name="Revoke").click()
+    expect(page.locator("#messages")).to_contain_text("Token “CRM sync” revoked.")
+    expect(tokens.get_by_text("No active tokens.")).to_be_visible()
+    assert page.evaluate("window.__notReloaded") is True
+    page.screenshot(path=str(ARTIFACTS / "settings-tokens.png"), full_page=True)

@@ -1,0 +1,90 @@
+"""The operations console: staff only, searchable, and its actions are audit-logged."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import ApiToken, AuditLog, User
+from accounts.services import api_token_create, audit_log_record
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "accounts/user",
+    "accounts/workspace",
+    "accounts/membership",
+    "accounts/invitation",
+    "accounts/apitoken",
+    "accounts/auditlog",
+    "django_celery_beat/periodictask",
+]
+
+
+@pytest.fixture
+def staff_client(db) -> Client:
+    staff = User.objects.create_user(email="support@ops.test", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    client.staff = staff
+    return client
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+def test_staff_open_every_console_list_with_search(staff_client, owner, teammate, changelist):
+    response = staff_client.get(f"/admin/{changelist}/", {"q": "acme"})
+    assert response.status_code == 200
+
+
+def test_the_console_is_branded_and_shows_the_heartbeat(staff_client):
+    body = staff_client.get("/admin/").content.decode()
+    assert "TrustGate operations" in body
+    assert "Periodic schedule" in body
+
+
+def test_customers_are_kept_out_of_the_console(owner_client):
+    assert owner_client.get("/admin/").status_code == 302
+    response = owner_client.get("/admin/login/")
+    assert response.status_code == 403
+    assert "Staff only" in response.content.decode()
+    assert owner_client.get("/admin/accounts/user/").status_code == 302
+
+
+def test_anonymous_visitors_get_the_allauth_login_form(client):
+    response = client.get("/admin/login/")
+    assert response.status_code == 200
+    assert 'action="/accounts/login/"' in response.content.decode()
+
+
+def test_workspace_search_finds_by_member_email(staff_client, owner, stranger):
+    body = staff_client.get("/admin/accounts/workspace/", {"q": "owner@acme"}).content.decode()
+    assert owner.workspace.public_id in body
+    assert stranger.workspace.public_id not in body
+
+
+def test_deactivating_users_from_the_console_is_audit_logged(staff_client, teammate):
+    response = staff_client.post(
+        "/admin/accounts/user/",
+        {"action": "deactivate", "_selected_action": [teammate.user.pk]},
+    )
+    assert response.status_code == 302
+    teammate.user.refresh_from_db()
+    assert not teammate.user.is_active
+    log = AuditLog.objects.get(action="user.deactivate")
+    assert log.actor == staff_client.staff
+
+
+def test_revoking_tokens_from_the_console_is_audit_logged(staff_client, owner):
+    token = api_token_create(user=owner.user, workspace=owner.workspace, name="leaked").obj
+    staff_client.post(
+        "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+    log = AuditLog.objects.get(action="api_token.revoke")
+    assert (log.actor, log.reason) == (staff_client.staff, "staff action")
+
+
+def test_the_audit_log_is_read_only_in_the_console(staff_client, owner):
+    log = audit_log_record(action="workspace.rename", actor=owner.user, workspace=owner.workspace)
+    assert staff_client.get(f"/admin/accounts/auditlog/{log.pk}/delete/").status_code == 403
+    response = staff_client.post(f"/admin/accounts/auditlog/{log.pk}/change/", {"action": "x"})
+    assert response.status_code == 403
+    assert AuditLog.objects.get(pk=log.pk).action != "x"
