@@ -19,13 +19,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# `make run` is the embedded profile, whatever the shell has set for the services profile.
+EMBEDDED := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL -u CELERY_TASK_ALWAYS_EAGER -u EMBEDDED_SCHEDULER
+
 run: $(VENV)/.installed
-	@$(PY) manage.py migrate --noinput -v0
-	@$(PY) manage.py seed_demo
+	@$(EMBEDDED) $(PY) manage.py migrate --noinput -v0
+	@$(EMBEDDED) $(PY) manage.py seed_demo
 	@echo ""
 	@echo "TrustGate is starting on http://$(HOST):$(PORT)/  (operations console: http://$(HOST):$(PORT)/admin/)"
 	@echo "Embedded profile: SQLite in var/, tasks and the periodic schedule run in this process."
-	@exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT)
+	@exec $(EMBEDDED) $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 test: $(VENV)/.installed-dev
 	@$(PY) scripts/testrun.py

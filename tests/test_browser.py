@@ -2,12 +2,21 @@
 
 import os
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
+from accounts.services import workspace_notify
 from tests.accounts.test_signup import CONFIRM_LINK
+from tests.conftest import free_port
+from tests.test_profiles import ROOT, wait_for_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -85,21 +94,15 @@ def test_a_visitor_signs_up_verifies_logs_in_and_sees_the_dashboard(
     page.screenshot(path=str(ARTIFACTS / "signup-dashboard.png"), full_page=True)
 
 
-def test_settings_sections_update_in_place_with_htmx(live_server, page, owner):
-    from django.conf import settings as django_settings
-    from django.test import Client
-
+def log_in(page, membership, base_url: str) -> None:
     client = Client()
-    client.force_login(owner.user)
-    page.context.add_cookies(
-        [
-            {
-                "name": django_settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
+    client.force_login(membership.user)
+    name = settings.SESSION_COOKIE_NAME
+    page.context.add_cookies([{"name": name, "value": client.cookies[name].value, "url": base_url}])
+
+
+def test_settings_sections_update_in_place_with_htmx(live_server, page, owner):
+    log_in(page, owner, live_server.url)
     page.goto(f"{live_server.url}/w/{owner.workspace.public_id}/settings/")
     htmx_src = page.locator("script[src*='htmx']").first.get_attribute("src")
     assert htmx_src.startswith("/static/")  # vendored, no CDN
@@ -118,3 +121,55 @@ def test_settings_sections_update_in_place_with_htmx(live_server, page, owner):
     expect(tokens.get_by_text("No active tokens.")).to_be_visible()
     assert page.evaluate("window.__notReloaded") is True
     page.screenshot(path=str(ARTIFACTS / "settings-tokens.png"), full_page=True)
+
+
+@pytest.fixture
+def asgi_server():
+    """The real ASGI server (uvicorn) on the test database, with the Redis channel layer."""
+    url = "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_dashboard_hears_workspace_notify_live_without_reload(asgi_server, page, owner):
+    log_in(page, owner, asgi_server)
+    page.goto(f"{asgi_server}/w/{owner.workspace.public_id}/")
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    page.evaluate("window.__notReloaded = true")
+
+    def notify() -> None:
+        try:
+            with transaction.atomic():
+                workspace_notify(
+                    workspace=owner.workspace, event="notice", payload={"text": "Score is now 81"}
+                )
+        finally:
+            connection.close()
+
+    # A thread of its own, as in a worker: Playwright's sync API holds an event loop here.
+    pusher = threading.Thread(target=notify)
+    pusher.start()
+    pusher.join()
+    expect(page.locator("#live-feed")).to_contain_text("Score is now 81")
+    assert page.evaluate("window.__notReloaded") is True
