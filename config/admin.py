@@ -1,5 +1,6 @@
 """The operations console: a branded admin site whose login is allauth's (so MFA covers staff)."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.core.cache import cache
@@ -8,18 +9,31 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 
+def staff_mfa_satisfied(user) -> bool:
+    """Staff must have two-factor enrolled before using the console (STAFF_MFA_REQUIRED)."""
+    if not settings.STAFF_MFA_REQUIRED:
+        return True
+    from allauth.mfa.utils import is_mfa_enabled
+
+    return is_mfa_enabled(user)
+
+
 class OpsAdminSite(admin.AdminSite):
     site_header = "TrustGate operations"
     site_title = "TrustGate operations"
     index_title = "Operations console"
 
+    def has_permission(self, request: HttpRequest) -> bool:
+        return super().has_permission(request) and staff_mfa_satisfied(request.user)
+
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         from allauth.account.views import LoginView
 
         if request.user.is_authenticated:
-            if request.user.is_active and request.user.is_staff:
+            if self.has_permission(request):
                 return redirect(request.GET.get("next") or reverse("admin:index"))
-            return render(request, "admin/not_staff.html", status=403)
+            needs_mfa = request.user.is_active and request.user.is_staff
+            return render(request, "admin/not_staff.html", {"needs_mfa": needs_mfa}, status=403)
         if request.method == "GET" and "next" not in request.GET:
             query = request.GET.copy()
             query["next"] = reverse("admin:index")

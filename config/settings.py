@@ -284,3 +284,5 @@ LOGGING = {
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=20)
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
+# Staff must enrol TOTP before the operations console opens (off in debug for the demo).
+STAFF_MFA_REQUIRED = env.bool("STAFF_MFA_REQUIRED", default=not DEBUG)

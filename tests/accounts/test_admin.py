@@ -88,3 +88,25 @@ def test_the_audit_log_is_read_only_in_the_console(staff_client, owner):
     response = staff_client.post(f"/admin/accounts/auditlog/{log.pk}/change/", {"action": "x"})
     assert response.status_code == 403
     assert AuditLog.objects.get(pk=log.pk).action != "x"
+
+
+def test_staff_without_two_factor_are_sent_to_enrol_when_it_is_required(settings, password):
+    from tests.accounts.test_signup import totp_activation_page, totp_now
+
+    settings.STAFF_MFA_REQUIRED = True
+    staff = User.objects.create_user(email="new-support@ops.test", is_staff=True)
+    staff.set_password(password)
+    staff.save()
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.create(user=staff, email=staff.email, verified=True, primary=True)
+    client = Client()
+    client.post("/accounts/login/", {"login": staff.email, "password": password})
+    assert client.get("/admin/").status_code == 302
+    response = client.get("/admin/login/")
+    assert response.status_code == 403
+    assert "Two-factor required" in response.content.decode()
+
+    secret = totp_activation_page(client, password).context["form"].secret
+    client.post("/accounts/2fa/totp/activate/", {"code": totp_now(secret)})
+    assert client.get("/admin/").status_code == 200

@@ -193,3 +193,33 @@ def test_settings_page_queries_do_not_grow_with_members(
         api_token_create(user=owner.user, workspace=owner.workspace, name=f"t{n}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         owner_client.get(url)
+
+
+@pytest.mark.parametrize(
+    "path", ["/accounts/email/", "/accounts/2fa/", "/accounts/password/change/"]
+)
+def test_account_pages_render_inside_the_app_layout(owner, owner_client, path):
+    body = owner_client.get(path).content.decode()
+    assert 'class="sidenav"' in body
+    assert owner.workspace.name in body
+
+
+def test_a_user_without_a_workspace_is_offered_their_invitations(owner, user_factory, client):
+    invitation_create(workspace=owner.workspace, inviter=owner.user, email="solo@acme.test")
+    solo = user_factory(email="solo@acme.test")
+    client.force_login(solo)
+    response = client.get("/app/")
+    assert response.status_code == 200
+    invitation = response.context["invitations"].get()
+    assert invitation.workspace == owner.workspace
+    response = client.post(f"/invitations/accept/{invitation.pk}/")
+    assert response["Location"] == f"/w/{owner.workspace.public_id}/"
+    assert client.get("/app/")["Location"] == f"/w/{owner.workspace.public_id}/"
+
+
+def test_nobody_else_can_accept_an_invitation_from_the_list(owner, stranger, stranger_client):
+    invitation = invitation_create(
+        workspace=owner.workspace, inviter=owner.user, email="solo@acme.test"
+    ).obj
+    assert stranger_client.post(f"/invitations/accept/{invitation.pk}/").status_code == 404
+    assert not Membership.objects.filter(workspace=owner.workspace, user=stranger.user).exists()
