@@ -37,19 +37,19 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.action(description="Deactivate selected users (audit-logged)")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        for user in queryset:
-            services.user_set_active(
-                user=user, actor=request.user, active=False, reason="staff action"
-            )
-        self.message_user(request, f"{queryset.count()} user(s) deactivated.", messages.SUCCESS)
+        self._set_active(request, queryset, active=False)
 
     @admin.action(description="Reactivate selected users (audit-logged)")
     def reactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._set_active(request, queryset, active=True)
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet[User], *, active: bool) -> None:
         for user in queryset:
             services.user_set_active(
-                user=user, actor=request.user, active=True, reason="staff action"
+                user=user, actor=request.user, active=active, reason="staff action"
             )
-        self.message_user(request, f"{queryset.count()} user(s) reactivated.", messages.SUCCESS)
+        verb = "reactivated" if active else "deactivated"
+        self.message_user(request, f"{queryset.count()} user(s) {verb}.", messages.SUCCESS)
 
 
 @admin.register(Workspace)

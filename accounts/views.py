@@ -1,5 +1,7 @@
 """HTML pages for the workspace: dashboard, settings, members, invitations and API tokens."""
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -123,6 +125,17 @@ def _back_to_settings(request: HttpRequest) -> HttpResponse:
     return redirect("workspace_settings", request.workspace.public_id)
 
 
+def _apply(request: HttpRequest, call: Callable[[], object], success: str) -> bool:
+    """Run a service call; flash its refusal or `success`. True when it went through."""
+    try:
+        call()
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return False
+    messages.success(request, success)
+    return True
+
+
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
 def workspace_rename(request: HttpRequest) -> HttpResponse:
@@ -161,12 +174,11 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=invitation_id, workspace=request.workspace)
-    try:
-        services.invitation_revoke(invitation=invitation, actor=request.user)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"Invitation to {invitation.email} revoked.")
+    _apply(
+        request,
+        lambda: services.invitation_revoke(invitation=invitation, actor=request.user),
+        f"Invitation to {invitation.email} revoked.",
+    )
     return _back_to_settings(request)
 
 
@@ -180,16 +192,14 @@ def membership_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a valid role.")
         return _back_to_settings(request)
-    try:
-        services.membership_role_change(
-            membership=membership, actor=request.user, role=form.cleaned_data["role"]
-        )
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(
-            request, f"{membership.user.email} is now {membership.get_role_display()}."
-        )
+    role = form.cleaned_data["role"]
+    _apply(
+        request,
+        lambda: services.membership_role_change(
+            membership=membership, actor=request.user, role=role
+        ),
+        f"{membership.user.email} is now {Role(role).label}.",
+    )
     return _back_to_settings(request)
 
 
@@ -200,16 +210,14 @@ def membership_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
         selectors.membership_list(workspace=request.workspace), pk=membership_id
     )
     leaving = membership.user_id == request.user.pk
-    try:
-        services.membership_remove(membership=membership, actor=request.user)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return _back_to_settings(request)
-    if leaving:
-        messages.success(request, f"You left {request.workspace.name}.")
-        return redirect("app_home")
-    messages.success(request, f"{membership.user.email} was removed.")
-    return _back_to_settings(request)
+    done = _apply(
+        request,
+        lambda: services.membership_remove(membership=membership, actor=request.user),
+        f"You left {request.workspace.name}."
+        if leaving
+        else f"{membership.user.email} was removed.",
+    )
+    return redirect("app_home") if done and leaving else _back_to_settings(request)
 
 
 @workspace_view()
@@ -238,10 +246,9 @@ def api_token_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=token_id, workspace=request.workspace)
-    try:
-        services.api_token_revoke(token=token, actor=request.user)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"Token “{token.name}” revoked.")
+    _apply(
+        request,
+        lambda: services.api_token_revoke(token=token, actor=request.user),
+        f"Token “{token.name}” revoked.",
+    )
     return _back_to_settings(request)

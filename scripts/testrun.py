@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -210,6 +211,19 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def service_url(variable: str, default: str, start: Callable[[], str]) -> str:
+    """The URL from the environment (which must answer), else the local default, else a
+    throwaway server (also with TESTRUN_THROWAWAY=1, to exercise that path)."""
+    url = os.environ.get(variable)
+    if url:
+        if not reachable(url):
+            stop(f"{variable} is set but {urlsplit(url).netloc} does not answer.")
+        return url
+    if os.environ.get("TESTRUN_THROWAWAY") == "1" or not reachable(default):
+        return start()
+    return default
+
+
 def run(cmd: list[str], env: dict) -> int:
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
@@ -217,25 +231,11 @@ def run(cmd: list[str], env: dict) -> int:
 def main() -> int:
     bench = "--bench" in sys.argv
     args = [arg for arg in sys.argv[1:] if arg != "--bench"]
-    # TESTRUN_THROWAWAY=1 skips the local servers (to exercise the throwaway path).
-    throwaway = os.environ.get("TESTRUN_THROWAWAY") == "1"
     ensure_packages()
     services = Throwaway()
     try:
-        database_url = os.environ.get("DATABASE_URL")
-        if not database_url:
-            database_url = DEFAULT_DATABASE_URL
-            if throwaway or not reachable(database_url):
-                database_url = services.postgres()
-        elif not reachable(database_url):
-            stop(f"DATABASE_URL is set but {urlsplit(database_url).netloc} does not answer.")
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis_url = DEFAULT_REDIS_URL
-            if throwaway or not reachable(redis_url):
-                redis_url = services.redis()
-        elif not reachable(redis_url):
-            stop(f"REDIS_URL is set but {urlsplit(redis_url).netloc} does not answer.")
+        database_url = service_url("DATABASE_URL", DEFAULT_DATABASE_URL, services.postgres)
+        redis_url = service_url("REDIS_URL", DEFAULT_REDIS_URL, services.redis)
         ensure_database(database_url)
         env = {
             **os.environ,
