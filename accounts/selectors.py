@@ -1,12 +1,18 @@
 """Reads for accounts: every query a customer can trigger is scoped to their memberships."""
 
-from django.db.models import Count, QuerySet
+from django.db.models import F, QuerySet
 
 from accounts.models import ApiToken, AuditLog, Invitation, Membership, User, Workspace
+from accounts.services import secret_hash
 
 
 def workspace_list(*, user: User) -> QuerySet[Workspace]:
-    return Workspace.objects.filter(memberships__user=user).order_by("name", "id")
+    """The user's workspaces, each annotated with the user's `role` in it."""
+    return (
+        Workspace.objects.filter(memberships__user=user)
+        .annotate(role=F("memberships__role"))
+        .order_by("name", "id")
+    )
 
 
 def membership_list_for_user(*, user: User) -> QuerySet[Membership]:
@@ -47,8 +53,12 @@ def audit_log_list(*, workspace: Workspace, limit: int = 50) -> QuerySet[AuditLo
     return workspace.audit_logs.select_related("actor")[:limit]
 
 
-def workspace_member_counts() -> QuerySet[Workspace]:
-    return Workspace.objects.annotate(member_count=Count("memberships"))
+def invitation_get_by_token(token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("workspace", "invited_by")
+        .filter(token_hash=secret_hash(token))
+        .first()
+    )
 
 
 def invitation_list_for_user(*, user: User) -> QuerySet[Invitation]:

@@ -264,14 +264,6 @@ def invitation_create(
     return IssuedSecret(obj=invitation, secret=token)
 
 
-def invitation_by_token(token: str) -> Invitation | None:
-    return (
-        Invitation.objects.select_related("workspace", "invited_by")
-        .filter(token_hash=secret_hash(token))
-        .first()
-    )
-
-
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the workspace of an open invitation addressed to the user's email."""

@@ -49,7 +49,7 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
 
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
-    invitation = services.invitation_by_token(token)
+    invitation = selectors.invitation_get_by_token(token)
     if invitation is None:
         raise Http404("No such invitation.")
     if request.method == "POST" and request.user.is_authenticated:

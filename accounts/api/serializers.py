@@ -1,18 +1,17 @@
 from rest_framework import serializers
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import Membership, Role, User, Workspace
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    role = serializers.SerializerMethodField(help_text="Your role in this workspace.")
+    role = serializers.ChoiceField(
+        choices=Role.choices, read_only=True, help_text="Your role in this workspace."
+    )
 
     class Meta:
         model = Workspace
         fields = ["public_id", "name", "leaderboard_handle", "role", "created_at"]
         read_only_fields = ["public_id", "leaderboard_handle", "role", "created_at"]
-
-    def get_role(self, workspace: Workspace) -> str:
-        return self.context["roles"][workspace.pk]
 
 
 class WorkspaceUpdateSerializer(serializers.Serializer):

@@ -49,16 +49,10 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_field = "public_id"
 
     def get_queryset(self):
-        memberships = api_memberships(self.request)
-        self.roles = {m.workspace_id: m.role for m in memberships}
-        return selectors.workspace_list(user=self.request.user).filter(pk__in=self.roles.keys())
-
-    def get_serializer_context(self) -> dict:
-        context = super().get_serializer_context()
-        if not hasattr(self, "roles"):
-            self.get_queryset()
-        context["roles"] = self.roles
-        return context
+        workspaces = selectors.workspace_list(user=self.request.user)
+        if isinstance(self.request.auth, ApiToken):
+            workspaces = workspaces.filter(pk=self.request.auth.workspace_id)
+        return workspaces
 
     @extend_schema(request=WorkspaceUpdateSerializer, responses=WorkspaceSerializer)
     def partial_update(self, request: Request, public_id: str) -> Response:
@@ -68,10 +62,10 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             raise PermissionDenied("Only owners and admins can rename the workspace.")
         data = WorkspaceUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace = services.workspace_rename(
+        services.workspace_rename(
             workspace=membership.workspace, actor=request.user, name=data.validated_data["name"]
         )
-        return Response(self.get_serializer(workspace).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(responses=MemberSerializer(many=True))
     @action(detail=True, methods=["get"])
