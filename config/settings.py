@@ -140,6 +140,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # in the services profile; the in-process runner executes it in the embedded profile.
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "accounts.tasks.heartbeat", "schedule": 60.0},
+    "domains-tick": {"task": "sending.tasks.domains_tick", "schedule": 300.0},
     "invitation-expiry": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": crontab(minute=7),
@@ -286,3 +287,21 @@ API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=20)
 SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
 # Staff must enrol TOTP before the operations console opens (off in debug for the demo).
 STAFF_MFA_REQUIRED = env.bool("STAFF_MFA_REQUIRED", default=not DEBUG)
+
+# --- Sending domains and mailboxes ---------------------------------------------------------------
+# Resolvers for DNS checks, "host:port" each; the system's resolvers when empty.
+DNS_NAMESERVERS = env.list("DNS_NAMESERVERS", default=[])
+DNS_TIMEOUT_SECONDS = env.float("DNS_TIMEOUT_SECONDS", default=3.0)
+PLATFORM_SPF_INCLUDE = env.str("PLATFORM_SPF_INCLUDE", default="_spf.trustgate.email")
+PLATFORM_DMARC_RUA = env.str("PLATFORM_DMARC_RUA", default="dmarc-reports@trustgate.email")
+PLATFORM_OWNERSHIP_PREFIX = env.str("PLATFORM_OWNERSHIP_PREFIX", default="_trustgate")
+PLATFORM_TRACKING_HOST = env.str("PLATFORM_TRACKING_HOST", default="track.trustgate.email")
+PLATFORM_INBOUND_MX = env.str("PLATFORM_INBOUND_MX", default="mx.trustgate.email")
+DOMAIN_CLAIM_TTL_DAYS = env.int("DOMAIN_CLAIM_TTL_DAYS", default=7)
+DKIM_RETIRE_AFTER_DAYS = env.int("DKIM_RETIRE_AFTER_DAYS", default=7)
+MAILBOX_CONNECT_TIMEOUT_SECONDS = env.float("MAILBOX_CONNECT_TIMEOUT_SECONDS", default=10.0)
+# Extra CA bundle for customers' mail servers with private CAs (added to the system CAs).
+MAILBOX_TLS_CA_FILE = env.str("MAILBOX_TLS_CA_FILE", default="")
+# Test connections to private, loopback or link-local addresses are refused (SSRF) unless set.
+MAILBOX_ALLOW_PRIVATE_HOSTS = env.bool("MAILBOX_ALLOW_PRIVATE_HOSTS", default=False)
+MAILBOX_DAILY_LIMIT_MAX = env.int("MAILBOX_DAILY_LIMIT_MAX", default=500)

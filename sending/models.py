@@ -1,0 +1,176 @@
+import secrets
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Workspace, public_id_new
+from sending.domain_names import domain_name_display
+
+
+def domain_public_id_new() -> str:
+    return public_id_new("dom_")
+
+
+def ownership_token_new() -> str:
+    return secrets.token_hex(16)
+
+
+class DomainStatus(models.TextChoices):
+    PENDING_DNS = "pending_dns", "Waiting for DNS"
+    VERIFIED = "verified", "Verified"
+    COOLDOWN = "cooldown", "Cool-down"
+    QUARANTINED = "quarantined", "Quarantined"
+    RETIRED = "retired", "Retired"
+
+
+class Provider(models.TextChoices):
+    GOOGLE = "google", "Google Workspace"
+    MICROSOFT = "microsoft", "Microsoft 365"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class SendingDomain(models.Model):
+    """A customer's sending domain; its public id is the tenant id the MTA sees."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="sending_domains"
+    )
+    name = models.CharField(max_length=253, help_text="Lower-case ASCII (punycode) form.")
+    public_id = models.CharField(max_length=32, unique=True, default=domain_public_id_new)
+    status = models.CharField(
+        max_length=16, choices=DomainStatus.choices, default=DomainStatus.PENDING_DNS
+    )
+    status_reason = models.TextField(blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+    ownership_token = models.CharField(max_length=64, default=ownership_token_new)
+    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.UNKNOWN)
+    dns_results = models.JSONField(default=list, blank=True)
+    dns_checked_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "name",
+                condition=~Q(status="retired"),
+                name="sending_domain_claimed_once",
+                violation_error_message="This domain is already claimed by a workspace.",
+            )
+        ]
+        indexes = [models.Index(fields=["next_check_at"])]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        return domain_name_display(self.name)
+
+    @property
+    def can_send(self) -> bool:
+        return self.status == DomainStatus.VERIFIED
+
+
+class DkimKeyState(models.TextChoices):
+    PENDING = "pending", "Published, waiting for DNS"
+    ACTIVE = "active", "Signing"
+    RETIRING = "retiring", "Replaced, still published"
+    RETIRED = "retired", "Retired"
+
+
+class DkimKey(models.Model):
+    """A DKIM key pair; the private key is encrypted at rest and wiped once retired."""
+
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="dkim_keys")
+    selector = models.CharField(max_length=63)
+    public_key = models.TextField()
+    private_key_encrypted = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=DkimKeyState.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retire_after = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="dkim_selector_unique"),
+            models.UniqueConstraint(
+                fields=["domain"], condition=Q(state="active"), name="dkim_one_active_key"
+            ),
+            models.UniqueConstraint(
+                fields=["domain"], condition=Q(state="pending"), name="dkim_one_pending_key"
+            ),
+        ]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain.name} ({self.state})"
+
+
+class ConnectionType(models.TextChoices):
+    PLATFORM = "platform", "Platform (sent through our MTA)"
+    EXTERNAL = "external", "External (your own SMTP and IMAP server)"
+
+
+class TlsMode(models.TextChoices):
+    SSL = "ssl", "SSL/TLS (implicit)"
+    STARTTLS = "starttls", "STARTTLS"
+    NONE = "none", "None (plain text)"
+
+
+class MailboxStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    COOLDOWN = "cooldown", "Cool-down"
+
+
+class Mailbox(models.Model):
+    """One sending address on a verified domain; external credentials are encrypted."""
+
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="mailboxes")
+    local_part = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=120, blank=True)
+    connection = models.CharField(max_length=16, choices=ConnectionType.choices)
+    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.UNKNOWN)
+    smtp_host = models.CharField(max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField(null=True, blank=True)
+    smtp_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
+    smtp_username = models.CharField(max_length=254, blank=True)
+    smtp_password_encrypted = models.TextField(blank=True)
+    imap_host = models.CharField(max_length=253, blank=True)
+    imap_port = models.PositiveIntegerField(null=True, blank=True)
+    imap_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
+    imap_username = models.CharField(max_length=254, blank=True)
+    imap_password_encrypted = models.TextField(blank=True)
+    daily_limit = models.PositiveIntegerField(default=40)
+    status = models.CharField(
+        max_length=16, choices=MailboxStatus.choices, default=MailboxStatus.ACTIVE
+    )
+    status_reason = models.TextField(blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+    warmup_enabled = models.BooleanField(default=True)
+    connection_checked_at = models.DateTimeField(null=True, blank=True)
+    connection_ok = models.BooleanField(null=True)
+    connection_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="mailbox_unique_address")
+        ]
+        ordering = ["domain__name", "local_part"]
+        verbose_name_plural = "mailboxes"
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"

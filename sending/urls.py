@@ -4,6 +4,15 @@ from sending import views
 
 workspace_urlpatterns = [
     path("domains/", views.domains, name="domains"),
+    path("domains/<str:domain_id>/", views.domain_detail, name="domain_detail"),
+    path("domains/<str:domain_id>/check/", views.domain_check, name="domain_check"),
+    path(
+        "domains/<str:domain_id>/rotate-dkim/", views.domain_rotate_dkim, name="domain_rotate_dkim"
+    ),
+    path("domains/<str:domain_id>/remove/", views.domain_remove, name="domain_remove"),
     path("mailboxes/", views.mailboxes, name="mailboxes"),
+    path("mailboxes/<int:mailbox_id>/", views.mailbox_detail, name="mailbox_detail"),
+    path("mailboxes/<int:mailbox_id>/test/", views.mailbox_test, name="mailbox_test"),
+    path("mailboxes/<int:mailbox_id>/status/", views.mailbox_status, name="mailbox_status"),
     path("campaigns/", views.campaigns, name="campaigns"),
 ]

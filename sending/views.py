@@ -1,17 +1,237 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Pages for sending domains, mailboxes and campaigns; every view is scoped to one workspace."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
+from accounts.models import Role
+from config.errors import ApplicationError
+from sending import selectors, services
+from sending.forms import DomainForm, MailboxForm, MailboxSettingsForm
+from sending.models import SendingDomain
+
+
+def _form_errors(form, error: ApplicationError) -> None:
+    """Put a service's refusal on the form: per field where it says which, else on top."""
+    placed = False
+    for field, problems in error.fields.items():
+        if field in form.fields:
+            for problem in problems:
+                form.add_error(field, problem)
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)
+
+
+def _domain_or_404(request: HttpRequest, public_id: str) -> SendingDomain:
+    domain = selectors.domain_get(workspace=request.workspace, public_id=public_id)
+    if domain is None:
+        raise Http404("No such domain.")
+    return domain
+
+
+def _can_manage(request: HttpRequest) -> bool:
+    return request.membership.has_role(Role.ADMIN)
 
 
 @workspace_view()
 def domains(request: HttpRequest) -> HttpResponse:
-    return render(request, "sending/domains.html")
+    form = DomainForm(request.POST or None)
+    if request.method == "POST":
+        if not _can_manage(request):
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                domain = services.domain_create(
+                    workspace=request.workspace, actor=request.user, name=form.cleaned_data["name"]
+                )
+            except ApplicationError as error:
+                _form_errors(form, error)
+            else:
+                messages.success(request, f"{domain.name} added. Publish the records below.")
+                return redirect("domain_detail", request.workspace.public_id, domain.public_id)
+    return render(
+        request,
+        "sending/domains.html",
+        {
+            "form": form,
+            "domains": selectors.domain_list(workspace=request.workspace),
+            "can_manage": _can_manage(request),
+        },
+    )
+
+
+def _domain_context(request: HttpRequest, domain: SendingDomain) -> dict:
+    results = {(r["kind"], r.get("selector", "")): r for r in domain.dns_results}
+    rows = [
+        {"record": record, "result": results.get((record.kind, record.selector))}
+        for record in services.domain_records(domain)
+    ]
+    return {
+        "domain": domain,
+        "rows": rows,
+        "keys": list(domain.dkim_keys.all()),
+        "can_manage": _can_manage(request),
+    }
+
+
+@workspace_view()
+def domain_detail(request: HttpRequest, domain_id: str) -> HttpResponse:
+    domain = _domain_or_404(request, domain_id)
+    return render(request, "sending/domain_detail.html", _domain_context(request, domain))
+
+
+@workspace_view()
+@require_POST
+def domain_check(request: HttpRequest, domain_id: str) -> HttpResponse:
+    """Check the records now; HTMX swaps the record table, a plain POST reloads the page."""
+    domain = _domain_or_404(request, domain_id)
+    try:
+        verification = services.domain_verify(domain=domain, actor=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("domains", request.workspace.public_id)
+    domain = _domain_or_404(request, domain_id)
+    if verification.verified:
+        messages.success(request, f"{domain.name} is verified and can send.")
+    template = (
+        "sending/partials/domain_records.html" if request.htmx else "sending/domain_detail.html"
+    )
+    return render(request, template, _domain_context(request, domain))
+
+
+@workspace_view(min_role=Role.ADMIN)
+@require_POST
+def domain_rotate_dkim(request: HttpRequest, domain_id: str) -> HttpResponse:
+    domain = _domain_or_404(request, domain_id)
+    try:
+        key = services.dkim_rotation_start(domain=domain, actor=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"New DKIM key {key.selector} created. Publish its record beside the current one; "
+            "we switch to it once it checks out.",
+        )
+    return redirect("domain_detail", request.workspace.public_id, domain.public_id)
+
+
+@workspace_view(min_role=Role.ADMIN)
+@require_POST
+def domain_remove(request: HttpRequest, domain_id: str) -> HttpResponse:
+    domain = _domain_or_404(request, domain_id)
+    services.domain_retire(domain=domain, actor=request.user)
+    messages.success(request, f"{domain.name} was removed; its mailboxes stopped sending.")
+    return redirect("domains", request.workspace.public_id)
+
+
+def _mailbox_or_404(request: HttpRequest, mailbox_id: int):
+    mailbox = selectors.mailbox_get(workspace=request.workspace, pk=mailbox_id)
+    if mailbox is None:
+        raise Http404("No such mailbox.")
+    return mailbox
 
 
 @workspace_view()
 def mailboxes(request: HttpRequest) -> HttpResponse:
-    return render(request, "sending/mailboxes.html")
+    verified = list(selectors.domain_list_verified(workspace=request.workspace))
+    form = MailboxForm(request.POST or None, domains=verified)
+    if request.method == "POST":
+        if not _can_manage(request):
+            raise PermissionDenied
+        if form.is_valid():
+            domain = next(d for d in verified if d.public_id == form.cleaned_data["domain"])
+            try:
+                mailbox = services.mailbox_create(
+                    domain=domain, actor=request.user, data=form.cleaned_data
+                )
+            except ApplicationError as error:
+                _form_errors(form, error)
+            else:
+                messages.success(request, f"{mailbox.address} added.")
+                return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
+    return render(
+        request,
+        "sending/mailboxes.html",
+        {
+            "form": form,
+            "mailboxes": selectors.mailbox_list(workspace=request.workspace),
+            "verified_domains": verified,
+            "can_manage": _can_manage(request),
+        },
+    )
+
+
+@workspace_view()
+def mailbox_detail(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    mailbox = _mailbox_or_404(request, mailbox_id)
+    initial = {
+        "display_name": mailbox.display_name,
+        "daily_limit": mailbox.daily_limit,
+        "warmup_enabled": mailbox.warmup_enabled,
+    }
+    form = MailboxSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if not _can_manage(request):
+            raise PermissionDenied
+        if form.is_valid():
+            data = {k: v for k, v in form.cleaned_data.items() if v not in ("", None)}
+            data["warmup_enabled"] = form.cleaned_data["warmup_enabled"]
+            try:
+                services.mailbox_update(mailbox=mailbox, actor=request.user, data=data)
+            except ApplicationError as error:
+                _form_errors(form, error)
+            else:
+                messages.success(request, "Mailbox saved.")
+                return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
+    return render(
+        request,
+        "sending/mailbox_detail.html",
+        {"mailbox": mailbox, "form": form, "can_manage": _can_manage(request)},
+    )
+
+
+@workspace_view(min_role=Role.ADMIN)
+@require_POST
+def mailbox_test(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    mailbox = _mailbox_or_404(request, mailbox_id)
+    try:
+        results = services.mailbox_test_connection(mailbox=mailbox)
+    except ApplicationError as error:
+        results, error_message = [], error.message
+    else:
+        error_message = ""
+    mailbox.refresh_from_db()
+    return render(
+        request,
+        "sending/partials/connection_results.html",
+        {"mailbox": mailbox, "results": results, "error_message": error_message},
+    )
+
+
+@workspace_view(min_role=Role.ADMIN)
+@require_POST
+def mailbox_status(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    mailbox = _mailbox_or_404(request, mailbox_id)
+    action = request.POST.get("action")
+    try:
+        if action == "pause":
+            services.mailbox_pause(mailbox=mailbox, actor=request.user, reason="Paused by you.")
+        elif action == "resume":
+            services.mailbox_resume(mailbox=mailbox, actor=request.user, reason="Resumed by you.")
+        elif action == "delete":
+            services.mailbox_delete(mailbox=mailbox, actor=request.user)
+            messages.success(request, f"{mailbox.address} deleted.")
+            return redirect("mailboxes", request.workspace.public_id)
+        else:
+            raise ApplicationError("Unknown action.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
 
 
 @workspace_view()

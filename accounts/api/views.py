@@ -2,7 +2,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -74,3 +74,19 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         membership = api_membership(request, public_id)
         page = self.paginate_queryset(selectors.membership_list(workspace=membership.workspace))
         return self.get_paginated_response(MemberSerializer(page, many=True).data)
+
+
+def api_membership_for_write(request: Request, requested: str | None) -> Membership:
+    """The workspace a create request targets: the token's one, or (for a browser session) the
+    `workspace` given, which may be left out by someone in a single workspace."""
+    if isinstance(request.auth, ApiToken):
+        membership = api_memberships(request).first()
+        if membership is None or (requested and requested != membership.workspace.public_id):
+            raise NotFound("This token is bound to another workspace.")
+        return membership
+    if requested:
+        return api_membership(request, requested)
+    memberships = list(api_memberships(request)[:2])
+    if len(memberships) != 1:
+        raise ValidationError({"workspace": ["Give the workspace's public id."]})
+    return memberships[0]

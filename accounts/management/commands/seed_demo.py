@@ -3,6 +3,7 @@
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Membership, Role, User, Workspace
 from accounts.services import workspace_create
@@ -13,6 +14,45 @@ WORKSPACES = [
     ("Acme Outreach", [("owner@acme.test", Role.OWNER), ("rep@acme.test", Role.MEMBER)]),
     ("Globex Growth", [("owner@globex.test", Role.OWNER), ("admin@globex.test", Role.ADMIN)]),
 ]
+# Demo sending domains (shown as verified; their DNS is not really published) and mailboxes.
+DOMAINS = {
+    "Acme Outreach": [
+        ("acme-outreach.com", "google", ["alex", "sam", "jordan"]),
+        ("acme-mail.io", "other", ["hello"]),
+    ],
+    "Globex Growth": [("globex-growth.com", "microsoft", ["sales", "team"])],
+}
+
+
+def _demo_domains(workspace: Workspace, owner: User) -> None:
+    from sending.models import DomainStatus, SendingDomain
+    from sending.services import VERIFIED_RECHECK, domain_create, mailbox_create
+
+    now = timezone.now()
+    for name, provider, locals_ in DOMAINS.get(workspace.name, []):
+        domain = SendingDomain.objects.filter(workspace=workspace, name=name).first()
+        if domain is None:
+            domain = domain_create(workspace=workspace, actor=owner, name=name)
+            SendingDomain.objects.filter(pk=domain.pk).update(
+                status=DomainStatus.VERIFIED,
+                status_reason="Demo data: DNS treated as verified.",
+                verified_at=now,
+                provider=provider,
+                next_check_at=now + VERIFIED_RECHECK,
+            )
+            domain.refresh_from_db()
+        for local_part in locals_:
+            if not domain.mailboxes.filter(local_part=local_part).exists():
+                mailbox_create(
+                    domain=domain,
+                    actor=owner,
+                    data={
+                        "connection": "platform",
+                        "local_part": local_part,
+                        "display_name": local_part.title(),
+                        "daily_limit": 40,
+                    },
+                )
 
 
 def _user(email: str, *, staff: bool = False) -> User:
@@ -45,6 +85,7 @@ class Command(BaseCommand):
                 Membership.objects.get_or_create(
                     workspace=workspace, user=_user(email), defaults={"role": role}
                 )
+            _demo_domains(workspace, owner)
             logins += [(email, f"{role} of {name}") for email, role in people]
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for email, what in logins:

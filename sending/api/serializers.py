@@ -1,0 +1,138 @@
+from rest_framework import serializers
+
+from sending.models import ConnectionType, Mailbox, SendingDomain, TlsMode
+
+
+class DomainSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id", read_only=True, help_text="Also the MTA tenant.")
+    workspace = serializers.CharField(source="workspace.public_id", read_only=True)
+    dkim_selector = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SendingDomain
+        fields = [
+            "id",
+            "workspace",
+            "name",
+            "display_name",
+            "status",
+            "status_reason",
+            "provider",
+            "dkim_selector",
+            "verified_at",
+            "dns_checked_at",
+            "cooldown_until",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_dkim_selector(self, domain: SendingDomain) -> str | None:
+        active = [k for k in domain.dkim_keys.all() if k.state == "active"]
+        return active[0].selector if active else None
+
+
+class DomainCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=300)
+    workspace = serializers.CharField(
+        required=False, help_text="Workspace public id (not needed with a token)."
+    )
+
+
+class DnsRecordSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    host = serializers.CharField()
+    type = serializers.CharField()
+    value = serializers.CharField()
+    required = serializers.BooleanField()
+    purpose = serializers.CharField()
+    selector = serializers.CharField(allow_blank=True)
+
+
+class CheckResultSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    host = serializers.CharField()
+    type = serializers.CharField()
+    expected = serializers.CharField()
+    required = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=["pass", "fail", "error", "warn", "info"])
+    code = serializers.CharField()
+    message = serializers.CharField()
+    found = serializers.ListField(child=serializers.CharField())
+    selector = serializers.CharField(allow_blank=True)
+
+
+class VerificationSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    verified = serializers.BooleanField()
+    results = CheckResultSerializer(many=True)
+
+
+class MailboxSerializer(serializers.ModelSerializer):
+    domain = serializers.CharField(source="domain.public_id", read_only=True)
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "id",
+            "address",
+            "domain",
+            "local_part",
+            "display_name",
+            "connection",
+            "provider",
+            "daily_limit",
+            "status",
+            "status_reason",
+            "cooldown_until",
+            "warmup_enabled",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_username",
+            "imap_host",
+            "imap_port",
+            "imap_security",
+            "imap_username",
+            "connection_ok",
+            "connection_checked_at",
+            "connection_error",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class MailboxWriteSerializer(serializers.Serializer):
+    """Passwords are write-only: they are never returned."""
+
+    domain = serializers.CharField(required=False, help_text="Sending domain id (create only).")
+    local_part = serializers.CharField(max_length=64, required=False)
+    connection = serializers.ChoiceField(choices=ConnectionType.choices, required=False)
+    display_name = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    daily_limit = serializers.IntegerField(required=False)
+    warmup_enabled = serializers.BooleanField(required=False)
+    smtp_host = serializers.CharField(max_length=253, required=False, allow_blank=True)
+    smtp_port = serializers.IntegerField(required=False, allow_null=True)
+    smtp_security = serializers.ChoiceField(
+        choices=TlsMode.choices, required=False, allow_blank=True
+    )
+    smtp_username = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    smtp_password = serializers.CharField(
+        max_length=1024, required=False, allow_blank=True, write_only=True
+    )
+    imap_host = serializers.CharField(max_length=253, required=False, allow_blank=True)
+    imap_port = serializers.IntegerField(required=False, allow_null=True)
+    imap_security = serializers.ChoiceField(
+        choices=TlsMode.choices, required=False, allow_blank=True
+    )
+    imap_username = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    imap_password = serializers.CharField(
+        max_length=1024, required=False, allow_blank=True, write_only=True
+    )
+
+
+class ConnectionResultSerializer(serializers.Serializer):
+    server = serializers.CharField()
+    ok = serializers.BooleanField()
+    reason = serializers.CharField()
+    message = serializers.CharField()
+    folders = serializers.ListField(child=serializers.CharField())

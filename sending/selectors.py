@@ -1,0 +1,47 @@
+"""Reads for sending domains and mailboxes, always scoped to one workspace."""
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from accounts.models import Workspace
+from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain
+
+
+def domain_list(*, workspace: Workspace) -> QuerySet[SendingDomain]:
+    return (
+        SendingDomain.objects.filter(workspace=workspace)
+        .exclude(status=DomainStatus.RETIRED)
+        .annotate(mailbox_count=Count("mailboxes"))
+        .order_by("name")
+    )
+
+
+def domain_get(*, workspace: Workspace, public_id: str) -> SendingDomain | None:
+    return (
+        SendingDomain.objects.filter(workspace=workspace, public_id=public_id)
+        .exclude(status=DomainStatus.RETIRED)
+        .select_related("workspace")
+        .prefetch_related(Prefetch("dkim_keys", queryset=DkimKey.objects.order_by("created_at")))
+        .first()
+    )
+
+
+def domain_list_verified(*, workspace: Workspace) -> QuerySet[SendingDomain]:
+    return domain_list(workspace=workspace).filter(status=DomainStatus.VERIFIED)
+
+
+def mailbox_list(*, workspace: Workspace) -> QuerySet[Mailbox]:
+    return (
+        Mailbox.objects.filter(domain__workspace=workspace)
+        .exclude(domain__status=DomainStatus.RETIRED)
+        .select_related("domain")
+        .order_by("domain__name", "local_part")
+    )
+
+
+def mailbox_get(*, workspace: Workspace, pk: int) -> Mailbox | None:
+    return mailbox_list(workspace=workspace).filter(pk=pk).first()
+
+
+def domain_status_counts(*, workspace: Workspace) -> dict[str, int]:
+    rows = domain_list(workspace=workspace).values("status").annotate(n=Count("id"))
+    return {row["status"]: row["n"] for row in rows}
