@@ -25,6 +25,8 @@ from accounts.models import Membership, Role
 from accounts.services import api_token_create
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
+pytest_plugins = ["tests.servers.dns", "tests.servers.mail"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_redis() -> Iterator[None]:

@@ -1,13 +1,9 @@
 """The loopback DNS server answers real dnspython clients the way real DNS does."""
 
-# The fixtures are imported until the main conftest lists the plugin in pytest_plugins; test
-# arguments named like an imported fixture are how pytest works, not redefinitions.
-# ruff: noqa: F811
-
 import pytest
 from dns import flags, message, query, rcode, rdatatype, resolver
 
-from tests.servers.dns import DnsServer, dns, dns_server  # noqa: F401
+from tests.servers.dns import DnsServer
 
 DKIM_KEY = "v=DKIM1; k=rsa; p=" + "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" * 9
 
