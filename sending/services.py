@@ -537,8 +537,9 @@ def _mailbox_fields(data: dict, *, connection: str, creating: bool) -> dict:
             errors["display_name"] = ["At most 120 characters."]
         fields["display_name"] = display
     if "daily_limit" in data or creating:
+        raw = data.get("daily_limit")
         try:
-            limit = int(data.get("daily_limit") or 40)
+            limit = 40 if raw in (None, "") else int(raw)
         except (TypeError, ValueError):
             limit = 0
         if not 1 <= limit <= settings.MAILBOX_DAILY_LIMIT_MAX:
