@@ -157,9 +157,21 @@ def test_schema_is_valid_openapi_3_and_documents_the_endpoints(client):
     schema = response.json()
     validate(schema)
     assert schema["openapi"].startswith("3.")
-    assert {"/api/v1/me/", "/api/v1/workspaces/", "/api/v1/workspaces/{public_id}/"} <= set(
-        schema["paths"]
-    )
+    assert {
+        "/api/v1/me/",
+        "/api/v1/workspaces/",
+        "/api/v1/workspaces/{public_id}/",
+        "/api/v1/domains/",
+        "/api/v1/domains/{id}/",
+        "/api/v1/domains/{id}/dns-records/",
+        "/api/v1/domains/{id}/verify/",
+        "/api/v1/mailboxes/",
+        "/api/v1/mailboxes/{id}/",
+        "/api/v1/mailboxes/{id}/test-connection/",
+    } <= set(schema["paths"])
+    write = schema["components"]["schemas"]["MailboxWriteRequest"]["properties"]
+    assert write["smtp_password"]["writeOnly"] is True
+    assert "smtp_password" not in schema["components"]["schemas"]["Mailbox"]["properties"]
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 

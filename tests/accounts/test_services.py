@@ -119,12 +119,23 @@ def test_secrets_are_encrypted_and_survive_key_rotation(settings):
 
 
 def test_seed_demo_is_idempotent(capsys):
+    def counts() -> tuple[int, ...]:
+        from sending.models import DkimKey, Mailbox, SendingDomain
+
+        models = (User, Workspace, Membership, SendingDomain, DkimKey, Mailbox)
+        return tuple(m.objects.count() for m in models)
+
     call_command("seed_demo")
-    counts = (User.objects.count(), Workspace.objects.count(), Membership.objects.count())
+    first = counts()
     call_command("seed_demo")
-    assert (User.objects.count(), Workspace.objects.count(), Membership.objects.count()) == counts
-    assert counts == (5, 2, 4)
+    assert counts() == first
+    assert first[:3] == (5, 2, 4)
     operator = User.objects.get(email="ops@demo.trustgate.test")
     assert operator.is_staff and operator.is_superuser
     assert Membership.objects.filter(role=Role.OWNER).count() == 2
     assert "demo-password-1" in capsys.readouterr().out
+    from sending.models import Mailbox, SendingDomain
+
+    assert set(SendingDomain.objects.values_list("status", flat=True)) == {"verified"}
+    assert SendingDomain.objects.count() == 3
+    assert Mailbox.objects.count() == 6

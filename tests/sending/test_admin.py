@@ -1,0 +1,84 @@
+"""Staff actions on domains and mailboxes go through services and are audit-logged."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import AuditLog, User
+from sending.models import DomainStatus, Mailbox, MailboxStatus
+from sending.services import mailbox_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(db) -> Client:
+    client = Client()
+    client.staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
+    client.force_login(client.staff)
+    return client
+
+
+def act(client: Client, model: str, action: str, pk: int) -> None:
+    response = client.post(f"/admin/sending/{model}/", {"action": action, "_selected_action": [pk]})
+    assert response.status_code == 302
+
+
+def test_staff_cool_down_quarantine_and_lift_a_domain(staff_client, verified_domain):
+    act(staff_client, "sendingdomain", "cooldown", verified_domain.pk)
+    verified_domain.refresh_from_db()
+    assert verified_domain.status == DomainStatus.COOLDOWN
+    assert verified_domain.cooldown_until is not None
+
+    act(staff_client, "sendingdomain", "quarantine", verified_domain.pk)
+    verified_domain.refresh_from_db()
+    assert verified_domain.status == DomainStatus.QUARANTINED
+
+    act(staff_client, "sendingdomain", "release", verified_domain.pk)  # records still published
+    verified_domain.refresh_from_db()
+    assert verified_domain.status == DomainStatus.VERIFIED
+
+    actions = list(
+        AuditLog.objects.filter(object_type="sending.SendingDomain", actor=staff_client.staff)
+        .order_by("created_at", "id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "domain.cooldown",
+        "domain.quarantine",
+        "domain.quarantine_lift",
+        "domain.verify",
+    ]
+
+
+def test_staff_reverify_and_see_dns_results(staff_client, zone, verified_domain):
+    zone.remove(f"_dmarc.{verified_domain.name}")
+    act(staff_client, "sendingdomain", "reverify", verified_domain.pk)
+    verified_domain.refresh_from_db()
+    assert verified_domain.status == DomainStatus.PENDING_DNS
+    page = staff_client.get(f"/admin/sending/sendingdomain/{verified_domain.pk}/change/")
+    body = page.content.decode()
+    assert "DMARC is missing" in body
+    assert "Audit log entries" in body
+    assert "PRIVATE KEY" not in body
+
+
+def test_staff_pause_resume_and_cool_down_a_mailbox(staff_client, verified_domain, owner):
+    mailbox = mailbox_create(
+        domain=verified_domain, actor=owner.user, data={"connection": "platform", "local_part": "a"}
+    )
+    for action, status in (("pause", "paused"), ("resume", "active"), ("cooldown", "cooldown")):
+        act(staff_client, "mailbox", action, mailbox.pk)
+        mailbox.refresh_from_db()
+        assert mailbox.status == status
+    assert mailbox.cooldown_until is not None
+    assert AuditLog.objects.filter(
+        object_type="sending.Mailbox", actor=staff_client.staff, action="mailbox.cooldown"
+    ).exists()
+    assert staff_client.get("/admin/sending/mailbox/", {"q": "acme"}).status_code == 200
+
+
+def test_a_refused_action_is_reported_and_changes_nothing(staff_client, domain, owner):
+    act(staff_client, "sendingdomain", "release", domain.pk)  # not in cool-down or quarantine
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.PENDING_DNS
+    assert not Mailbox.objects.filter(status=MailboxStatus.PAUSED).exists()
