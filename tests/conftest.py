@@ -171,3 +171,17 @@ def password() -> str:
 @pytest.fixture
 def user_factory():
     return UserFactory
+
+
+# --- DNS -------------------------------------------------------------------------------------
+
+PLATFORM_SPF = "v=spf1 ip4:203.0.113.0/24 -all"
+
+
+@pytest.fixture
+def zone(dns, settings):
+    """The loopback DNS server as the product's resolver, with the platform's SPF include."""
+    settings.DNS_NAMESERVERS = [dns.nameserver]
+    settings.DNS_TIMEOUT_SECONDS = 0.5
+    dns.set(settings.PLATFORM_SPF_INCLUDE, "TXT", [PLATFORM_SPF])
+    return dns

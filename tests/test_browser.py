@@ -173,3 +173,41 @@ def test_the_dashboard_hears_workspace_notify_live_without_reload(asgi_server, p
     pusher.join()
     expect(page.locator("#live-feed")).to_contain_text("Score is now 81")
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_a_customer_adds_a_domain_publishes_it_verifies_and_adds_a_mailbox(
+    live_server, page, owner, zone
+):
+    log_in(page, owner, live_server.url)
+    page.goto(f"{live_server.url}/w/{owner.workspace.public_id}/domains/")
+    page.get_by_label("Domain name").fill("acme-outreach.com")
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("acme-outreach.com")
+    expect(page.get_by_test_id("record-status")).to_have_text("Waiting for DNS")
+
+    # Publish exactly what the page shows, as a customer would at their DNS host.
+    for row in page.locator("#dns-records tbody tr").all():
+        kind = row.get_attribute("data-kind")
+        if kind in ("tracking", "mx"):
+            continue
+        rtype = row.locator("td").nth(1).inner_text().strip()
+        host = row.locator("td").nth(2).locator("code").inner_text().strip()
+        value = row.locator("td").nth(3).locator("code").inner_text().strip()
+        zone.add(host, rtype, value)
+
+    page.evaluate("window.__notReloaded = true")
+    page.get_by_test_id("check-now").click()
+    expect(page.get_by_test_id("record-status")).to_have_text("Verified")
+    expect(page.locator("#domain-status")).to_have_text("Verified")
+    expect(page.locator("#messages")).to_contain_text("is verified and can send")
+    assert page.evaluate("window.__notReloaded") is True  # swapped in place by HTMX
+    expect(page.locator("#dns-records tr[data-kind='dkim'] .badge")).to_have_text("pass")
+    page.screenshot(path=str(ARTIFACTS / "domain-verified.png"), full_page=True)
+
+    page.get_by_role("link", name="Mailboxes", exact=True).click()
+    page.get_by_label("Address (before the @)").fill("alex")
+    page.get_by_label("Sender name").fill("Alex Doe")
+    page.get_by_role("button", name="Add mailbox").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("alex@acme-outreach.com")
+    page.get_by_role("link", name="← Mailboxes").click()
+    expect(page.get_by_test_id("mailbox-list")).to_contain_text("alex@acme-outreach.com")

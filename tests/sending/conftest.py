@@ -4,17 +4,6 @@ from accounts.models import Membership
 from sending.models import DomainStatus, SendingDomain
 from sending.services import domain_create, domain_records, domain_verify
 
-PLATFORM_SPF = "v=spf1 ip4:203.0.113.0/24 -all"
-
-
-@pytest.fixture
-def zone(dns, settings):
-    """The loopback DNS server as the product's resolver, with the platform's SPF include."""
-    settings.DNS_NAMESERVERS = [dns.nameserver]
-    settings.DNS_TIMEOUT_SECONDS = 0.5
-    dns.set(settings.PLATFORM_SPF_INCLUDE, "TXT", [PLATFORM_SPF])
-    return dns
-
 
 def publish(zone, domain: SendingDomain, *, skip: tuple[str, ...] = ()) -> None:
     """Publish every record the product asks for (but the kinds in `skip`)."""
