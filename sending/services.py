@@ -197,22 +197,34 @@ class Verification:
     verified: bool
 
 
-@transaction.atomic
 def domain_verify(
     *, domain: SendingDomain, actor: User | None = None, now: datetime | None = None
 ) -> Verification:
-    """Check every record now; verify, demote or keep the domain by what DNS says."""
+    """Check every record now; verify, demote or keep the domain by what DNS says.
+
+    DNS is asked outside any transaction (a slow resolver holds no lock); the outcome is then
+    applied under a row lock, against the keys as they are at that moment."""
     now = now or timezone.now()
+    domain = SendingDomain.objects.get(pk=domain.pk)
+    if domain.status == DomainStatus.RETIRED:
+        raise ApplicationError("This domain was removed.", code="domain_retired")
+    results = domain_checks(
+        domain=domain.name,
+        records=_records_to_check(domain, list(domain.dkim_keys.all())),
+        lookup=dns_lookup(),
+        platform=platform_dns(),
+    )
+    return _verification_apply(domain=domain, results=results, actor=actor, now=now)
+
+
+@transaction.atomic
+def _verification_apply(
+    *, domain: SendingDomain, results: list, actor: User | None, now: datetime
+) -> Verification:
     domain = SendingDomain.objects.select_for_update().select_related("workspace").get(pk=domain.pk)
     if domain.status == DomainStatus.RETIRED:
         raise ApplicationError("This domain was removed.", code="domain_retired")
     keys = list(domain.dkim_keys.all())
-    results = domain_checks(
-        domain=domain.name,
-        records=_records_to_check(domain, keys),
-        lookup=dns_lookup(),
-        platform=platform_dns(),
-    )
     by_selector = {r.selector: r for r in results if r.kind == "dkim"}
     active = next((k for k in keys if k.state == DkimKeyState.ACTIVE), None)
     pending = next((k for k in keys if k.state == DkimKeyState.PENDING), None)
@@ -448,8 +460,9 @@ def domains_release_due(*, now: datetime | None = None) -> int:
     return count
 
 
-def domains_recheck_due(*, now: datetime | None = None, limit: int = 500) -> int:
-    """The re-check tick: claim due domains one by one (safe to run twice) and verify them."""
+def domains_recheck_claim(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """Claim the domains due for a re-check (a conditional update per row, so two ticks never
+    take the same domain); the caller verifies each one."""
     now = now or timezone.now()
     due = list(
         SendingDomain.objects.filter(
@@ -459,20 +472,13 @@ def domains_recheck_due(*, now: datetime | None = None, limit: int = 500) -> int
         .order_by("next_check_at")
         .values_list("pk", "next_check_at")[:limit]
     )
-    checked = 0
+    claimed = []
     for pk, next_at in due:
-        claimed = SendingDomain.objects.filter(pk=pk, next_check_at=next_at).update(
+        if SendingDomain.objects.filter(pk=pk, next_check_at=next_at).update(
             next_check_at=now + ERROR_RECHECK
-        )
-        if claimed != 1:
-            continue  # another worker took it
-        try:
-            domain_verify(domain=SendingDomain(pk=pk), now=now)
-        except Exception:
-            logger.exception("re-check of domain %s failed", pk)
-            continue
-        checked += 1
-    return checked
+        ):
+            claimed.append(pk)
+    return claimed
 
 
 # --- Mailboxes ---------------------------------------------------------------------------------

@@ -126,9 +126,6 @@ class MailboxViewSet(viewsets.ModelViewSet):
         )
         return Response(MailboxSerializer(mailbox).data)
 
-    def update(self, request: Request, *args, **kwargs) -> Response:
-        return self.partial_update(request, kwargs["pk"])
-
     def perform_destroy(self, instance: Mailbox) -> None:
         services.mailbox_delete(mailbox=instance, actor=self.request.user)
 

@@ -14,8 +14,9 @@ from sending.services import (
     domain_claims_expire,
     domain_records,
     domain_verify,
-    domains_recheck_due,
+    domains_recheck_claim,
 )
+from sending.tasks import domains_tick
 from tests.sending.conftest import publish
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +143,7 @@ def test_the_recheck_tick_demotes_a_broken_domain_and_tells_the_owners(
         next_check_at=timezone.now() - timedelta(minutes=1)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert domains_recheck_due() == 1
+        assert domains_tick()["rechecks"] == 1
     verified_domain.refresh_from_db()
     assert verified_domain.status == DomainStatus.PENDING_DNS
     assert "DMARC" in verified_domain.status_reason
@@ -154,15 +155,15 @@ def test_the_recheck_tick_demotes_a_broken_domain_and_tells_the_owners(
     )
     assert mail.outbox[-1].to == [owner.user.email]
     assert "DMARC is missing" in mail.outbox[-1].body
-    assert domains_recheck_due() == 0  # not due again yet
+    assert domains_tick()["rechecks"] == 0  # not due again yet
 
 
-def test_the_recheck_tick_is_safe_to_run_twice(zone, verified_domain):
+def test_a_due_domain_is_claimed_once(zone, verified_domain):
     SendingDomain.objects.filter(pk=verified_domain.pk).update(
         next_check_at=timezone.now() - timedelta(minutes=1)
     )
-    assert domains_recheck_due() == 1
-    assert domains_recheck_due() == 0
+    assert domains_recheck_claim() == [verified_domain.pk]
+    assert domains_recheck_claim() == []  # a second tick does not take it again
 
 
 def test_dkim_rotation_switches_only_after_the_new_record_verifies(zone, verified_domain):
