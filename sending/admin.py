@@ -81,7 +81,14 @@ class SendingDomainAdmin(AuditTrailMixin, admin.ModelAdmin):
     ]
     exclude = ["dns_results"]
     inlines = [DkimKeyInline]
-    actions = ["reverify", "cooldown", "quarantine", "release"]
+    actions = [
+        "reverify",
+        "pause_mailboxes",
+        "resume_mailboxes",
+        "cooldown",
+        "quarantine",
+        "release",
+    ]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -106,6 +113,28 @@ class SendingDomainAdmin(AuditTrailMixin, admin.ModelAdmin):
             queryset,
             lambda d: services.domain_verify(domain=d, actor=request.user),
             "domain(s) re-checked",
+        )
+
+    @admin.action(description="Pause all its mailboxes")
+    def pause_mailboxes(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
+        mailboxes = Mailbox.objects.filter(domain__in=queryset, status="active")
+        _run(
+            self,
+            request,
+            mailboxes.select_related("domain__workspace"),
+            lambda m: services.mailbox_pause(mailbox=m, actor=request.user, reason=STAFF_REASON),
+            "mailbox(es) paused",
+        )
+
+    @admin.action(description="Resume all its mailboxes")
+    def resume_mailboxes(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
+        mailboxes = Mailbox.objects.filter(domain__in=queryset).exclude(status="active")
+        _run(
+            self,
+            request,
+            mailboxes.select_related("domain__workspace"),
+            lambda m: services.mailbox_resume(mailbox=m, actor=request.user, reason=STAFF_REASON),
+            "mailbox(es) resumed",
         )
 
     @admin.action(description="Cool-down for 14 days")

@@ -25,7 +25,7 @@ from accounts.models import Membership, Role
 from accounts.services import api_token_create
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
-pytest_plugins = ["tests.servers.dns", "tests.servers.mail"]
+pytest_plugins = ["tests.servers.dns", "tests.servers.mail", "tests.servers.broken_imap"]
 
 
 @pytest.fixture(autouse=True)

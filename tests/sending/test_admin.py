@@ -82,3 +82,17 @@ def test_a_refused_action_is_reported_and_changes_nothing(staff_client, domain, 
     domain.refresh_from_db()
     assert domain.status == DomainStatus.PENDING_DNS
     assert not Mailbox.objects.filter(status=MailboxStatus.PAUSED).exists()
+
+
+def test_staff_pause_and_resume_all_mailboxes_of_a_domain(staff_client, verified_domain, owner):
+    for local_part in ("a", "b"):
+        mailbox_create(
+            domain=verified_domain,
+            actor=owner.user,
+            data={"connection": "platform", "local_part": local_part},
+        )
+    act(staff_client, "sendingdomain", "pause_mailboxes", verified_domain.pk)
+    assert set(verified_domain.mailboxes.values_list("status", flat=True)) == {"paused"}
+    act(staff_client, "sendingdomain", "resume_mailboxes", verified_domain.pk)
+    assert set(verified_domain.mailboxes.values_list("status", flat=True)) == {"active"}
+    assert AuditLog.objects.filter(action="mailbox.pause", actor=staff_client.staff).count() == 2

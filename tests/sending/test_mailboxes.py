@@ -329,3 +329,15 @@ def test_mailbox_isolation_between_workspaces(
     )
     mailbox.refresh_from_db()
     assert (mailbox.status, mailbox.daily_limit, Mailbox.objects.count()) == ("active", 40, 1)
+
+
+def test_an_unreadable_folder_list_is_reported(
+    mail_servers, mail_account, verified_domain, owner, broken_imap_server
+):
+    host, port = broken_imap_server
+    data = external_data(
+        mail_servers, mail_account, imap_host=host, imap_port=port, imap_security="none"
+    )
+    result = connection_results(verified_domain, owner, data)["imap"]
+    assert result.reason == "folders_unreadable"
+    assert "mail storage unavailable" in result.message
