@@ -24,6 +24,97 @@ def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, rows, call, done: s
         modeladmin.message_user(request, f"{ok} {done}.", messages.SUCCESS)
 
 
+def staff_action(name: str, description: str, done: str, call, rows=None):
+    """An admin action that applies a service `call(row, staff_user)` to each selected row."""
+
+    @admin.action(description=description)
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        targets = rows(queryset) if rows else queryset
+        _run(modeladmin, request, targets, lambda row: call(row, request.user), done)
+
+    action.__name__ = name
+    return action
+
+
+def _mailboxes_of(status_filter):
+    def rows(domains: QuerySet[SendingDomain]) -> QuerySet[Mailbox]:
+        return status_filter(Mailbox.objects.filter(domain__in=domains)).select_related(
+            "domain__workspace"
+        )
+
+    return rows
+
+
+def _pause(mailbox: Mailbox, staff) -> Mailbox:
+    return services.mailbox_pause(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
+
+
+def _resume(mailbox: Mailbox, staff) -> Mailbox:
+    return services.mailbox_resume(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
+
+
+DOMAIN_ACTIONS = [
+    staff_action(
+        "reverify",
+        "Re-verify DNS now",
+        "domain(s) re-checked",
+        lambda d, staff: services.domain_verify(domain=d, actor=staff),
+    ),
+    staff_action(
+        "pause_mailboxes",
+        "Pause all its mailboxes",
+        "mailbox(es) paused",
+        _pause,
+        rows=_mailboxes_of(lambda qs: qs.filter(status="active")),
+    ),
+    staff_action(
+        "resume_mailboxes",
+        "Resume all its mailboxes",
+        "mailbox(es) resumed",
+        _resume,
+        rows=_mailboxes_of(lambda qs: qs.exclude(status="active")),
+    ),
+    staff_action(
+        "cooldown",
+        "Cool-down for 14 days",
+        "domain(s) in cool-down",
+        lambda d, staff: services.domain_cooldown(domain=d, actor=staff, reason=STAFF_REASON),
+    ),
+    staff_action(
+        "quarantine",
+        "Quarantine (stop all sending)",
+        "domain(s) quarantined",
+        lambda d, staff: services.domain_quarantine(domain=d, actor=staff, reason=STAFF_REASON),
+    ),
+    staff_action(
+        "release",
+        "Lift quarantine / end cool-down",
+        "domain(s) released",
+        lambda d, staff: services.domain_release(domain=d, actor=staff, reason=STAFF_REASON),
+    ),
+]
+MAILBOX_ACTIONS = [
+    staff_action(
+        "pause",
+        "Pause",
+        "mailbox(es) paused",
+        _pause,
+    ),
+    staff_action(
+        "resume",
+        "Resume",
+        "mailbox(es) resumed",
+        _resume,
+    ),
+    staff_action(
+        "cooldown",
+        "Cool-down for 14 days",
+        "mailbox(es) in cool-down",
+        lambda m, staff: services.mailbox_cooldown(mailbox=m, actor=staff, reason=STAFF_REASON),
+    ),
+]
+
+
 class DkimKeyInline(admin.TabularInline):
     model = DkimKey
     extra = 0
@@ -81,14 +172,7 @@ class SendingDomainAdmin(AuditTrailMixin, admin.ModelAdmin):
     ]
     exclude = ["dns_results"]
     inlines = [DkimKeyInline]
-    actions = [
-        "reverify",
-        "pause_mailboxes",
-        "resume_mailboxes",
-        "cooldown",
-        "quarantine",
-        "release",
-    ]
+    actions = DOMAIN_ACTIONS
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -104,68 +188,6 @@ class SendingDomainAdmin(AuditTrailMixin, admin.ModelAdmin):
             ((r["kind"], r["host"], r["status"], r["message"]) for r in domain.dns_results),
         )
         return format_html("<table><tbody>{}</tbody></table>", rows)
-
-    @admin.action(description="Re-verify DNS now")
-    def reverify(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda d: services.domain_verify(domain=d, actor=request.user),
-            "domain(s) re-checked",
-        )
-
-    @admin.action(description="Pause all its mailboxes")
-    def pause_mailboxes(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
-        mailboxes = Mailbox.objects.filter(domain__in=queryset, status="active")
-        _run(
-            self,
-            request,
-            mailboxes.select_related("domain__workspace"),
-            lambda m: services.mailbox_pause(mailbox=m, actor=request.user, reason=STAFF_REASON),
-            "mailbox(es) paused",
-        )
-
-    @admin.action(description="Resume all its mailboxes")
-    def resume_mailboxes(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
-        mailboxes = Mailbox.objects.filter(domain__in=queryset).exclude(status="active")
-        _run(
-            self,
-            request,
-            mailboxes.select_related("domain__workspace"),
-            lambda m: services.mailbox_resume(mailbox=m, actor=request.user, reason=STAFF_REASON),
-            "mailbox(es) resumed",
-        )
-
-    @admin.action(description="Cool-down for 14 days")
-    def cooldown(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda d: services.domain_cooldown(domain=d, actor=request.user, reason=STAFF_REASON),
-            "domain(s) in cool-down",
-        )
-
-    @admin.action(description="Quarantine (stop all sending)")
-    def quarantine(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda d: services.domain_quarantine(domain=d, actor=request.user, reason=STAFF_REASON),
-            "domain(s) quarantined",
-        )
-
-    @admin.action(description="Lift quarantine / end cool-down")
-    def release(self, request: HttpRequest, queryset: QuerySet[SendingDomain]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda d: services.domain_release(domain=d, actor=request.user, reason=STAFF_REASON),
-            "domain(s) released",
-        )
 
 
 @admin.register(Mailbox)
@@ -208,7 +230,7 @@ class MailboxAdmin(AuditTrailMixin, admin.ModelAdmin):
         "audit_trail",
     ]
     exclude = ["smtp_password_encrypted", "imap_password_encrypted"]
-    actions = ["pause", "resume", "cooldown"]
+    actions = MAILBOX_ACTIONS
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -217,33 +239,3 @@ class MailboxAdmin(AuditTrailMixin, admin.ModelAdmin):
     @admin.display(description="Workspace")
     def workspace(self, mailbox: Mailbox) -> str:
         return str(mailbox.domain.workspace)
-
-    @admin.action(description="Pause")
-    def pause(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda m: services.mailbox_pause(mailbox=m, actor=request.user, reason=STAFF_REASON),
-            "mailbox(es) paused",
-        )
-
-    @admin.action(description="Resume")
-    def resume(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda m: services.mailbox_resume(mailbox=m, actor=request.user, reason=STAFF_REASON),
-            "mailbox(es) resumed",
-        )
-
-    @admin.action(description="Cool-down for 14 days")
-    def cooldown(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
-        _run(
-            self,
-            request,
-            queryset,
-            lambda m: services.mailbox_cooldown(mailbox=m, actor=request.user, reason=STAFF_REASON),
-            "mailbox(es) in cool-down",
-        )
