@@ -15,6 +15,7 @@ urlpatterns = [
 
 workspace_urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("scores/", views.dashboard_domains, name="dashboard_domains"),
     path("settings/", views.workspace_settings, name="workspace_settings"),
     path("settings/rename/", views.workspace_rename, name="workspace_rename"),
     path("settings/invitations/", views.invitation_create, name="invitation_create"),

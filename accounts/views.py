@@ -83,6 +83,12 @@ def invitation_accept_listed(request: HttpRequest, invitation_id: int) -> HttpRe
     return redirect("dashboard", membership.workspace.public_id)
 
 
+def _dashboard_domains(request: HttpRequest) -> list:
+    from sending.selectors import domain_list
+
+    return list(domain_list(workspace=request.workspace))
+
+
 @workspace_view()
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
@@ -91,7 +97,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "invitations": selectors.invitation_list_for_user(user=request.user),
             "audit_logs": selectors.audit_log_list(workspace=request.workspace, limit=10),
+            "domains": _dashboard_domains(request),
         },
+    )
+
+
+@workspace_view()
+def dashboard_domains(request: HttpRequest) -> HttpResponse:
+    """The live score table (re-fetched by HTMX when a score event arrives)."""
+    return render(
+        request,
+        "accounts/partials/dashboard_domains.html",
+        {"domains": _dashboard_domains(request)},
     )
 
 

@@ -141,6 +141,14 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "accounts.tasks.heartbeat", "schedule": 60.0},
     "domains-tick": {"task": "sending.tasks.domains_tick", "schedule": 300.0},
+    # Safety net: records whose processing task was never queued (broker down) are picked up.
+    "reputation-intake": {"task": "reputation.tasks.records_process", "schedule": 30.0},
+    # Window ageing: every domain's score recomputed from its window (set-based).
+    "reputation-recompute": {"task": "reputation.tasks.scores_recompute_all", "schedule": 3600.0},
+    "mailbox-limits-restore": {
+        "task": "reputation.tasks.mailbox_limits_restore",
+        "schedule": crontab(minute=15, hour=0),
+    },
     "invitation-expiry": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": crontab(minute=7),
@@ -306,3 +314,26 @@ MAILBOX_TLS_CA_FILE = env.str("MAILBOX_TLS_CA_FILE", default="")
 # Test connections to private, loopback or link-local addresses are refused (SSRF) unless set.
 MAILBOX_ALLOW_PRIVATE_HOSTS = env.bool("MAILBOX_ALLOW_PRIVATE_HOSTS", default=False)
 MAILBOX_DAILY_LIMIT_MAX = env.int("MAILBOX_DAILY_LIMIT_MAX", default=500)
+
+# --- Reputation ----------------------------------------------------------------------------------
+# The MTA's log hook authenticates with this token (Bearer, or Basic with it as the password).
+KUMO_WEBHOOK_TOKEN = env.str(
+    "KUMO_WEBHOOK_TOKEN", default="dev-kumo-webhook-token" if DEBUG else environ.Env.NOTSET
+)
+KUMO_WEBHOOK_MAX_BYTES = env.int("KUMO_WEBHOOK_MAX_BYTES", default=8 * 1024 * 1024)
+INTAKE_BATCH_SIZE = env.int("INTAKE_BATCH_SIZE", default=5000)
+REPUTATION_WINDOW_DAYS = env.int("REPUTATION_WINDOW_DAYS", default=30)
+REPUTATION_PROMOTION_HYSTERESIS = env.float("REPUTATION_PROMOTION_HYSTERESIS", default=2.0)
+# Rate-based automatic actions wait for this many sent messages in the window.
+REPUTATION_ACTION_MIN_SENT = env.int("REPUTATION_ACTION_MIN_SENT", default=20)
+REPUTATION_COOLDOWN_DAYS = env.int("REPUTATION_COOLDOWN_DAYS", default=14)
+# The warming network's typical engagement, for the rehabilitation target (SPEC 3.5).
+REHAB_REPLY_RATE = env.float("REHAB_REPLY_RATE", default=0.25)
+REHAB_OPEN_RATE = env.float("REHAB_OPEN_RATE", default=0.60)
+REHAB_MAX_MESSAGES = env.int("REHAB_MAX_MESSAGES", default=50000)
+# Staff alerts: always the operations console (audit log); optionally these channels too.
+STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")
+STAFF_ALERT_TELEGRAM_BOT_TOKEN = env.str("STAFF_ALERT_TELEGRAM_BOT_TOKEN", default="")
+STAFF_ALERT_TELEGRAM_CHAT_ID = env.str("STAFF_ALERT_TELEGRAM_CHAT_ID", default="")
+TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")

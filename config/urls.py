@@ -25,9 +25,11 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("w/<str:public_id>/", include(workspace_pages)),
     path("accounts/", include("allauth.urls")),
+    path("", include("reputation.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("sending.api.urls")),
+    path("api/v1/", include("reputation.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,0 +1,194 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from sending.models import Mailbox, SendingDomain
+
+
+class RawRecord(models.Model):
+    """A KumoMTA log record exactly as posted, stored before the hook answers 2xx."""
+
+    id = models.BigAutoField(primary_key=True)
+    record_key = models.CharField(max_length=64, unique=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], condition=Q(processed_at__isnull=True), name="rawrecord_unprocessed"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payload.get('type', '?')} {self.record_key[:12]}"
+
+
+class EventKind(models.TextChoices):
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    BOUNCE_HARD = "bounce_hard", "Hard bounce"
+    BOUNCE_SOFT = "bounce_soft", "Soft bounce"
+    DEFERRED = "deferred", "Deferred"
+    COMPLAINT = "complaint", "Complaint"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    REPLIED = "replied", "Replied"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    RESCUED = "rescued_from_spam", "Rescued from spam"
+    LANDED_IN_SPAM = "landed_in_spam", "Landed in spam"
+    SPAM_BLOCK = "spam_block", "Spam block"
+
+
+class Event(models.Model):
+    """One thing that happened to one message; idempotent on its source key."""
+
+    id = models.BigAutoField(primary_key=True)
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="events")
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    recipient = models.CharField(max_length=320, blank=True)
+    message_id = models.CharField(max_length=64, blank=True)
+    message_kind = models.CharField(max_length=16, blank=True)
+    classification = models.CharField(max_length=40, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    occurred_at = models.DateTimeField()
+    source_key = models.CharField(max_length=80, unique=True)
+    raw_record = models.ForeignKey(
+        RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["domain", "occurred_at"]),
+            models.Index(fields=["mailbox", "occurred_at"]),
+        ]
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.recipient}"
+
+
+COUNTERS = (
+    "sent",
+    "delivered",
+    "hard_bounces",
+    "soft_bounces",
+    "complaints",
+    "unique_opens",
+    "replies",
+    "clicks",
+    "spam_blocks",
+    "unsubscribes",
+    "warmup_sent",
+)
+
+
+class DailyCounters(models.Model):
+    day = models.DateField()
+    sent = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    hard_bounces = models.PositiveIntegerField(default=0)
+    soft_bounces = models.PositiveIntegerField(default=0)
+    complaints = models.PositiveIntegerField(default=0)
+    unique_opens = models.PositiveIntegerField(default=0)
+    replies = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    spam_blocks = models.PositiveIntegerField(default=0)
+    unsubscribes = models.PositiveIntegerField(default=0)
+    warmup_sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class DomainDailyMetrics(DailyCounters):
+    """Per-domain per-day counters, updated by upserts (never recounted)."""
+
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="daily")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "day"], name="domain_daily_unique")
+        ]
+
+
+class MailboxDailyMetrics(DailyCounters):
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="daily")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "day"], name="mailbox_daily_unique")
+        ]
+
+
+class SoftBounceStreak(models.Model):
+    """Consecutive soft bounces to one recipient; the fifth counts as a hard bounce."""
+
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="+")
+    recipient = models.CharField(max_length=320)
+    count = models.PositiveIntegerField(default=0)
+    # The message whose fifth soft bounce counted as hard: its later expiry is not counted again.
+    converted_message_id = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "recipient"], name="soft_streak_unique")
+        ]
+
+
+class ScoreHistory(models.Model):
+    """A point each time a recomputation changed a domain's score or tier."""
+
+    domain = models.ForeignKey(
+        SendingDomain, on_delete=models.CASCADE, related_name="score_history"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    score = models.FloatField(null=True)
+    tier = models.CharField(max_length=16)
+    provisional = models.BooleanField(default=False)
+    scoring_version = models.PositiveSmallIntegerField()
+    metrics = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "at"])]
+        ordering = ["at", "id"]
+        verbose_name_plural = "score history"
+
+
+class ReputationAlert(models.Model):
+    """An automatic action's condition while it holds (opened once, resolved when it clears)."""
+
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="alerts")
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    code = models.CharField(max_length=40)
+    level = models.CharField(max_length=16)
+    message = models.TextField()
+    numbers = models.JSONField(default=dict)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "code"],
+                condition=Q(resolved_at__isnull=True, mailbox__isnull=True),
+                name="domain_alert_open_once",
+            ),
+            models.UniqueConstraint(
+                fields=["mailbox", "code"],
+                condition=Q(resolved_at__isnull=True, mailbox__isnull=False),
+                name="mailbox_alert_open_once",
+            ),
+        ]
+        ordering = ["-opened_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} on {self.mailbox or self.domain}"

@@ -51,6 +51,13 @@ class SendingDomain(models.Model):
     dns_checked_at = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    trust_score = models.FloatField(null=True, blank=True)
+    tier = models.CharField(max_length=16, default="rehab")
+    score_provisional = models.BooleanField(default=True)
+    scoring_version = models.PositiveSmallIntegerField(default=0)
+    score_metrics = models.JSONField(default=dict, blank=True)
+    score_updated_at = models.DateTimeField(null=True, blank=True)
+    rehab_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -156,6 +163,10 @@ class Mailbox(models.Model):
     status_changed_at = models.DateTimeField(default=timezone.now)
     cooldown_until = models.DateTimeField(null=True, blank=True)
     warmup_enabled = models.BooleanField(default=True)
+    limit_cut_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a bounce spike cut the daily limit by 40%."
+    )
+    limit_before_cut = models.PositiveIntegerField(null=True, blank=True)
     connection_checked_at = models.DateTimeField(null=True, blank=True)
     connection_ok = models.BooleanField(null=True)
     connection_error = models.TextField(blank=True)
@@ -174,3 +185,38 @@ class Mailbox(models.Model):
     @property
     def address(self) -> str:
         return f"{self.local_part}@{self.domain.name}"
+
+
+class Suppression(models.Model):
+    """An address never to send to again: by one workspace, or by anyone (workspace empty)."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        MANUAL = "manual", "Added by hand"
+
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="suppressions"
+    )
+    address = models.CharField(max_length=320)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    source = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "address"],
+                condition=Q(workspace__isnull=False),
+                name="suppression_workspace_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["address"],
+                condition=Q(workspace__isnull=True),
+                name="suppression_platform_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"

@@ -6,6 +6,7 @@ workspace_urlpatterns = [
     path("domains/", views.domains, name="domains"),
     path("domains/<str:domain_id>/", views.domain_detail, name="domain_detail"),
     path("domains/<str:domain_id>/check/", views.domain_check, name="domain_check"),
+    path("domains/<str:domain_id>/reputation/", views.domain_reputation, name="domain_reputation"),
     path(
         "domains/<str:domain_id>/rotate-dkim/", views.domain_rotate_dkim, name="domain_rotate_dkim"
     ),

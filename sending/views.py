@@ -78,10 +78,25 @@ def _domain_context(request: HttpRequest, domain: SendingDomain) -> dict:
     }
 
 
+def _reputation_context(domain: SendingDomain) -> dict:
+    from reputation.selectors import domain_actions, domain_reputation
+
+    return {"rep": domain_reputation(domain), "actions": domain_actions(domain)}
+
+
 @workspace_view()
 def domain_detail(request: HttpRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
-    return render(request, "sending/domain_detail.html", _domain_context(request, domain))
+    context = {**_domain_context(request, domain), **_reputation_context(domain)}
+    return render(request, "sending/domain_detail.html", context)
+
+
+@workspace_view()
+def domain_reputation(request: HttpRequest, domain_id: str) -> HttpResponse:
+    """The live reputation card (re-fetched by HTMX when a score event arrives)."""
+    domain = _domain_or_404(request, domain_id)
+    context = {"domain": domain, **_reputation_context(domain)}
+    return render(request, "reputation/partials/domain_reputation.html", context)
 
 
 @workspace_view()

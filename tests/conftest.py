@@ -23,6 +23,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role
 from accounts.services import api_token_create
+from sending.models import DomainStatus, SendingDomain
+from sending.services import domain_create, domain_records, domain_verify
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytest_plugins = ["tests.servers.dns", "tests.servers.mail", "tests.servers.broken_imap"]
@@ -185,3 +187,28 @@ def zone(dns, settings):
     settings.DNS_TIMEOUT_SECONDS = 0.5
     dns.set(settings.PLATFORM_SPF_INCLUDE, "TXT", [PLATFORM_SPF])
     return dns
+
+
+def publish(zone, domain: SendingDomain, *, skip: tuple[str, ...] = ()) -> None:
+    """Publish every record the product asks for (but the kinds in `skip`)."""
+    for record in domain_records(domain):
+        if record.kind in skip:
+            continue
+        if record.type == "MX":
+            zone.add(record.host, "MX", record.value)
+        else:
+            zone.add(record.host, record.type, record.value)
+
+
+@pytest.fixture
+def domain(owner: Membership) -> SendingDomain:
+    return domain_create(workspace=owner.workspace, actor=owner.user, name="acme-outreach.com")
+
+
+@pytest.fixture
+def verified_domain(zone, domain: SendingDomain) -> SendingDomain:
+    publish(zone, domain)
+    assert domain_verify(domain=domain).verified
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.VERIFIED
+    return domain

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.views import api_membership_for_write, api_memberships
+from reputation.api.serializers import ReputationSerializer
 from sending import services
 from sending.api.serializers import (
     ConnectionResultSerializer,
@@ -66,6 +67,18 @@ class DomainViewSet(
         """The records to publish, as JSON."""
         domain = self.get_object()
         return Response([r.as_dict() for r in services.domain_records(domain)])
+
+    @extend_schema(responses=ReputationSerializer)
+    @action(detail=True, methods=["get"])
+    def reputation(self, request: Request, id: str) -> Response:
+        """Score, tier, provisional state, window metrics, rehabilitation numbers, history and
+        the recent automatic and staff actions."""
+        from reputation.selectors import domain_actions, domain_reputation
+
+        domain = self.get_object()
+        data = domain_reputation(domain)
+        data["recent_actions"] = domain_actions(domain)
+        return Response(ReputationSerializer(data).data)
 
     @extend_schema(request=None, responses=VerificationSerializer)
     @action(detail=True, methods=["post"])

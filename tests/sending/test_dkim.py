@@ -8,7 +8,7 @@ import pytest
 from sending.dns_checks import DnsLookup
 from sending.models import DkimKeyState
 from sending.services import dkim_private_key
-from tests.sending.conftest import publish
+from tests.conftest import publish
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from sending.services import (
     domains_recheck_claim,
 )
 from sending.tasks import domains_tick
-from tests.sending.conftest import publish
+from tests.conftest import publish
 
 pytestmark = pytest.mark.django_db
 

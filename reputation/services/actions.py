@@ -1,0 +1,309 @@
+"""SPEC 3.4 automatic actions: each one audit-logged with its numbers, shown to the customer,
+emailed to the workspace owners and sent to staff."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from accounts.models import Role
+from accounts.services import audit_log_record, workspace_notify
+from reputation.models import Event, ReputationAlert
+from reputation.scoring import Tier, WindowMetrics
+from reputation.services.metrics import domain_window_sums, mailbox_window_sums, window_metrics
+from reputation.thresholds import Finding, domain_findings, limit_after_cut, mailbox_findings
+from sending import services as sending_services
+from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
+
+logger = logging.getLogger(__name__)
+
+
+def staff_alert(*, subject: str, body: str) -> None:
+    """Send to the staff channels after commit (the console shows the audit log regardless)."""
+    from reputation.tasks import staff_alert_send
+
+    transaction.on_commit(lambda: _enqueue(staff_alert_send, subject, body))
+
+
+def _enqueue(task, *args) -> None:
+    try:
+        task.delay(*args)
+    except Exception:
+        logger.exception("could not queue %s", task.name)
+
+
+def owners_alert(*, domain: SendingDomain, subject: str, body: str) -> None:
+    owners = list(
+        domain.workspace.memberships.filter(role=Role.OWNER).values_list("user__email", flat=True)
+    )
+    if owners:
+        transaction.on_commit(
+            lambda: send_mail(
+                subject=f"[{settings.PRODUCT_NAME}] {subject}",
+                message=body,
+                from_email=None,
+                recipient_list=owners,
+                fail_silently=True,
+            )
+        )
+
+
+def _announce(
+    *, domain: SendingDomain, mailbox: Mailbox | None, finding: Finding, action: str, effect: str
+) -> None:
+    subject_name = mailbox.address if mailbox else domain.name
+    text = f"{subject_name}: {finding.message} {effect}".strip()
+    audit_log_record(
+        action=action,
+        actor=None,
+        obj=mailbox or domain,
+        workspace=domain.workspace,
+        reason=text,
+        after={"code": finding.code, "level": finding.level, **finding.numbers},
+    )
+    workspace_notify(
+        workspace=domain.workspace,
+        event="alert",
+        payload={
+            "domain": domain.public_id,
+            "code": finding.code,
+            "level": finding.level,
+            "text": text,
+        },
+    )
+    owners_alert(domain=domain, subject=f"{finding.level.title()}: {subject_name}", body=text)
+    staff_alert(subject=f"[{finding.level}] {domain.workspace.public_id} {subject_name}", body=text)
+
+
+def _open(
+    *, domain: SendingDomain, mailbox: Mailbox | None, finding: Finding, now: datetime
+) -> bool:
+    """Open the alert unless it is already open: True when it is new (act once per episode)."""
+    try:
+        with transaction.atomic():
+            ReputationAlert.objects.create(
+                domain=domain,
+                mailbox=mailbox,
+                code=finding.code,
+                level=finding.level,
+                message=finding.message,
+                numbers=finding.numbers,
+                opened_at=now,
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def _resolve_others(
+    *, domain: SendingDomain, mailbox: Mailbox | None, keep: set[str], now: datetime
+) -> None:
+    ReputationAlert.objects.filter(
+        domain=domain, mailbox=mailbox, resolved_at__isnull=True
+    ).exclude(code__in=keep).update(resolved_at=now)
+
+
+def _domain_effect(domain: SendingDomain, finding: Finding) -> str:
+    if finding.code == "spam_quarantine" and domain.status != DomainStatus.QUARANTINED:
+        sending_services.domain_quarantine(domain=domain, actor=None, reason=finding.message)
+        return "The domain is quarantined."
+    if finding.code == "spam_pause":
+        paused = 0
+        for mailbox in domain.mailboxes.filter(status=MailboxStatus.ACTIVE).select_related(
+            "domain__workspace"
+        ):
+            sending_services.mailbox_pause(mailbox=mailbox, actor=None, reason=finding.message)
+            paused += 1
+        return f"{paused} mailbox(es) paused."
+    return ""
+
+
+def _mailbox_effect(mailbox: Mailbox, finding: Finding, now: datetime) -> str:
+    if finding.code == "bounce_pause" and mailbox.status == MailboxStatus.ACTIVE:
+        sending_services.mailbox_pause(mailbox=mailbox, actor=None, reason=finding.message)
+        return "The mailbox is paused (auto-pause)."
+    if finding.code == "bounce_spike" and mailbox.limit_cut_at is None:
+        before = mailbox.daily_limit
+        mailbox.limit_before_cut = before
+        mailbox.daily_limit = limit_after_cut(before)
+        mailbox.limit_cut_at = now
+        mailbox.save(update_fields=["limit_before_cut", "daily_limit", "limit_cut_at"])
+        return (
+            f"Daily limit cut from {before} to {mailbox.daily_limit}; restored over 7 clean days."
+        )
+    return ""
+
+
+def _last_24h(mailbox_ids: list[int], now: datetime) -> dict[int, WindowMetrics]:
+    rows = (
+        Event.objects.filter(mailbox_id__in=mailbox_ids, occurred_at__gte=now - timedelta(hours=24))
+        .values("mailbox_id")
+        .annotate(
+            sent=Count("id", filter=Q(kind="sent")), hard=Count("id", filter=Q(kind="bounce_hard"))
+        )
+    )
+    return {r["mailbox_id"]: WindowMetrics(sent=r["sent"], hard_bounces=r["hard"]) for r in rows}
+
+
+def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
+    """Apply SPEC 3.4 to the domains and mailboxes a batch touched."""
+    min_sent = settings.REPUTATION_ACTION_MIN_SENT
+    domains = {
+        d.pk: d
+        for d in SendingDomain.objects.filter(pk__in=outcome.domains).select_related("workspace")
+    }
+    sums = domain_window_sums(domains, now)
+    for domain in domains.values():
+        counters = sums.get(domain.pk, {})
+        metrics = window_metrics(counters)
+        delivered = counters.get("delivered", 0)
+        finals = delivered + counters.get("hard_bounces", 0) + counters.get("spam_blocks", 0)
+        findings = domain_findings(
+            metrics, delivered=delivered, final_outcomes=finals, min_sent=min_sent
+        )
+        if domain.pk in outcome.spam_blocks:
+            responses = outcome.spam_blocks[domain.pk]
+            findings.append(
+                Finding(
+                    "spam_block",
+                    "critical",
+                    f"The MTA reported {len(responses)} spam/blocklist rejection(s), e.g. "
+                    f"“{responses[0][:160]}”.",
+                    {"spam_blocks": len(responses)},
+                )
+            )
+        for finding in findings:
+            if finding.code == "spam_block":
+                if domain.status in (DomainStatus.VERIFIED,):
+                    sending_services.domain_cooldown(
+                        domain=domain,
+                        actor=None,
+                        reason=finding.message,
+                        days=settings.REPUTATION_COOLDOWN_DAYS,
+                    )
+                    _announce(
+                        domain=domain,
+                        mailbox=None,
+                        finding=finding,
+                        action="reputation.cooldown",
+                        effect=f"Out of rotation for {settings.REPUTATION_COOLDOWN_DAYS} days.",
+                    )
+                continue
+            if _open(domain=domain, mailbox=None, finding=finding, now=now):
+                effect = _domain_effect(domain, finding)
+                _announce(
+                    domain=domain,
+                    mailbox=None,
+                    finding=finding,
+                    action=f"reputation.{finding.code}",
+                    effect=effect,
+                )
+        _resolve_others(domain=domain, mailbox=None, keep={f.code for f in findings}, now=now)
+        change = scores.get(domain.pk)
+        if change and change.before_tier != change.tier:
+            _tier_changed(domain, change)
+
+    mailboxes = list(
+        Mailbox.objects.filter(pk__in=outcome.mailboxes).select_related("domain__workspace")
+    )
+    if not mailboxes:
+        return
+    ids = [m.pk for m in mailboxes]
+    window = mailbox_window_sums(ids, now)
+    recent = _last_24h(ids, now)
+    for mailbox in mailboxes:
+        findings = mailbox_findings(
+            window_metrics(window.get(mailbox.pk)),
+            recent.get(mailbox.pk, WindowMetrics()),
+            min_sent=min_sent,
+        )
+        complainers = outcome.warmup_complaints.get(mailbox.pk)
+        if complainers and mailbox.status == MailboxStatus.ACTIVE:
+            finding = Finding(
+                "warmup_complaint",
+                "critical",
+                f"A warm-up recipient ({complainers[0]}) reported spam.",
+                {"complaints": len(complainers)},
+            )
+            sending_services.mailbox_pause(
+                mailbox=mailbox, actor=None, reason="Paused for review: " + finding.message
+            )
+            _announce(
+                domain=mailbox.domain,
+                mailbox=mailbox,
+                finding=finding,
+                action="reputation.warmup_complaint",
+                effect="Paused for review.",
+            )
+        for finding in findings:
+            if _open(domain=mailbox.domain, mailbox=mailbox, finding=finding, now=now):
+                effect = _mailbox_effect(mailbox, finding, now)
+                _announce(
+                    domain=mailbox.domain,
+                    mailbox=mailbox,
+                    finding=finding,
+                    action=f"reputation.{finding.code}",
+                    effect=effect,
+                )
+        _resolve_others(
+            domain=mailbox.domain, mailbox=mailbox, keep={f.code for f in findings}, now=now
+        )
+
+
+def _tier_changed(domain: SendingDomain, change) -> None:
+    score = "none" if change.score is None else f"{change.score:.2f}"
+    demoted = change.tier in (Tier.REHAB.value, Tier.QUARANTINE.value) and change.before_tier in (
+        Tier.PREMIUM.value,
+        Tier.STANDARD.value,
+    )
+    reason = f"Trust score {score}: tier {change.before_tier} → {change.tier}." + (
+        " External sending is locked; internal warming earns it back." if demoted else ""
+    )
+    audit_log_record(
+        action="reputation.tier_change",
+        actor=None,
+        obj=domain,
+        workspace=domain.workspace,
+        reason=reason,
+        before={"tier": change.before_tier, "score": change.before_score},
+        after={
+            "tier": change.tier,
+            "score": change.score,
+            "bounce_percent": round(change.metrics.bounce_percent, 2),
+            "spam_percent": round(change.metrics.spam_percent, 4),
+            "sent": change.metrics.sent,
+        },
+    )
+    if demoted:
+        owners_alert(
+            domain=domain, subject=f"{domain.name} was demoted to {change.tier}", body=reason
+        )
+        staff_alert(subject=f"[demotion] {domain.workspace.public_id} {domain.name}", body=reason)
+
+
+def mailbox_limits_restore(*, now: datetime | None = None) -> int:
+    """Give back a cut daily limit over 7 clean days (a day without hard bounces)."""
+    from reputation.thresholds import limit_restored_step
+
+    now = now or timezone.now()
+    restored = 0
+    cut = Mailbox.objects.filter(
+        limit_cut_at__isnull=False, limit_cut_at__lte=now - timedelta(hours=20)
+    )
+    for mailbox in cut:
+        bounced = Event.objects.filter(
+            mailbox=mailbox, kind="bounce_hard", occurred_at__gte=now - timedelta(hours=24)
+        ).exists()
+        if bounced:
+            continue
+        mailbox.daily_limit = limit_restored_step(mailbox.daily_limit, mailbox.limit_before_cut)
+        if mailbox.daily_limit >= mailbox.limit_before_cut:
+            mailbox.limit_cut_at = None
+            mailbox.limit_before_cut = None
+        mailbox.save(update_fields=["daily_limit", "limit_cut_at", "limit_before_cut"])
+        restored += 1
+    return restored

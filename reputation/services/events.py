@@ -1,0 +1,89 @@
+"""The one entry point for events the product itself observes (opens, clicks, replies, ...)."""
+
+from collections import Counter
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.errors import ApplicationError
+from reputation.models import Event, EventKind
+from reputation.services.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
+from sending.models import Mailbox, SendingDomain, Suppression
+
+RECORDABLE = {
+    EventKind.OPENED,
+    EventKind.CLICKED,
+    EventKind.REPLIED,
+    EventKind.UNSUBSCRIBED,
+    EventKind.RESCUED,
+    EventKind.LANDED_IN_SPAM,
+    EventKind.COMPLAINT,
+    EventKind.DELIVERED,
+    EventKind.SENT,
+}
+
+
+@transaction.atomic
+def event_record(
+    *,
+    domain: SendingDomain,
+    kind: str,
+    source_key: str,
+    mailbox: Mailbox | None = None,
+    recipient: str = "",
+    message_id: str = "",
+    message_kind: str = "",
+    occurred_at: datetime | None = None,
+    detail: str = "",
+    rescore: bool = True,
+) -> Event | None:
+    """Record one event once (idempotent on `source_key`); counts it and rescores the domain.
+
+    Opens count once per message (unique opens). Returns None for a replay. Bulk callers pass
+    rescore=False and rescore once at the end."""
+    from reputation.services.scores import scores_recompute
+
+    if kind not in RECORDABLE:
+        raise ApplicationError(f"{kind} events come from the MTA, not from here.")
+    if mailbox is not None and mailbox.domain_id != domain.pk:
+        raise ApplicationError("The mailbox does not belong to this domain.")
+    occurred_at = occurred_at or timezone.now()
+    first_open = kind != EventKind.OPENED or not (
+        message_id
+        and Event.objects.filter(
+            domain=domain, kind=EventKind.OPENED, message_id=message_id
+        ).exists()
+    )
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                domain=domain,
+                mailbox=mailbox,
+                kind=kind,
+                recipient=recipient.lower()[:320],
+                message_id=message_id[:64],
+                message_kind=message_kind[:16],
+                occurred_at=occurred_at,
+                source_key=source_key[:80],
+                detail=detail[:500],
+            )
+    except IntegrityError:
+        return None
+    counter = KIND_COUNTER.get(kind)
+    if counter and first_open:
+        day = occurred_at.date()
+        counts = Counter({counter: 1})
+        domain_counters_add({(domain.pk, day): counts})
+        if mailbox is not None:
+            mailbox_counters_add({(mailbox.pk, day): counts})
+    if kind in (EventKind.UNSUBSCRIBED, EventKind.COMPLAINT) and recipient:
+        reason = "unsubscribe" if kind == EventKind.UNSUBSCRIBED else "complaint"
+        Suppression.objects.get_or_create(
+            workspace_id=domain.workspace_id,
+            address=recipient.lower(),
+            defaults={"reason": reason, "source": "event"},
+        )
+    if rescore:
+        scores_recompute(domain_ids=[domain.pk])
+    return event

@@ -1,0 +1,254 @@
+"""Turning stored records into events, counters, suppressions and fresh scores, in batches."""
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reputation.mapping import EventKind, MappedEvent, map_record
+from reputation.models import Event, RawRecord, SoftBounceStreak
+from reputation.services.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
+from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
+
+SOFT_BOUNCES_TO_HARD = 5
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch changed; the score and action steps work from it."""
+
+    records: int = 0
+    events: int = 0
+    domains: set[int] = field(default_factory=set)
+    mailboxes: set[int] = field(default_factory=set)
+    spam_blocks: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    warmup_complaints: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass(frozen=True)
+class _Row:
+    raw_id: int
+    key: str
+    event: MappedEvent
+    domain_id: int
+    workspace_id: int
+    mailbox_id: int | None
+
+
+def _when(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _resolve(mapped: list[tuple[int, str, MappedEvent]]) -> list[_Row]:
+    """Attach each event to its sending domain (the tenant) and mailbox; drop unknown tenants."""
+    tenants = {e.tenant for _, _, e in mapped if e.tenant}
+    domains = {
+        public_id: (pk, workspace_id)
+        for public_id, pk, workspace_id in SendingDomain.objects.filter(public_id__in=tenants)
+        .exclude(status=DomainStatus.RETIRED)
+        .values_list("public_id", "pk", "workspace_id")
+    }
+    locals_by_domain: dict[int, set[str]] = defaultdict(set)
+    for _, _, e in mapped:
+        if e.tenant in domains and "@" in e.mailbox:
+            locals_by_domain[domains[e.tenant][0]].add(e.mailbox.split("@", 1)[0])
+    mailboxes = {}
+    if locals_by_domain:
+        for pk, domain_id, local_part in Mailbox.objects.filter(
+            domain_id__in=list(locals_by_domain),
+            local_part__in={lp for lps in locals_by_domain.values() for lp in lps},
+        ).values_list("pk", "domain_id", "local_part"):
+            mailboxes[(domain_id, local_part)] = pk
+    rows = []
+    for raw_id, key, e in mapped:
+        if e.tenant not in domains:
+            continue
+        domain_id, workspace_id = domains[e.tenant]
+        local = e.mailbox.split("@", 1)[0] if "@" in e.mailbox else ""
+        rows.append(
+            _Row(raw_id, key, e, domain_id, workspace_id, mailboxes.get((domain_id, local)))
+        )
+    return rows
+
+
+def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], set[str]]:
+    """Count consecutive soft bounces per recipient; the fifth becomes a hard bounce.
+
+    Returns the derived hard bounces, and the keys of real hard bounces to drop because they
+    are the same message's later expiry (already counted once)."""
+    kinds = (EventKind.BOUNCE_SOFT, EventKind.DELIVERED, EventKind.BOUNCE_HARD)
+    relevant = [r for r in rows if r.event.recipient and r.event.kind in kinds]
+    if not relevant:
+        return [], set()
+    pairs = {(r.domain_id, r.event.recipient) for r in relevant}
+    state = {
+        (d, rcpt): [n, converted]
+        for d, rcpt, n, converted in SoftBounceStreak.objects.filter(
+            domain_id__in={d for d, _ in pairs}, recipient__in={rcpt for _, rcpt in pairs}
+        ).values_list("domain_id", "recipient", "count", "converted_message_id")
+        if (d, rcpt) in pairs
+    }
+    derived, dropped = [], set()
+    for row in sorted(relevant, key=lambda r: r.event.occurred_at):
+        streak = state.setdefault((row.domain_id, row.event.recipient), [0, ""])
+        if row.event.kind == EventKind.BOUNCE_HARD:
+            if row.event.message_id and row.event.message_id == streak[1]:
+                dropped.add(row.key)
+            streak[0] = 0
+        elif row.event.kind == EventKind.DELIVERED:
+            streak[0] = 0
+        else:
+            streak[0] += 1
+            if streak[0] >= SOFT_BOUNCES_TO_HARD:
+                streak[0], streak[1] = 0, row.event.message_id
+                hard = replace(
+                    row.event,
+                    kind=EventKind.BOUNCE_HARD,
+                    classification="SoftBounceLimit",
+                    response=f"{SOFT_BOUNCES_TO_HARD} soft bounces in a row",
+                )
+                derived.append(
+                    _Row(
+                        row.raw_id,
+                        row.key + ":hard",
+                        hard,
+                        row.domain_id,
+                        row.workspace_id,
+                        row.mailbox_id,
+                    )
+                )
+    SoftBounceStreak.objects.bulk_create(
+        [
+            SoftBounceStreak(
+                domain_id=d, recipient=r, count=n, converted_message_id=c[:64], updated_at=now
+            )
+            for (d, r), (n, c) in state.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["domain", "recipient"],
+        update_fields=["count", "converted_message_id", "updated_at"],
+    )
+    return derived, dropped
+
+
+def _count(rows: list[_Row]) -> tuple[dict, dict]:
+    domain_counts: dict[tuple[int, date], Counter] = defaultdict(Counter)
+    mailbox_counts: dict[tuple[int, date], Counter] = defaultdict(Counter)
+    for row in rows:
+        counter = KIND_COUNTER.get(row.event.kind.value)
+        if counter is None:
+            continue
+        day = _when(row.event.occurred_at).date()
+        targets = [domain_counts[(row.domain_id, day)]]
+        if row.mailbox_id:
+            targets.append(mailbox_counts[(row.mailbox_id, day)])
+        for target in targets:
+            target[counter] += 1
+            if row.event.kind == EventKind.SENT and row.event.message_kind == "warmup":
+                target["warmup_sent"] += 1
+    return domain_counts, mailbox_counts
+
+
+def _suppress(rows: list[_Row], now: datetime) -> None:
+    reasons = {EventKind.BOUNCE_HARD: "hard_bounce", EventKind.COMPLAINT: "complaint"}
+    entries = {
+        (r.workspace_id, r.event.recipient): reasons[r.event.kind]
+        for r in rows
+        if r.event.kind in reasons and r.event.recipient
+    }
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                workspace_id=ws, address=address, reason=reason, source="mta", created_at=now
+            )
+            for (ws, address), reason in entries.items()
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def records_process_batch(*, limit: int | None = None, now: datetime | None = None) -> BatchOutcome:
+    """Process one batch of stored records exactly once (claimed with SKIP LOCKED)."""
+    from reputation.services.actions import actions_evaluate
+    from reputation.services.scores import scores_recompute
+
+    now = now or timezone.now()
+    limit = limit or settings.INTAKE_BATCH_SIZE
+    outcome = BatchOutcome()
+    with transaction.atomic():
+        claimed = list(
+            RawRecord.objects.filter(processed_at__isnull=True)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "record_key", "payload")[:limit]
+        )
+        if not claimed:
+            return outcome
+        mapped = []
+        for raw_id, key, payload in claimed:
+            try:
+                events = map_record(payload)
+            except ValueError:
+                continue  # stored for the record, nothing to count
+            mapped += [(raw_id, f"{key}:{i}", e) for i, e in enumerate(events)]
+        rows = _resolve(mapped)
+        derived, dropped = _soft_bounce_streaks(rows, now)
+        rows = [r for r in rows if r.key not in dropped] + derived
+        Event.objects.bulk_create(
+            [
+                Event(
+                    domain_id=r.domain_id,
+                    mailbox_id=r.mailbox_id,
+                    kind=r.event.kind.value,
+                    recipient=r.event.recipient[:320],
+                    message_id=r.event.message_id[:64],
+                    message_kind=r.event.message_kind[:16],
+                    classification=r.event.classification[:40],
+                    detail=r.event.response[:500],
+                    occurred_at=_when(r.event.occurred_at),
+                    source_key=r.key[:80],
+                    raw_record_id=r.raw_id,
+                    created_at=now,
+                )
+                for r in rows
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        domain_counts, mailbox_counts = _count(rows)
+        domain_counters_add(domain_counts)
+        mailbox_counters_add(mailbox_counts)
+        _suppress(rows, now)
+        RawRecord.objects.filter(id__in=[c[0] for c in claimed]).update(processed_at=now)
+
+        outcome.records = len(claimed)
+        outcome.events = len(rows)
+        for row in rows:
+            outcome.domains.add(row.domain_id)
+            if row.mailbox_id:
+                outcome.mailboxes.add(row.mailbox_id)
+            if row.event.kind == EventKind.SPAM_BLOCK:
+                outcome.spam_blocks[row.domain_id].append(row.event.response)
+            if (
+                row.event.kind == EventKind.COMPLAINT
+                and row.mailbox_id
+                and row.event.message_kind == "warmup"
+            ):
+                outcome.warmup_complaints[row.mailbox_id].append(row.event.recipient)
+        changed = scores_recompute(domain_ids=outcome.domains, now=now)
+        actions_evaluate(outcome=outcome, now=now, scores=changed)
+    return outcome
+
+
+def records_process(*, max_batches: int = 20, now: datetime | None = None) -> int:
+    """Process batches until none are left (or `max_batches`); returns records processed."""
+    total = 0
+    for _ in range(max_batches):
+        outcome = records_process_batch(now=now)
+        total += outcome.records
+        if not outcome.records:
+            break
+    return total

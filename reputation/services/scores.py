@@ -1,0 +1,187 @@
+"""Trust scores and tiers from the window sums; history points and live pushes on change."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.services import workspace_notify
+from reputation.models import ScoreHistory
+from reputation.scoring import (
+    SCORING_VERSION,
+    Tier,
+    TrustScore,
+    WindowMetrics,
+    rehab_bounce_dilution,
+    rehab_score_unlock,
+    tier_for,
+    trust_score,
+)
+from reputation.services.metrics import domain_window_sums, window_metrics
+from sending.models import DomainStatus, SendingDomain
+
+SCORE_FIELDS = [
+    "trust_score",
+    "tier",
+    "score_provisional",
+    "scoring_version",
+    "score_metrics",
+    "score_updated_at",
+    "rehab_started_at",
+]
+
+
+@dataclass(frozen=True)
+class ScoreChange:
+    domain_id: int
+    before_score: float | None
+    before_tier: str
+    score: float | None
+    tier: str
+    metrics: WindowMetrics
+
+
+def _is_verified(domain: SendingDomain) -> bool:
+    # The baseline is granted only while SPF, DKIM and DMARC check out (SPEC 3.2).
+    return domain.verified_at is not None and domain.status not in (
+        DomainStatus.PENDING_DNS,
+        DomainStatus.RETIRED,
+    )
+
+
+def domain_score(domain: SendingDomain, metrics: WindowMetrics) -> tuple[TrustScore, Tier]:
+    score = trust_score(metrics, verified=_is_verified(domain))
+    previous = Tier(domain.tier) if domain.tier in Tier._value2member_map_ else None
+    tier = tier_for(
+        score=score,
+        previous=previous,
+        cooldown=domain.status == DomainStatus.COOLDOWN,
+        quarantined=domain.status == DomainStatus.QUARANTINED,
+        spam_percent=metrics.spam_percent,
+        hysteresis=settings.REPUTATION_PROMOTION_HYSTERESIS,
+    )
+    return score, tier
+
+
+def metrics_snapshot(metrics: WindowMetrics) -> dict:
+    return {
+        "sent": metrics.sent,
+        "delivered": metrics.delivered,
+        "hard_bounces": metrics.hard_bounces,
+        "complaints": metrics.complaints,
+        "replies": metrics.replies,
+        "unique_opens": metrics.unique_opens,
+        "bounce_percent": round(metrics.bounce_percent, 3),
+        "spam_percent": round(metrics.spam_percent, 4),
+        "reply_percent": round(metrics.reply_percent, 2),
+        "open_percent": round(metrics.open_percent, 2),
+    }
+
+
+def rehab_numbers(domain: SendingDomain, metrics: WindowMetrics) -> dict:
+    """SPEC 3.5: how many clean internal messages bring the domain back, and why not if never."""
+    unlock = rehab_score_unlock(
+        metrics,
+        reply_rate=settings.REHAB_REPLY_RATE,
+        open_rate=settings.REHAB_OPEN_RATE,
+        target=70.0 + settings.REPUTATION_PROMOTION_HYSTERESIS,
+        max_messages=settings.REHAB_MAX_MESSAGES,
+    )
+    return {
+        "bounce_dilution": rehab_bounce_dilution(
+            sent=metrics.sent, hard_bounces=metrics.hard_bounces
+        ),
+        "score_unlock": unlock.messages,
+        "reachable": unlock.reachable,
+        "limit_score": round(unlock.limit_score, 2),
+        "reason": unlock.reason,
+    }
+
+
+def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, ScoreChange]:
+    """Recompute the given domains from their window; store, record and push what changed."""
+    now = now or timezone.now()
+    ids = list(domain_ids)
+    if not ids:
+        return {}
+    sums = domain_window_sums(ids, now)
+    changes: dict[int, ScoreChange] = {}
+    updated: list[SendingDomain] = []
+    history: list[ScoreHistory] = []
+    domains = SendingDomain.objects.filter(pk__in=ids).select_related("workspace")
+    for domain in domains:
+        metrics = window_metrics(sums.get(domain.pk))
+        score, tier = domain_score(domain, metrics)
+        value = score.value
+        snapshot = metrics_snapshot(metrics)
+        moved = (
+            value != domain.trust_score
+            or tier.value != domain.tier
+            or score.provisional != domain.score_provisional
+            or domain.scoring_version != SCORING_VERSION
+        )
+        if not moved and snapshot == domain.score_metrics:
+            continue
+        if moved:
+            changes[domain.pk] = ScoreChange(
+                domain.pk, domain.trust_score, domain.tier, value, tier.value, metrics
+            )
+            history.append(
+                ScoreHistory(
+                    domain=domain,
+                    at=now,
+                    score=value,
+                    tier=tier.value,
+                    provisional=score.provisional,
+                    scoring_version=SCORING_VERSION,
+                    metrics=snapshot,
+                )
+            )
+        if tier == Tier.REHAB and domain.tier != Tier.REHAB.value:
+            domain.rehab_started_at = now
+        elif tier != Tier.REHAB:
+            domain.rehab_started_at = None
+        domain.trust_score = value
+        domain.tier = tier.value
+        domain.score_provisional = score.provisional
+        domain.scoring_version = SCORING_VERSION
+        domain.score_metrics = snapshot
+        domain.score_updated_at = now
+        updated.append(domain)
+        if moved:
+            workspace_notify(
+                workspace=domain.workspace,
+                event="score",
+                payload={
+                    "domain": domain.public_id,
+                    "score": value,
+                    "tier": tier.value,
+                    "provisional": score.provisional,
+                    "text": _change_text(domain.name, changes[domain.pk]),
+                },
+            )
+    SendingDomain.objects.bulk_update(updated, SCORE_FIELDS, batch_size=500)
+    ScoreHistory.objects.bulk_create(history, batch_size=500)
+    return changes
+
+
+def _change_text(name: str, change: ScoreChange) -> str:
+    score = "no score" if change.score is None else f"{change.score:.1f}"
+    if change.before_tier != change.tier:
+        return f"{name}: trust score {score}, tier {change.before_tier} → {change.tier}"
+    return f"{name}: trust score {score}"
+
+
+def scores_recompute_all(*, now: datetime | None = None, chunk: int = 1000) -> int:
+    """Window ageing: recompute every live domain, a chunk of ids at a time."""
+    now = now or timezone.now()
+    ids = list(
+        SendingDomain.objects.exclude(status=DomainStatus.RETIRED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    changed = 0
+    for start in range(0, len(ids), chunk):
+        changed += len(scores_recompute(domain_ids=ids[start : start + chunk], now=now))
+    return changed

@@ -1,0 +1,54 @@
+"""Celery adapters for reputation."""
+
+import json
+import logging
+import urllib.parse
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+
+from config.http import post_json
+from reputation import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def records_process() -> int:
+    """Process stored records; batches are claimed with SKIP LOCKED, so workers can share."""
+    return services.records_process()
+
+
+@shared_task
+def scores_recompute_all() -> int:
+    return services.scores_recompute_all()
+
+
+@shared_task
+def mailbox_limits_restore() -> int:
+    return services.mailbox_limits_restore()
+
+
+def _post(url: str, payload: dict) -> None:
+    post_json(url, json.dumps(payload).encode())
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def staff_alert_send(subject: str, body: str) -> None:
+    """Email staff, and post to the optional webhook and Telegram chat."""
+    if settings.STAFF_ALERT_EMAILS:
+        send_mail(
+            subject=f"[{settings.PRODUCT_NAME} staff] {subject}",
+            message=body,
+            from_email=None,
+            recipient_list=settings.STAFF_ALERT_EMAILS,
+        )
+    if settings.STAFF_ALERT_WEBHOOK_URL:
+        _post(settings.STAFF_ALERT_WEBHOOK_URL, {"subject": subject, "text": body})
+    if settings.STAFF_ALERT_TELEGRAM_BOT_TOKEN and settings.STAFF_ALERT_TELEGRAM_CHAT_ID:
+        token = urllib.parse.quote(settings.STAFF_ALERT_TELEGRAM_BOT_TOKEN, safe=":")
+        _post(
+            f"{settings.TELEGRAM_API_URL.rstrip('/')}/bot{token}/sendMessage",
+            {"chat_id": settings.STAFF_ALERT_TELEGRAM_CHAT_ID, "text": f"{subject}\n\n{body}"},
+        )

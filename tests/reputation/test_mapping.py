@@ -1,0 +1,455 @@
+"""KumoMTA log records -> normalized events (pure module, no database)."""
+
+import ast
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reputation.mapping import (
+    SPAM_BLOCK_CLASSES,
+    TRANSIENT_CLASSES,
+    EventKind,
+    MappedEvent,
+    map_record,
+    record_key,
+    tenant_of,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TENANT = "dom_7f3k2q9x"
+SPOOL_ID = "d7ef132b5d7711eda6e600155d0bb3ff"
+UNKNOWN_USER = {
+    "code": 550,
+    "enhanced_code": {"class": 5, "subject": 1, "detail": 1},
+    "content": "<x@y>: Recipient address rejected: User unknown",
+    "command": "RCPT TO:<x@y>\r\n",
+}
+MAILBOX_FULL = {
+    "code": 452,
+    "enhanced_code": {"class": 4, "subject": 2, "detail": 2},
+    "content": "Mailbox full",
+    "command": ".\r\n",
+}
+SPAMHAUS = {
+    "code": 554,
+    "enhanced_code": {"class": 5, "subject": 7, "detail": 1},
+    "content": "Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
+    "command": "RCPT TO:<kim@example.org>\r\n",
+}
+
+
+def _record(record_type: str, **fields) -> dict:
+    """A record shaped like the ones a KumoMTA node posts to the log hook."""
+    record = {
+        "type": record_type,
+        "id": SPOOL_ID,
+        "sender": "Anna@Acme-Mail.com",
+        "recipient": "Kim.Lee@Example.org",
+        "queue": f"launch-q3:{TENANT}@example.org",
+        "site": "warm-1->mx.example.org",
+        "size": 14213,
+        "response": {
+            "code": 250,
+            "enhanced_code": {"class": 2, "subject": 0, "detail": 0},
+            "content": "Ok: queued as 4VxYz12abc",
+            "command": ".\r\n",
+        },
+        "peer_address": {"name": "mx.example.org.", "addr": "198.51.100.25"},
+        "timestamp": 1718031234,
+        "event_time": "2024-06-10T14:53:54.123456789Z",
+        "created": 1718031230,
+        "num_attempts": 1,
+        "bounce_classification": "Uncategorized",
+        "egress_pool": "standard",
+        "egress_source": "standard-1",
+        "feedback_report": None,
+        "meta": {"tenant": TENANT, "campaign": "launch-q3", "kind": "campaign"},
+        "headers": {},
+        "delivery_protocol": "ESMTP",
+        "nodeid": "5e2c5ac6-1d8a-4a0a-9c1e-0a5c8c3f2b11",
+    }
+    record.update(fields)
+    return record
+
+
+def _feedback(trace=None, **report_fields) -> dict:
+    report = {
+        "feedback_type": "abuse",
+        "user_agent": "Yahoo!-Mail-Feedback/2.0",
+        "version": "1",
+        "original_mail_from": "<Anna@Acme-Mail.com>",
+        "original_rcpto_to": ["kim.lee@yahoo.com"],
+        "reported_domain": ["acme-mail.com"],
+        "source_ip": "203.0.113.5",
+        "supplemental_trace": trace,
+    }
+    report.update(report_fields)
+    return _record(
+        "Feedback",
+        id="a1c0ffee5d7711eda6e600155d0bb3ff",
+        sender="feedback@arf.mail.yahoo.com",
+        recipient="fbl@fbl.trustgate.example",
+        queue="fbl.trustgate.example",
+        response={"code": 250, "enhanced_code": None, "content": "", "command": None},
+        num_attempts=0,
+        meta={},
+        feedback_report=report,
+    )
+
+
+def _kinds(record: dict) -> list[EventKind]:
+    return [event.kind for event in map_record(record)]
+
+
+# --- pure module guard -------------------------------------------------------------------------
+
+
+def test_it_imports_no_django_or_celery():
+    tree = ast.parse((ROOT / "reputation/mapping.py").read_text())
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "level", 0) == 0
+        for alias in node.names
+    }
+    assert not imported & {"django", "celery", "rest_framework", "channels", "redis"}
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+
+def test_it_maps_reception_to_sent_with_the_message_context():
+    [event] = map_record(_record("Reception", num_attempts=0, egress_pool=None))
+    assert event == MappedEvent(
+        kind=EventKind.SENT,
+        tenant=TENANT,
+        recipient="kim.lee@example.org",
+        message_id=SPOOL_ID,
+        occurred_at=1718031234.0,
+        classification="Uncategorized",
+        response="250 2.0.0 Ok: queued as 4VxYz12abc",
+        mailbox="anna@acme-mail.com",
+        message_kind="campaign",
+        campaign="launch-q3",
+    )
+
+
+def test_it_maps_delivery_to_delivered():
+    assert _kinds(_record("Delivery")) == [EventKind.DELIVERED]
+
+
+def test_it_maps_an_unknown_user_bounce_to_a_hard_bounce():
+    record = _record(
+        "Bounce", response=UNKNOWN_USER, bounce_classification="InvalidRecipient", num_attempts=1
+    )
+    [event] = map_record(record)
+    assert event.kind == EventKind.BOUNCE_HARD
+    assert event.classification == "InvalidRecipient"
+    assert event.response == "550 5.1.1 <x@y>: Recipient address rejected: User unknown"
+
+
+@pytest.mark.parametrize("record_type", ["Bounce", "Expiration", "OOB"])
+def test_it_maps_permanent_failures_to_hard_bounces(record_type):
+    expired = {
+        "code": 551,
+        "enhanced_code": {"class": 5, "subject": 4, "detail": 7},
+        "content": "Next delivery time would be at 2024-06-17T14:53:54Z which exceeds the expiry "
+        "time 2024-06-17T14:00:00Z configured via set_scheduling",
+        "command": None,
+    }
+    record = _record(record_type, response=expired, bounce_classification="MessageExpired")
+    assert _kinds(record) == [EventKind.BOUNCE_HARD]
+
+
+@pytest.mark.parametrize("record_type", ["Bounce", "Expiration", "OOB"])
+@pytest.mark.parametrize("classification", sorted(TRANSIENT_CLASSES))
+def test_it_maps_permanent_failures_of_a_transient_class_to_soft_bounces(
+    record_type, classification
+):
+    record = _record(record_type, response=MAILBOX_FULL, bounce_classification=classification)
+    [event] = map_record(record)
+    assert event.kind == EventKind.BOUNCE_SOFT
+    assert event.response == "452 4.2.2 Mailbox full"
+
+
+@pytest.mark.parametrize("classification", sorted(SPAM_BLOCK_CLASSES))
+def test_it_maps_spam_classes_to_spam_blocks_instead_of_hard_bounces(classification):
+    response = {
+        "code": 550,
+        "enhanced_code": {"class": 5, "subject": 7, "detail": 1},
+        "content": "[203.0.113.5] Our system has detected that this message is likely "
+        "unsolicited mail. 5184530722af.364 - gsmtp",
+        "command": ".\r\n",
+    }
+    record = _record("Bounce", response=response, bounce_classification=classification)
+    assert _kinds(record) == [EventKind.SPAM_BLOCK]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
+        "Unfortunately, messages from [203.0.113.5] weren't sent. Please contact your Internet "
+        "service provider since part of their network is on our block list (S3150).",
+        "Rejected: 203.0.113.5 listed at bl.spamcop.net",
+        "Your IP is on our BLACKLIST",
+    ],
+)
+def test_it_maps_blocklist_responses_to_spam_blocks_whatever_the_classifier_said(content):
+    # The stock IANA rules file a 5.7.1 DNSBL rejection under AuthenticationFailed.
+    response = dict(SPAMHAUS, content=content)
+    record = _record("Bounce", response=response, bounce_classification="AuthenticationFailed")
+    [event] = map_record(record)
+    assert event.kind == EventKind.SPAM_BLOCK
+    assert event.classification == "AuthenticationFailed"
+
+
+@pytest.mark.parametrize("record_type", ["Bounce", "OOB", "TransientFailure"])
+def test_it_ignores_auto_replies(record_type):
+    response = dict(UNKNOWN_USER, content="I am out of the office until Monday")
+    record = _record(record_type, response=response, bounce_classification="AutoReply")
+    assert map_record(record) == []
+
+
+def test_it_maps_transient_failure_to_a_soft_bounce_even_on_the_fifth_attempt():
+    # Five in a row become a hard bounce in the service, which sees the history; not here.
+    for attempt in range(1, 6):
+        record = _record(
+            "TransientFailure",
+            response=MAILBOX_FULL,
+            bounce_classification="QuotaIssues",
+            num_attempts=attempt,
+        )
+        assert _kinds(record) == [EventKind.BOUNCE_SOFT]
+
+
+def test_it_maps_feedback_to_a_complaint_from_the_supplemental_trace():
+    trace = {"tenant": TENANT, "recipient": "Kim.Lee@yahoo.com", "id": SPOOL_ID}
+    [event] = map_record(_feedback(trace))
+    assert event.kind == EventKind.COMPLAINT
+    assert event.tenant == TENANT
+    assert event.recipient == "kim.lee@yahoo.com"
+    assert event.message_id == SPOOL_ID
+    assert event.mailbox == "anna@acme-mail.com"
+    assert event.occurred_at == 1718031234.0
+
+
+def test_it_reads_a_supplemental_trace_given_as_a_json_string():
+    trace = json.dumps(
+        {"tenant": TENANT, "x_recipient": "kim.lee@yahoo.com", "message_id": SPOOL_ID}
+    )
+    [event] = map_record(_feedback(trace))
+    assert (event.kind, event.tenant, event.recipient, event.message_id) == (
+        EventKind.COMPLAINT,
+        TENANT,
+        "kim.lee@yahoo.com",
+        SPOOL_ID,
+    )
+
+
+def test_it_never_takes_the_complainer_from_the_reports_own_envelope():
+    record = _feedback({"tenant": TENANT})  # no traced recipient
+    [event] = map_record(record)
+    assert event.recipient == "kim.lee@yahoo.com"  # from original_rcpto_to
+    assert event.recipient != record["recipient"]
+    assert event.mailbox != record["sender"]
+    assert event.message_id == ""  # the report's own spool id is not the original message's
+
+
+def test_it_still_records_a_complaint_without_trace_or_original_recipient():
+    [event] = map_record(_feedback(None, original_rcpto_to=[], original_mail_from=None))
+    assert (event.kind, event.tenant, event.recipient, event.mailbox) == (
+        EventKind.COMPLAINT,
+        "",
+        "",
+        "",
+    )
+
+
+def test_it_survives_a_malformed_supplemental_trace():
+    [event] = map_record(_feedback("{not json"))
+    assert event.kind == EventKind.COMPLAINT
+    assert event.recipient == "kim.lee@yahoo.com"
+
+
+@pytest.mark.parametrize(
+    "record_type",
+    [
+        "AdminBounce",
+        "Rejection",
+        "Delayed",
+        "XferOut",
+        "XferIn",
+        "AdminRebind",
+        "DeferredInjectionRebind",
+        "SomethingKumoAddsIn2027",
+    ],
+)
+def test_it_accepts_and_ignores_other_record_types(record_type):
+    assert map_record(_record(record_type)) == []
+
+
+def test_it_emits_one_event_per_recipient_when_recipient_is_a_list():
+    record = _record("Delivery", recipient=["A@example.org", "b@example.org", ""])
+    events = map_record(record)
+    assert [event.recipient for event in events] == ["a@example.org", "b@example.org"]
+    assert {event.message_id for event in events} == {SPOOL_ID}
+
+
+def test_it_keeps_a_record_without_recipient_unattributed():
+    record = _record("Reception")
+    del record["recipient"]
+    [event] = map_record(record)
+    assert (event.kind, event.recipient) == (EventKind.SENT, "")
+
+
+@pytest.mark.parametrize(
+    ("queue", "tenant"),
+    [
+        (f"launch-q3:{TENANT}@gmail.com", TENANT),
+        (f"{TENANT}@gmail.com", TENANT),
+        (f"a:b:{TENANT}@gmail.com", TENANT),
+        ("gmail.com", ""),
+        ("launch-q3:gmail.com", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_it_parses_the_tenant_from_the_queue_name(queue, tenant):
+    record = _record("Delivery", queue=queue, meta={})
+    assert tenant_of(record) == tenant
+    assert map_record(record)[0].tenant == tenant
+
+
+def test_meta_tenant_wins_over_the_queue_name():
+    record = _record("Delivery", queue="other@gmail.com", meta={"tenant": TENANT})
+    assert tenant_of(record) == TENANT
+
+
+def test_the_traced_tenant_wins_for_feedback():
+    record = _feedback({"tenant": TENANT}, original_rcpto_to=["kim@yahoo.com"])
+    record["meta"] = {"tenant": "dom_someone_else"}
+    assert tenant_of(record) == TENANT
+    assert tenant_of(_feedback(json.dumps({"tenant": TENANT}))) == TENANT
+    record["feedback_report"]["supplemental_trace"] = None
+    assert tenant_of(record) == "dom_someone_else"
+
+
+@pytest.mark.parametrize(
+    ("meta", "message_kind", "campaign"),
+    [
+        ({"tenant": TENANT, "kind": "warmup"}, "warmup", ""),
+        ({"tenant": TENANT, "x_kind": "campaign", "campaign": "c1"}, "campaign", "c1"),
+        ({"tenant": TENANT, "kind": "newsletter"}, "", ""),
+        (None, "", ""),
+    ],
+)
+def test_it_reads_the_message_kind_and_campaign_from_meta(meta, message_kind, campaign):
+    [event] = map_record(_record("Delivery", meta=meta, queue=f"{TENANT}@example.org"))
+    assert (event.message_kind, event.campaign) == (message_kind, campaign)
+
+
+def test_it_parses_event_time_when_there_is_no_timestamp():
+    record = _record("Delivery", event_time="2024-06-10T14:53:54.123456789Z")
+    del record["timestamp"]
+    [event] = map_record(record)
+    assert event.occurred_at == pytest.approx(1718031234.123456)
+
+
+def test_it_keeps_response_summaries_on_one_line_and_short():
+    response = {"code": 421, "enhanced_code": None, "content": "line one\nline two " + "x" * 900}
+    [event] = map_record(_record("TransientFailure", response=response))
+    assert event.response.startswith("421 line one line two x")
+    assert len(event.response) == 500
+
+
+def test_it_tolerates_missing_optional_and_extra_unknown_fields():
+    [event] = map_record({"type": "Delivery", "tls_cipher": "TLS13", "future": {"a": [1]}})
+    assert event == MappedEvent(EventKind.DELIVERED, "", "", "", 0.0, "", "", "", "", "")
+
+
+@pytest.mark.parametrize("record", [None, [], "Delivery", 42, {}, {"type": ""}, {"type": 3}])
+def test_it_refuses_non_records(record):
+    with pytest.raises(ValueError):
+        map_record(record)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_FIELDS = [
+    "id",
+    "sender",
+    "recipient",
+    "queue",
+    "response",
+    "timestamp",
+    "event_time",
+    "num_attempts",
+    "bounce_classification",
+    "feedback_report",
+    "meta",
+]
+
+
+@given(
+    st.sampled_from(["Reception", "Delivery", "Bounce", "TransientFailure", "OOB", "Feedback"]),
+    st.dictionaries(st.sampled_from(_FIELDS), _json),
+)
+def test_it_never_raises_on_a_record_with_odd_field_values(record_type, fields):
+    record = {**fields, "type": record_type}
+    for event in map_record(record):
+        assert isinstance(event.kind, EventKind)
+        assert len(event.response) <= 500
+    assert len(record_key(record)) == 64
+
+
+# --- idempotency key ---------------------------------------------------------------------------
+
+
+def test_record_key_is_stable_for_a_replayed_record():
+    record = _record("Delivery")
+    replay = json.loads(json.dumps(dict(reversed(list(record.items())))))
+    assert record_key(record) == record_key(replay)
+    assert len(record_key(record)) == 64
+
+
+def test_record_key_differs_across_attempts_types_and_recipients():
+    first = _record("TransientFailure", num_attempts=1)
+    keys = {
+        record_key(first),
+        record_key(dict(first, num_attempts=2)),
+        record_key(dict(first, type="Delivery")),
+        record_key(dict(first, recipient=["kim.lee@example.org", "b@example.org"])),
+        record_key(dict(first, timestamp=first["timestamp"] + 60)),
+    }
+    assert len(keys) == 5
+
+
+def test_record_key_uses_event_time_without_timestamp():
+    record = _record("Delivery")
+    del record["timestamp"]
+    later = dict(record, event_time="2024-06-10T14:53:55Z")
+    assert record_key(record) != record_key(later)
+
+
+def test_record_key_tells_complaints_about_different_originals_apart():
+    report = _feedback(None)
+    other = copy.deepcopy(report)
+    other["feedback_report"]["original_rcpto_to"] = ["someone.else@yahoo.com"]
+    assert record_key(report) != record_key(other)
+    assert record_key(report) == record_key(copy.deepcopy(report))
+
+
+def test_record_key_accepts_records_missing_fields_but_not_non_dicts():
+    assert record_key({}) != record_key({"type": "Delivery"})
+    with pytest.raises(ValueError):
+        record_key(["Delivery"])
