@@ -58,7 +58,8 @@ def domain_score(domain: SendingDomain, metrics: WindowMetrics) -> tuple[TrustSc
         previous=previous,
         cooldown=domain.status == DomainStatus.COOLDOWN,
         quarantined=domain.status == DomainStatus.QUARANTINED,
-        spam_percent=metrics.spam_percent,
+        # A provisional window is too small to quarantine on (one complaint in ten sends).
+        spam_percent=0.0 if score.provisional else metrics.spam_percent,
         hysteresis=settings.REPUTATION_PROMOTION_HYSTERESIS,
     )
     return score, tier
