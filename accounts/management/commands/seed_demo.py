@@ -1,8 +1,12 @@
 """Idempotent demo data: an operator and two customer workspaces with their users."""
 
+from io import StringIO
+
 from allauth.account.models import EmailAddress
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from accounts.models import Membership, Role, User, Workspace
@@ -15,13 +19,18 @@ WORKSPACES = [
     ("Globex Growth", [("owner@globex.test", Role.OWNER), ("admin@globex.test", Role.ADMIN)]),
 ]
 # Demo sending domains (shown as verified; their DNS is not really published) and mailboxes.
+# Each demo domain's traffic is simulated through the real MTA hook, so the demo shows every tier.
 DOMAINS = {
     "Acme Outreach": [
-        ("acme-outreach.com", "google", ["alex", "sam", "jordan"]),
-        ("acme-mail.io", "other", ["hello"]),
+        ("acme-outreach.com", "google", ["alex", "sam", "jordan"], ("good", 11)),
+        ("acme-mail.io", "other", ["hello"], ("average", 3)),
     ],
-    "Globex Growth": [("globex-growth.com", "microsoft", ["sales", "team"])],
+    "Globex Growth": [
+        ("globex-growth.com", "microsoft", ["sales", "team"], ("reckless", 5)),
+        ("globex-blast.com", "other", ["promo"], ("spammer", 1)),
+    ],
 }
+DEMO_MESSAGES = 600
 
 
 def _demo_domains(workspace: Workspace, owner: User) -> None:
@@ -29,7 +38,7 @@ def _demo_domains(workspace: Workspace, owner: User) -> None:
     from sending.services import VERIFIED_RECHECK, domain_create, mailbox_create
 
     now = timezone.now()
-    for name, provider, locals_ in DOMAINS.get(workspace.name, []):
+    for name, provider, locals_, (persona, seed) in DOMAINS.get(workspace.name, []):
         domain = SendingDomain.objects.filter(workspace=workspace, name=name).first()
         if domain is None:
             domain = domain_create(workspace=workspace, actor=owner, name=name)
@@ -53,6 +62,15 @@ def _demo_domains(workspace: Workspace, owner: User) -> None:
                         "daily_limit": 40,
                     },
                 )
+        if not domain.events.exists():
+            call_command(
+                "simulate_traffic",
+                domain=name,
+                persona=persona,
+                messages=DEMO_MESSAGES,
+                seed=seed,
+                stdout=StringIO(),
+            )
 
 
 def _user(email: str, *, staff: bool = False) -> User:
@@ -71,6 +89,8 @@ def _user(email: str, *, staff: bool = False) -> User:
 class Command(BaseCommand):
     help = "Load demo data (safe to run again)."
 
+    # The demo's automatic actions email alerts; keep them off the console (after commit too).
+    @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     @transaction.atomic
     def handle(self, *args, **options) -> None:
         _user(OPERATOR, staff=True)
