@@ -137,7 +137,7 @@ def test_seed_demo_is_idempotent(capsys):
     from sending.models import Mailbox, SendingDomain
 
     assert SendingDomain.objects.count() == 4
-    assert Mailbox.objects.count() == 8
+    assert Mailbox.objects.count() == 7
     # Simulated traffic through the MTA hook puts the demo domains in every tier.
     tiers = set(SendingDomain.objects.values_list("tier", flat=True))
     assert tiers == {"premium", "standard", "rehab", "quarantine"}
