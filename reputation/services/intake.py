@@ -3,7 +3,8 @@
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
 
 from reputation.mapping import record_key
 from reputation.models import RawRecord
@@ -38,11 +39,21 @@ def intake_store(*, records: list[dict]) -> IntakeResult:
     for record in records:
         unique.setdefault(record_key(record), record)
     with transaction.atomic():
-        RawRecord.objects.bulk_create(
-            [RawRecord(record_key=key, payload=record) for key, record in unique.items()],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
+        if connection.vendor == "postgresql":
+            # Two array parameters instead of thousands of placeholders: the hot path.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {RawRecord._meta.db_table} (record_key, payload, received_at) "
+                    "SELECT k, p::jsonb, now() FROM unnest(%s::text[], %s::text[]) AS t(k, p) "
+                    "ON CONFLICT (record_key) DO NOTHING",
+                    [list(unique), [orjson.dumps(r).decode() for r in unique.values()]],
+                )
+        else:
+            RawRecord.objects.bulk_create(
+                [RawRecord(record_key=key, payload=record) for key, record in unique.items()],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
         transaction.on_commit(records_processing_enqueue)
     return IntakeResult(received=len(records), unique=len(unique))
 

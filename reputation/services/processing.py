@@ -4,8 +4,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
+import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from reputation.mapping import EventKind, MappedEvent, map_record
@@ -83,17 +84,14 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
     relevant = [r for r in rows if r.event.recipient and r.event.kind in kinds]
     if not relevant:
         return [], set()
-    pairs = {(r.domain_id, r.event.recipient) for r in relevant}
-    state = {
-        (d, rcpt): [n, converted]
-        for d, rcpt, n, converted in SoftBounceStreak.objects.filter(
-            domain_id__in={d for d, _ in pairs}, recipient__in={rcpt for _, rcpt in pairs}
-        ).values_list("domain_id", "recipient", "count", "converted_message_id")
-        if (d, rcpt) in pairs
-    }
+    state = _streaks_load({(r.domain_id, r.event.recipient) for r in relevant})
+    original = {pair: tuple(value) for pair, value in state.items()}
     derived, dropped = [], set()
     for row in sorted(relevant, key=lambda r: r.event.occurred_at):
-        streak = state.setdefault((row.domain_id, row.event.recipient), [0, ""])
+        pair = (row.domain_id, row.event.recipient)
+        if row.event.kind != EventKind.BOUNCE_SOFT and pair not in state:
+            continue  # no streak to reset: the common case, kept out of the database
+        streak = state.setdefault(pair, [0, ""])
         if row.event.kind == EventKind.BOUNCE_HARD:
             if row.event.message_id and row.event.message_id == streak[1]:
                 dropped.add(row.key)
@@ -120,18 +118,40 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
                         row.mailbox_id,
                     )
                 )
+    changed = [
+        SoftBounceStreak(
+            domain_id=d, recipient=r, count=n, converted_message_id=c[:64], updated_at=now
+        )
+        for (d, r), (n, c) in state.items()
+        if original.get((d, r)) != (n, c)
+    ]
     SoftBounceStreak.objects.bulk_create(
-        [
-            SoftBounceStreak(
-                domain_id=d, recipient=r, count=n, converted_message_id=c[:64], updated_at=now
-            )
-            for (d, r), (n, c) in state.items()
-        ],
+        changed,
         update_conflicts=True,
         unique_fields=["domain", "recipient"],
         update_fields=["count", "converted_message_id", "updated_at"],
     )
     return derived, dropped
+
+
+def _streaks_load(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
+    """Existing streaks for these (domain, recipient) pairs, as [count, converted message]."""
+    domains = sorted({d for d, _ in pairs})
+    recipients = sorted({r for _, r in pairs})
+    if connection.vendor == POSTGRES:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT domain_id, recipient, count, converted_message_id "
+                f"FROM {SoftBounceStreak._meta.db_table} "
+                "WHERE domain_id = ANY(%s) AND recipient = ANY(%s)",
+                [domains, recipients],
+            )
+            found = cursor.fetchall()
+    else:
+        found = SoftBounceStreak.objects.filter(
+            domain_id__in=domains, recipient__in=recipients
+        ).values_list("domain_id", "recipient", "count", "converted_message_id")
+    return {(d, r): [n, c] for d, r, n, c in found if (d, r) in pairs}
 
 
 def _count(rows: list[_Row]) -> tuple[dict, dict]:
@@ -170,6 +190,93 @@ def _suppress(rows: list[_Row], now: datetime) -> None:
     )
 
 
+POSTGRES = "postgresql"
+
+
+def _claim(limit: int) -> list[tuple[int, str, dict]]:
+    """Take unprocessed records; concurrent workers skip each other's rows."""
+    if connection.vendor == POSTGRES:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, record_key, payload::text FROM {RawRecord._meta.db_table} "
+                "WHERE processed_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                [limit],
+            )
+            return [(pk, key, orjson.loads(text)) for pk, key, text in cursor.fetchall()]
+    return list(
+        RawRecord.objects.filter(processed_at__isnull=True)
+        .order_by("id")
+        .select_for_update(skip_locked=True)
+        .values_list("id", "record_key", "payload")[:limit]
+    )
+
+
+EVENT_COLUMNS = (
+    "domain_id",
+    "mailbox_id",
+    "kind",
+    "recipient",
+    "message_id",
+    "message_kind",
+    "classification",
+    "detail",
+    "occurred_at",
+    "source_key",
+    "raw_record_id",
+    "created_at",
+)
+
+
+def _events_insert(events: list[Event]) -> None:
+    """Insert events, skipping source keys already stored (COPY through a temp table on
+    PostgreSQL: tens of thousands of rows a second)."""
+    if not events:
+        return
+    if connection.vendor != POSTGRES:
+        Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
+        return
+    table = Event._meta.db_table
+    columns = ", ".join(EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS event_batch ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY event_batch ({columns}) FROM STDIN") as copy:
+            for e in events:
+                copy.write_row(
+                    (
+                        e.domain_id,
+                        e.mailbox_id,
+                        e.kind,
+                        e.recipient,
+                        e.message_id,
+                        e.message_kind,
+                        e.classification,
+                        e.detail,
+                        e.occurred_at,
+                        e.source_key,
+                        e.raw_record_id,
+                        e.created_at,
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM event_batch "
+            "ON CONFLICT (source_key) DO NOTHING"
+        )
+
+
+def _mark_processed(ids: list[int], now: datetime) -> None:
+    if connection.vendor == POSTGRES:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {RawRecord._meta.db_table} SET processed_at = %s WHERE id = ANY(%s)",
+                [now, ids],
+            )
+    else:
+        RawRecord.objects.filter(id__in=ids).update(processed_at=now)
+
+
 def records_process_batch(*, limit: int | None = None, now: datetime | None = None) -> BatchOutcome:
     """Process one batch of stored records exactly once (claimed with SKIP LOCKED)."""
     from reputation.services.actions import actions_evaluate
@@ -179,12 +286,7 @@ def records_process_batch(*, limit: int | None = None, now: datetime | None = No
     limit = limit or settings.INTAKE_BATCH_SIZE
     outcome = BatchOutcome()
     with transaction.atomic():
-        claimed = list(
-            RawRecord.objects.filter(processed_at__isnull=True)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", "record_key", "payload")[:limit]
-        )
+        claimed = _claim(limit)
         if not claimed:
             return outcome
         mapped = []
@@ -197,7 +299,7 @@ def records_process_batch(*, limit: int | None = None, now: datetime | None = No
         rows = _resolve(mapped)
         derived, dropped = _soft_bounce_streaks(rows, now)
         rows = [r for r in rows if r.key not in dropped] + derived
-        Event.objects.bulk_create(
+        _events_insert(
             [
                 Event(
                     domain_id=r.domain_id,
@@ -214,15 +316,13 @@ def records_process_batch(*, limit: int | None = None, now: datetime | None = No
                     created_at=now,
                 )
                 for r in rows
-            ],
-            ignore_conflicts=True,
-            batch_size=2000,
+            ]
         )
         domain_counts, mailbox_counts = _count(rows)
         domain_counters_add(domain_counts)
         mailbox_counters_add(mailbox_counts)
         _suppress(rows, now)
-        RawRecord.objects.filter(id__in=[c[0] for c in claimed]).update(processed_at=now)
+        _mark_processed([c[0] for c in claimed], now)
 
         outcome.records = len(claimed)
         outcome.events = len(rows)
