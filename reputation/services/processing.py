@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from reputation.mapping import EventKind, MappedEvent, map_record
@@ -227,43 +227,41 @@ EVENT_COLUMNS = (
 )
 
 
-def _events_insert(events: list[Event]) -> None:
-    """Insert events, skipping source keys already stored (COPY through a temp table on
-    PostgreSQL: tens of thousands of rows a second)."""
-    if not events:
+def _events_insert(rows: list[tuple]) -> None:
+    """Insert event rows (tuples in EVENT_COLUMNS order). On PostgreSQL, COPY straight into the
+    table: a record is processed once, so its events are new; should a source key exist after
+    all, the batch goes again through a temp table that skips known keys."""
+    if not rows:
         return
     if connection.vendor != POSTGRES:
-        Event.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
+        Event.objects.bulk_create(
+            [Event(**dict(zip(EVENT_COLUMNS, row, strict=True))) for row in rows],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
         return
     table = Event._meta.db_table
     columns = ", ".join(EVENT_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS event_batch ON COMMIT DELETE ROWS AS "
-            f"SELECT {columns} FROM {table} WITH NO DATA"
-        )
-        with cursor.cursor.copy(f"COPY event_batch ({columns}) FROM STDIN") as copy:
-            for e in events:
-                copy.write_row(
-                    (
-                        e.domain_id,
-                        e.mailbox_id,
-                        e.kind,
-                        e.recipient,
-                        e.message_id,
-                        e.message_kind,
-                        e.classification,
-                        e.detail,
-                        e.occurred_at,
-                        e.source_key,
-                        e.raw_record_id,
-                        e.created_at,
-                    )
-                )
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM event_batch "
-            "ON CONFLICT (source_key) DO NOTHING"
-        )
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _copy(cursor, f"COPY {table} ({columns}) FROM STDIN", rows)
+    except IntegrityError:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS event_batch ON COMMIT DELETE ROWS AS "
+                f"SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            _copy(cursor, f"COPY event_batch ({columns}) FROM STDIN", rows)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM event_batch "
+                "ON CONFLICT (source_key) DO NOTHING"
+            )
+
+
+def _copy(cursor, sql: str, rows: list[tuple]) -> None:
+    with cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _mark_processed(ids: list[int], now: datetime) -> None:
@@ -301,19 +299,19 @@ def records_process_batch(*, limit: int | None = None, now: datetime | None = No
         rows = [r for r in rows if r.key not in dropped] + derived
         _events_insert(
             [
-                Event(
-                    domain_id=r.domain_id,
-                    mailbox_id=r.mailbox_id,
-                    kind=r.event.kind.value,
-                    recipient=r.event.recipient[:320],
-                    message_id=r.event.message_id[:64],
-                    message_kind=r.event.message_kind[:16],
-                    classification=r.event.classification[:40],
-                    detail=r.event.response[:500],
-                    occurred_at=_when(r.event.occurred_at),
-                    source_key=r.key[:80],
-                    raw_record_id=r.raw_id,
-                    created_at=now,
+                (
+                    r.domain_id,
+                    r.mailbox_id,
+                    r.event.kind.value,
+                    r.event.recipient[:320],
+                    r.event.message_id[:64],
+                    r.event.message_kind[:16],
+                    r.event.classification[:40],
+                    r.event.response[:500],
+                    _when(r.event.occurred_at),
+                    r.key[:80],
+                    r.raw_id,
+                    now,
                 )
                 for r in rows
             ]
