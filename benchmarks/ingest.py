@@ -73,7 +73,7 @@ def main() -> None:
 
     from accounts.models import User
     from accounts.services import workspace_create
-    from reputation.models import Event, RawRecord
+    from reputation.models import Event, PendingRecord
     from reputation.simulator import simulate_records
     from sending.models import DomainStatus, SendingDomain
     from sending.services import domain_create
@@ -91,8 +91,13 @@ def main() -> None:
     per_domain = MESSAGES // DOMAINS
     for n, domain in enumerate(domains):
         persona = ("good", "average", "reckless", "spammer")[n % 4]
-        records += simulate_records(tenant=domain.public_id, domain=domain.name, persona=persona,
-                                    messages=per_domain, seed=n)
+        records += simulate_records(
+            tenant=domain.public_id,
+            domain=domain.name,
+            persona=persona,
+            messages=per_domain,
+            seed=n,
+        )
     records.sort(key=lambda r: r["timestamp"])
     batches = [orjson.dumps(records[i : i + BATCH]) for i in range(0, len(records), BATCH)]
     total = len(records)
@@ -101,14 +106,40 @@ def main() -> None:
     # --- end to end -------------------------------------------------------------------------
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port),
-         "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}/hooks/kumomta/"
     try:
@@ -126,8 +157,12 @@ def main() -> None:
         app.control.purge()
 
         def post(body: bytes) -> None:
-            request = urllib.request.Request(url, data=body, method="POST", headers={
-                "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+            request = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+            )
             with urllib.request.urlopen(request, timeout=60) as response:
                 assert response.status == 200
 
@@ -135,7 +170,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(post, batches))
         posted = time.perf_counter() - started
-        while RawRecord.objects.filter(processed_at__isnull=True).exists():
+        while PendingRecord.objects.exists():
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
     finally:
@@ -143,14 +178,17 @@ def main() -> None:
         worker.terminate()
         server.wait(timeout=20)
         worker.wait(timeout=20)
-    scored = SendingDomain.objects.filter(pk__in=[d.pk for d in domains],
-                                          score_updated_at__isnull=False).count()
+    scored = SendingDomain.objects.filter(
+        pk__in=[d.pk for d in domains], score_updated_at__isnull=False
+    ).count()
     events = Event.objects.count()
     assert scored == DOMAINS, f"only {scored} of {DOMAINS} domains were scored"
     end_to_end = total / elapsed
-    print(f"end to end (HTTP -> stored -> events -> counters -> scores): {end_to_end:,.0f} "
-          f"records/s ({elapsed:.2f} s; intake alone {total / posted:,.0f} records/s; "
-          f"{events:,} events)")
+    print(
+        f"end to end (HTTP -> stored -> events -> counters -> scores): {end_to_end:,.0f} "
+        f"records/s ({elapsed:.2f} s; intake alone {total / posted:,.0f} records/s; "
+        f"{events:,} events)"
+    )
 
     # --- naive ------------------------------------------------------------------------------
     from datetime import UTC, datetime
@@ -163,33 +201,49 @@ def main() -> None:
     sample = records[:NAIVE_RECORDS]
     by_tenant = {d.public_id: d for d in SendingDomain.objects.all()}
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE naive_raw (id bigserial PRIMARY KEY, record_key text UNIQUE, "
-                       "payload jsonb)")
+        cursor.execute(
+            "CREATE TABLE naive_raw (id bigserial PRIMARY KEY, record_key text UNIQUE, "
+            "payload jsonb)"
+        )
     started = time.perf_counter()
     for n, record in enumerate(sample):
         with connection.cursor() as cursor:
-            cursor.execute("INSERT INTO naive_raw (record_key, payload) VALUES (%s, %s)",
-                           [record_key(record), orjson.dumps(record).decode()])
+            cursor.execute(
+                "INSERT INTO naive_raw (record_key, payload) VALUES (%s, %s)",
+                [record_key(record), orjson.dumps(record).decode()],
+            )
         for i, mapped in enumerate(map_record(record)):
             domain = by_tenant.get(mapped.tenant)
             if domain is None:
                 continue
             Event.objects.create(
-                domain=domain, kind=mapped.kind.value, recipient=mapped.recipient,
-                message_id=mapped.message_id, occurred_at=datetime.fromtimestamp(
-                    mapped.occurred_at, tz=UTC), source_key=f"naive:{n}:{i}")
+                domain=domain,
+                kind=mapped.kind.value,
+                recipient=mapped.recipient,
+                message_id=mapped.message_id,
+                occurred_at=datetime.fromtimestamp(mapped.occurred_at, tz=UTC),
+                source_key=f"naive:{n}:{i}",
+            )
             counts = Event.objects.filter(domain=domain).aggregate(
                 sent=Count("id", filter=Q(kind="sent")),
                 hard=Count("id", filter=Q(kind="bounce_hard")),
                 complaints=Count("id", filter=Q(kind="complaint")),
             )
-            score = trust_score(WindowMetrics(sent=counts["sent"], hard_bounces=counts["hard"],
-                                              complaints=counts["complaints"]), verified=True)
+            score = trust_score(
+                WindowMetrics(
+                    sent=counts["sent"],
+                    hard_bounces=counts["hard"],
+                    complaints=counts["complaints"],
+                ),
+                verified=True,
+            )
             domain.trust_score = score.value
             domain.save(update_fields=["trust_score"])
     naive = len(sample) / (time.perf_counter() - started)
-    print(f"naive (ORM save per record, score recomputed from scratch): {naive:,.0f} records/s "
-          f"(on the first {len(sample):,} records)")
+    print(
+        f"naive (ORM save per record, score recomputed from scratch): {naive:,.0f} records/s "
+        f"(on the first {len(sample):,} records)"
+    )
 
     # --- raw COPY ---------------------------------------------------------------------------
     rows = [(record_key(r), orjson.dumps(r).decode()) for r in records]
@@ -204,8 +258,10 @@ def main() -> None:
     print(f"raw COPY of the same rows (physical limit): {copy_rate:,.0f} records/s")
 
     print(f"ratio end to end / naive: {end_to_end / naive:,.1f}x")
-    print(f"ratio end to end / raw COPY: {end_to_end / copy_rate:.2f} "
-          f"({100 * end_to_end / copy_rate:.0f} % of the physical limit)")
+    print(
+        f"ratio end to end / raw COPY: {end_to_end / copy_rate:.2f} "
+        f"({100 * end_to_end / copy_rate:.0f} % of the physical limit)"
+    )
     ok = end_to_end >= 10_000 and end_to_end / naive >= 10
     print(f"target (>= 10,000 records/s and >= 10x naive): {'met' if ok else 'NOT met'}")
 

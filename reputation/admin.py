@@ -27,9 +27,13 @@ class EventAdmin(ReadOnlyAdmin):
 
 @admin.register(RawRecord)
 class RawRecordAdmin(ReadOnlyAdmin):
-    list_display = ["id", "record_key", "received_at", "processed_at"]
-    list_filter = ["received_at", "processed_at"]
+    list_display = ["id", "record_key", "received_at", "waiting"]
+    list_filter = ["received_at"]
     search_fields = ["record_key"]
+
+    @admin.display(boolean=True, description="Waiting to be processed")
+    def waiting(self, record: RawRecord) -> bool:
+        return hasattr(record, "pending")
 
 
 @admin.register(ScoreHistory)

@@ -6,23 +6,27 @@ from sending.models import Mailbox, SendingDomain
 
 
 class RawRecord(models.Model):
-    """A KumoMTA log record exactly as posted, stored before the hook answers 2xx."""
+    """A KumoMTA log record exactly as posted (JSON text), stored before the hook answers 2xx."""
 
     id = models.BigAutoField(primary_key=True)
     record_key = models.CharField(max_length=64, unique=True)
-    payload = models.JSONField()
+    payload = models.TextField(help_text="The record as JSON.")
     received_at = models.DateTimeField(default=timezone.now)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["id"], condition=Q(processed_at__isnull=True), name="rawrecord_unprocessed"
-            )
-        ]
 
     def __str__(self) -> str:
-        return f"{self.payload.get('type', '?')} {self.record_key[:12]}"
+        return self.record_key[:16]
+
+
+class PendingRecord(models.Model):
+    """The processing queue: a stored record not yet turned into events (claimed by deleting
+    its row, so the big record rows are never rewritten)."""
+
+    raw_record = models.OneToOneField(
+        RawRecord, primary_key=True, on_delete=models.CASCADE, related_name="pending"
+    )
+
+    def __str__(self) -> str:
+        return str(self.raw_record_id)
 
 
 class EventKind(models.TextChoices):

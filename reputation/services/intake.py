@@ -7,7 +7,7 @@ import orjson
 from django.db import connection, transaction
 
 from reputation.mapping import record_key
-from reputation.models import RawRecord
+from reputation.models import PendingRecord, RawRecord
 
 logger = logging.getLogger(__name__)
 
@@ -38,27 +38,48 @@ def intake_store(*, records: list[dict]) -> IntakeResult:
     unique: dict[str, dict] = {}
     for record in records:
         unique.setdefault(record_key(record), record)
+    rows = [(key, orjson.dumps(record).decode()) for key, record in unique.items()]
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # The batch goes over as one JSON document and PostgreSQL splits it: no per-row
-            # placeholders or escaping on the hot path.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {RawRecord._meta.db_table} (record_key, payload, received_at) "
-                    "SELECT k.key, r.value, now() "
-                    "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(value, n) "
-                    "JOIN unnest(string_to_array(%s, ',')) WITH ORDINALITY AS k(key, n) USING (n) "
-                    "ON CONFLICT (record_key) DO NOTHING",
-                    [orjson.dumps(list(unique.values())).decode(), ",".join(unique)],
-                )
+            _store_postgres(rows)
         else:
-            RawRecord.objects.bulk_create(
-                [RawRecord(record_key=key, payload=record) for key, record in unique.items()],
-                ignore_conflicts=True,
-                batch_size=500,
-            )
+            _store_orm(rows)
         transaction.on_commit(records_processing_enqueue)
     return IntakeResult(received=len(records), unique=len(unique))
+
+
+def _store_postgres(rows: list[tuple[str, str]]) -> None:
+    """COPY into a temp table, then one statement stores the new records and queues them."""
+    raw, pending = RawRecord._meta.db_table, PendingRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS raw_batch (record_key text, payload text) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy("COPY raw_batch (record_key, payload) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"WITH stored AS (INSERT INTO {raw} (record_key, payload, received_at) "
+            "SELECT record_key, payload, now() FROM raw_batch "
+            "ON CONFLICT (record_key) DO NOTHING RETURNING id) "
+            f"INSERT INTO {pending} (raw_record_id) SELECT id FROM stored"
+        )
+
+
+def _store_orm(rows: list[tuple[str, str]]) -> None:
+    known = set(
+        RawRecord.objects.filter(record_key__in=[k for k, _ in rows]).values_list(
+            "record_key", flat=True
+        )
+    )
+    fresh = [RawRecord(record_key=k, payload=p) for k, p in rows if k not in known]
+    RawRecord.objects.bulk_create(fresh, batch_size=500)
+    stored = RawRecord.objects.filter(record_key__in=[r.record_key for r in fresh])
+    PendingRecord.objects.bulk_create(
+        [PendingRecord(raw_record_id=pk) for pk in stored.values_list("pk", flat=True)],
+        batch_size=500,
+    )
 
 
 def records_processing_enqueue() -> None:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from reputation.mapping import EventKind, MappedEvent, map_record
-from reputation.models import Event, RawRecord, SoftBounceStreak
+from reputation.models import Event, PendingRecord, RawRecord, SoftBounceStreak
 from reputation.services.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
 
@@ -194,21 +194,29 @@ POSTGRES = "postgresql"
 
 
 def _claim(limit: int) -> list[tuple[int, str, dict]]:
-    """Take unprocessed records; concurrent workers skip each other's rows."""
+    """Take queued records by deleting their queue rows; concurrent workers skip each other's
+    rows, and a rollback puts them back."""
+    raw, pending = RawRecord._meta.db_table, PendingRecord._meta.db_table
     if connection.vendor == POSTGRES:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, record_key, payload::text FROM {RawRecord._meta.db_table} "
-                "WHERE processed_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                f"WITH claimed AS (DELETE FROM {pending} WHERE raw_record_id IN ("
+                f"SELECT raw_record_id FROM {pending} ORDER BY raw_record_id LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING raw_record_id) "
+                f"SELECT r.id, r.record_key, r.payload FROM {raw} r "
+                "JOIN claimed c ON c.raw_record_id = r.id ORDER BY r.id",
                 [limit],
             )
-            return [(pk, key, orjson.loads(text)) for pk, key, text in cursor.fetchall()]
-    return list(
-        RawRecord.objects.filter(processed_at__isnull=True)
-        .order_by("id")
-        .select_for_update(skip_locked=True)
-        .values_list("id", "record_key", "payload")[:limit]
-    )
+            found = cursor.fetchall()
+    else:
+        ids = list(PendingRecord.objects.order_by("pk").values_list("pk", flat=True)[:limit])
+        PendingRecord.objects.filter(pk__in=ids).delete()
+        found = (
+            RawRecord.objects.filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("id", "record_key", "payload")
+        )
+    return [(pk, key, orjson.loads(text)) for pk, key, text in found]
 
 
 EVENT_COLUMNS = (
@@ -264,17 +272,6 @@ def _copy(cursor, sql: str, rows: list[tuple]) -> None:
             copy.write_row(row)
 
 
-def _mark_processed(ids: list[int], now: datetime) -> None:
-    if connection.vendor == POSTGRES:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {RawRecord._meta.db_table} SET processed_at = %s WHERE id = ANY(%s)",
-                [now, ids],
-            )
-    else:
-        RawRecord.objects.filter(id__in=ids).update(processed_at=now)
-
-
 def records_process_batch(*, limit: int | None = None, now: datetime | None = None) -> BatchOutcome:
     """Process one batch of stored records exactly once (claimed with SKIP LOCKED)."""
     from reputation.services.actions import actions_evaluate
@@ -320,7 +317,6 @@ def records_process_batch(*, limit: int | None = None, now: datetime | None = No
         domain_counters_add(domain_counts)
         mailbox_counters_add(mailbox_counts)
         _suppress(rows, now)
-        _mark_processed([c[0] for c in claimed], now)
 
         outcome.records = len(claimed)
         outcome.events = len(rows)
