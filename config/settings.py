@@ -325,7 +325,7 @@ KUMO_WEBHOOK_TOKEN = env.str(
     "KUMO_WEBHOOK_TOKEN", default="dev-kumo-webhook-token" if DEBUG else environ.Env.NOTSET
 )
 KUMO_WEBHOOK_MAX_BYTES = env.int("KUMO_WEBHOOK_MAX_BYTES", default=8 * 1024 * 1024)
-INTAKE_BATCH_SIZE = env.int("INTAKE_BATCH_SIZE", default=5000)
+INTAKE_BATCH_SIZE = env.int("INTAKE_BATCH_SIZE", default=10000)
 REPUTATION_WINDOW_DAYS = env.int("REPUTATION_WINDOW_DAYS", default=30)
 REPUTATION_PROMOTION_HYSTERESIS = env.float("REPUTATION_PROMOTION_HYSTERESIS", default=2.0)
 # Rate-based automatic actions wait for this many sent messages in the window.

@@ -17,6 +17,11 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True)
 def records_process() -> int:
     """Process stored records; batches are claimed with SKIP LOCKED, so workers can share."""
+    from django.core.cache import cache
+
+    from reputation.services.intake import PROCESSING_SCHEDULED
+
+    cache.delete(PROCESSING_SCHEDULED)  # batches posted from now on schedule another run
     return services.records_process()
 
 

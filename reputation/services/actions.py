@@ -79,32 +79,54 @@ def _announce(
     staff_alert(subject=f"[{finding.level}] {domain.workspace.public_id} {subject_name}", body=text)
 
 
-def _open(
-    *, domain: SendingDomain, mailbox: Mailbox | None, finding: Finding, now: datetime
-) -> bool:
-    """Open the alert unless it is already open: True when it is new (act once per episode)."""
-    try:
-        with transaction.atomic():
-            ReputationAlert.objects.create(
-                domain=domain,
-                mailbox=mailbox,
-                code=finding.code,
-                level=finding.level,
-                message=finding.message,
-                numbers=finding.numbers,
-                opened_at=now,
-            )
-    except IntegrityError:
-        return False
-    return True
+class AlertBook:
+    """The open alerts of the domains being evaluated, read once; new ones are inserted (the
+    partial unique index still guards against a concurrent worker), cleared ones resolved in one
+    update at the end."""
 
+    def __init__(self, domain_ids) -> None:
+        self.open = {
+            (domain_id, mailbox_id, code): pk
+            for pk, domain_id, mailbox_id, code in ReputationAlert.objects.filter(
+                domain_id__in=list(domain_ids), resolved_at__isnull=True
+            ).values_list("pk", "domain_id", "mailbox_id", "code")
+        }
+        self.resolve: list[int] = []
 
-def _resolve_others(
-    *, domain: SendingDomain, mailbox: Mailbox | None, keep: set[str], now: datetime
-) -> None:
-    ReputationAlert.objects.filter(
-        domain=domain, mailbox=mailbox, resolved_at__isnull=True
-    ).exclude(code__in=keep).update(resolved_at=now)
+    def open_new(
+        self, *, domain: SendingDomain, mailbox: Mailbox | None, finding: Finding, now: datetime
+    ) -> bool:
+        """True when the alert is new (act once per episode)."""
+        key = (domain.pk, mailbox.pk if mailbox else None, finding.code)
+        if key in self.open:
+            return False
+        try:
+            with transaction.atomic():
+                alert = ReputationAlert.objects.create(
+                    domain=domain,
+                    mailbox=mailbox,
+                    code=finding.code,
+                    level=finding.level,
+                    message=finding.message,
+                    numbers=finding.numbers,
+                    opened_at=now,
+                )
+        except IntegrityError:
+            return False
+        self.open[key] = alert.pk
+        return True
+
+    def keep_only(self, *, domain: SendingDomain, mailbox: Mailbox | None, codes: set[str]) -> None:
+        mailbox_id = mailbox.pk if mailbox else None
+        self.resolve += [
+            pk
+            for (d, m, code), pk in self.open.items()
+            if d == domain.pk and m == mailbox_id and code not in codes
+        ]
+
+    def close(self, now: datetime) -> None:
+        if self.resolve:
+            ReputationAlert.objects.filter(pk__in=self.resolve).update(resolved_at=now)
 
 
 def _domain_effect(domain: SendingDomain, finding: Finding) -> str:
@@ -157,6 +179,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
         for d in SendingDomain.objects.filter(pk__in=outcome.domains).select_related("workspace")
     }
     sums = domain_window_sums(domains, now)
+    book = AlertBook(domains)
     for domain in domains.values():
         counters = sums.get(domain.pk, {})
         metrics = window_metrics(counters)
@@ -193,7 +216,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
                         effect=f"Out of rotation for {settings.REPUTATION_COOLDOWN_DAYS} days.",
                     )
                 continue
-            if _open(domain=domain, mailbox=None, finding=finding, now=now):
+            if book.open_new(domain=domain, mailbox=None, finding=finding, now=now):
                 effect = _domain_effect(domain, finding)
                 _announce(
                     domain=domain,
@@ -202,7 +225,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
                     action=f"reputation.{finding.code}",
                     effect=effect,
                 )
-        _resolve_others(domain=domain, mailbox=None, keep={f.code for f in findings}, now=now)
+        book.keep_only(domain=domain, mailbox=None, codes={f.code for f in findings})
         change = scores.get(domain.pk)
         if change and change.before_tier != change.tier:
             _tier_changed(domain, change)
@@ -211,6 +234,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
         Mailbox.objects.filter(pk__in=outcome.mailboxes).select_related("domain__workspace")
     )
     if not mailboxes:
+        book.close(now)
         return
     ids = [m.pk for m in mailboxes]
     window = mailbox_window_sums(ids, now)
@@ -240,7 +264,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
                 effect="Paused for review.",
             )
         for finding in findings:
-            if _open(domain=mailbox.domain, mailbox=mailbox, finding=finding, now=now):
+            if book.open_new(domain=mailbox.domain, mailbox=mailbox, finding=finding, now=now):
                 effect = _mailbox_effect(mailbox, finding, now)
                 _announce(
                     domain=mailbox.domain,
@@ -249,9 +273,8 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
                     action=f"reputation.{finding.code}",
                     effect=effect,
                 )
-        _resolve_others(
-            domain=mailbox.domain, mailbox=mailbox, keep={f.code for f in findings}, now=now
-        )
+        book.keep_only(domain=mailbox.domain, mailbox=mailbox, codes={f.code for f in findings})
+    book.close(now)
 
 
 def _tier_changed(domain: SendingDomain, change) -> None:

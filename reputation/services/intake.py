@@ -4,6 +4,8 @@ import logging
 from dataclasses import dataclass
 
 import orjson
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 
 from reputation.mapping import record_key
@@ -82,11 +84,21 @@ def _store_orm(rows: list[tuple[str, str]]) -> None:
     )
 
 
+PROCESSING_SCHEDULED = "reputation:processing-scheduled"
+PROCESSING_DELAY = 0.5  # seconds: batches posted meanwhile are processed together
+
+
 def records_processing_enqueue() -> None:
-    """Queue processing; if the broker is down the records wait for the periodic safety net."""
+    """Queue processing once per short interval (not once per posted batch), so each run takes
+    a large batch; if the broker is down the records wait for the periodic safety net."""
     from reputation.tasks import records_process
 
-    try:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
         records_process.delay()
+        return
+    try:
+        if cache.add(PROCESSING_SCHEDULED, 1, timeout=30):
+            records_process.apply_async(countdown=PROCESSING_DELAY)
     except Exception:
+        cache.delete(PROCESSING_SCHEDULED)
         logger.warning("could not queue record processing; the periodic tick will pick it up")
