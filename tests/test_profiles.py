@@ -27,6 +27,7 @@ def production_env(**extra: str) -> dict[str, str]:
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
         DJANGO_ALLOWED_HOSTS="app.example.com",
         SECRET_ENCRYPTION_KEYS=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        KUMO_WEBHOOK_TOKEN=secrets.token_urlsafe(32),
         **extra,
     )
     return env

@@ -139,10 +139,10 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
                     metrics=snapshot,
                 )
             )
-        if tier == Tier.REHAB and domain.tier != Tier.REHAB.value:
-            domain.rehab_started_at = now
-        elif tier != Tier.REHAB:
+        if tier != Tier.REHAB:
             domain.rehab_started_at = None
+        elif domain.rehab_started_at is None or domain.tier != Tier.REHAB.value:
+            domain.rehab_started_at = now  # progress counts from the demotion on
         domain.trust_score = value
         domain.tier = tier.value
         domain.score_provisional = score.provisional
