@@ -179,6 +179,10 @@ def _domain_status_set(
         before=before,
         after=after,
     )
+    # Status drives the tier (cool-down -> rehab, quarantine -> quarantine, verified -> scored).
+    from reputation.services import scores_recompute
+
+    scores_recompute(domain_ids=[domain.pk], now=now)
     workspace_notify(
         workspace=domain.workspace,
         event="domain.status",

@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
@@ -14,6 +15,7 @@ from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
 from accounts.services import workspace_notify
+from config.http import post_json
 from tests.accounts.test_signup import CONFIRM_LINK
 from tests.conftest import free_port
 from tests.test_profiles import ROOT, wait_for_port
@@ -140,7 +142,7 @@ def asgi_server():
             "off",
         ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
+        env={**os.environ, "DATABASE_URL": url, "KUMO_WEBHOOK_TOKEN": "browser-test-token"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -211,3 +213,32 @@ def test_a_customer_adds_a_domain_publishes_it_verifies_and_adds_a_mailbox(
     expect(page.get_by_role("heading", level=1)).to_contain_text("alex@acme-outreach.com")
     page.get_by_role("link", name="← Mailboxes").click()
     expect(page.get_by_test_id("mailbox-list")).to_contain_text("alex@acme-outreach.com")
+
+
+def test_the_dashboard_score_moves_live_when_the_mta_reports(asgi_server, page, owner, zone):
+    from reputation.models import Event
+    from sending.services import domain_create, domain_verify
+    from tests.conftest import publish
+    from tests.reputation.records import traffic
+
+    domain = domain_create(workspace=owner.workspace, actor=owner.user, name="live-sender.com")
+    publish(zone, domain)
+    domain_verify(domain=domain)
+    log_in(page, owner, asgi_server)
+    page.goto(f"{asgi_server}/w/{owner.workspace.public_id}/")
+    expect(page.locator("body")).to_have_attribute("data-live", "on")
+    row = page.locator(f"tr[data-domain='{domain.public_id}']")
+    expect(row.locator(".score-cell")).to_contain_text("50.0")
+    page.evaluate("window.__notReloaded = true")
+
+    body = orjson.dumps(traffic(domain, 40, bounces=2))  # 5 % bounces -> 50 - 50 = 0
+    post_json(
+        f"{asgi_server}/hooks/kumomta/",
+        body,
+        headers={"Authorization": "Bearer browser-test-token"},
+    )
+    expect(row.locator(".score-cell")).to_contain_text("0.0")
+    expect(row.locator(".tier-badge")).to_have_text("rehab")
+    assert page.evaluate("window.__notReloaded") is True
+    assert Event.objects.filter(domain=domain).count() == 80
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-score.png"), full_page=True)
