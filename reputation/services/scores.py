@@ -150,18 +150,16 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
         domain.score_metrics = snapshot
         domain.score_updated_at = now
         updated.append(domain)
+        payload = {
+            "domain": domain.public_id,
+            "score": value,
+            "tier": tier.value,
+            "provisional": score.provisional,
+        }
         if moved:
-            workspace_notify(
-                workspace=domain.workspace,
-                event="score",
-                payload={
-                    "domain": domain.public_id,
-                    "score": value,
-                    "tier": tier.value,
-                    "provisional": score.provisional,
-                    "text": _change_text(domain.name, changes[domain.pk]),
-                },
-            )
+            payload["text"] = _change_text(domain.name, changes[domain.pk])
+        # Unchanged scores still push: the page's metrics and rehab progress move with the counts.
+        workspace_notify(workspace=domain.workspace, event="score", payload=payload)
     SendingDomain.objects.bulk_update(updated, SCORE_FIELDS, batch_size=500)
     ScoreHistory.objects.bulk_create(history, batch_size=500)
     return changes
