@@ -412,3 +412,20 @@ def user_set_active(*, user: User, actor: User | None, active: bool, reason: str
         after={"is_active": active},
     )
     return user
+
+
+def workspace_owners_email(*, workspace: Workspace, subject: str, body: str) -> None:
+    """Email the workspace's owners once the current transaction commits."""
+    owners = list(
+        workspace.memberships.filter(role=Role.OWNER).values_list("user__email", flat=True)
+    )
+    if owners:
+        transaction.on_commit(
+            lambda: send_mail(
+                subject=f"[{settings.PRODUCT_NAME}] {subject}",
+                message=body,
+                from_email=None,
+                recipient_list=owners,
+                fail_silently=True,
+            )
+        )

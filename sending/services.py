@@ -7,13 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.crypto import secret_decrypt, secret_encrypt
 from accounts.models import Membership, Role, User, Workspace
-from accounts.services import audit_log_record, workspace_notify
+from accounts.services import audit_log_record, workspace_notify, workspace_owners_email
 from config.errors import ApplicationError, PermissionDenied
 from sending.connection_test import ConnectionResult, ServerSpec, imap_login, smtp_login
 from sending.dkim import dkim_keypair_new, dkim_selector_for
@@ -133,22 +132,6 @@ def _records_to_check(domain: SendingDomain, keys: list[DkimKey]) -> list[DnsRec
     # A retiring key's record may be removed at any time; it is not checked.
     checked = {k.selector for k in keys if k.state != DkimKeyState.RETIRING}
     return [r for r in domain_records(domain) if r.kind != "dkim" or r.selector in checked]
-
-
-def _owners_email(*, workspace: Workspace, subject: str, body: str) -> None:
-    owners = list(
-        workspace.memberships.filter(role=Role.OWNER).values_list("user__email", flat=True)
-    )
-    if owners:
-        transaction.on_commit(
-            lambda: send_mail(
-                subject=f"[{settings.PRODUCT_NAME}] {subject}",
-                message=body,
-                from_email=None,
-                recipient_list=owners,
-                fail_silently=True,
-            )
-        )
 
 
 def _domain_status_set(
@@ -279,7 +262,7 @@ def _verification_apply(
             reason=reason,
             action="domain.dns_broken",
         )
-        _owners_email(
+        workspace_owners_email(
             workspace=domain.workspace,
             subject=f"{domain.name} stopped sending: DNS records broke",
             body=f"{reason}\n\n"

@@ -5,13 +5,11 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.models import Role
-from accounts.services import audit_log_record, workspace_notify
+from accounts.services import audit_log_record, workspace_notify, workspace_owners_email
 from reputation.models import Event, ReputationAlert
 from reputation.scoring import Tier, WindowMetrics
 from reputation.services.metrics import domain_window_sums, mailbox_window_sums, window_metrics
@@ -37,19 +35,7 @@ def _enqueue(task, *args) -> None:
 
 
 def owners_alert(*, domain: SendingDomain, subject: str, body: str) -> None:
-    owners = list(
-        domain.workspace.memberships.filter(role=Role.OWNER).values_list("user__email", flat=True)
-    )
-    if owners:
-        transaction.on_commit(
-            lambda: send_mail(
-                subject=f"[{settings.PRODUCT_NAME}] {subject}",
-                message=body,
-                from_email=None,
-                recipient_list=owners,
-                fail_silently=True,
-            )
-        )
+    workspace_owners_email(workspace=domain.workspace, subject=subject, body=body)
 
 
 def _announce(
