@@ -145,6 +145,7 @@ CELERY_BEAT_SCHEDULE = {
     "reputation-intake": {"task": "reputation.tasks.records_process", "schedule": 30.0},
     # Window ageing: every domain's score recomputed from its window (set-based).
     "reputation-recompute": {"task": "reputation.tasks.scores_recompute_all", "schedule": 3600.0},
+    "pool-map-export": {"task": "reputation.tasks.pool_map_export", "schedule": 600.0},
     "mailbox-limits-restore": {
         "task": "reputation.tasks.mailbox_limits_restore",
         "schedule": crontab(minute=15, hour=0),
@@ -341,3 +342,12 @@ STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")
 STAFF_ALERT_TELEGRAM_BOT_TOKEN = env.str("STAFF_ALERT_TELEGRAM_BOT_TOKEN", default="")
 STAFF_ALERT_TELEGRAM_CHAT_ID = env.str("STAFF_ALERT_TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")
+
+# --- KumoMTA pool map (SPEC 8) --------------------------------------------------------------------
+# The MTA nodes read the tenant->pool map from this Redis; with none set (embedded profile) an
+# in-process stand-in (fakeredis) holds it.
+KUMO_REDIS_URL = env.str("KUMO_REDIS_URL", default=REDIS_URL)
+KUMO_REDIS_PREFIX = env.str("KUMO_REDIS_PREFIX", default="kumo:")
+# Admin API base URLs of the MTA nodes, called with bump-config-epoch after a full export.
+KUMO_NODES = env.list("KUMO_NODES", default=[])
+KUMO_MEMOIZE_TTL = env.str("KUMO_MEMOIZE_TTL", default="5 seconds")

@@ -196,3 +196,76 @@ class ReputationAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} on {self.mailbox or self.domain}"
+
+
+class EgressSource(models.Model):
+    """An IP the operator leases, with its EHLO name and warm-up start."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        STANDBY = "standby", "Standby"
+        PULLED = "pulled", "Pulled (weight 0)"
+
+    name = models.SlugField(max_length=64, unique=True)
+    source_address = models.GenericIPAddressField(unique=True)
+    ehlo_domain = models.CharField(max_length=253)
+    warmup_started_on = models.DateField(default=timezone.localdate)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    state_reason = models.TextField(blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.source_address})"
+
+
+class Pool(models.Model):
+    """A named set of egress sources; the names are the tiers (quarantine is always empty)."""
+
+    class Name(models.TextChoices):
+        PREMIUM = "premium", "Premium (external, best)"
+        STANDARD = "standard", "Standard (external)"
+        REHAB = "rehab", "Rehabilitation (internal warming only)"
+        QUARANTINE = "quarantine", "Quarantine (no sources: mail is held)"
+
+    name = models.CharField(max_length=16, choices=Name.choices, unique=True)
+    sources = models.ManyToManyField(EgressSource, through="PoolMembership", related_name="pools")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PoolMembership(models.Model):
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="memberships")
+    source = models.ForeignKey(EgressSource, on_delete=models.CASCADE, related_name="memberships")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "source"], name="pool_source_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source.name} in {self.pool.name}"
+
+
+class PoolMapExport(models.Model):
+    """One full export of the tenant->pool map to Redis (what the MTA reads)."""
+
+    version = models.PositiveBigIntegerField()
+    exported_at = models.DateTimeField(default=timezone.now)
+    tenants = models.PositiveIntegerField()
+    pools = models.JSONField(default=dict)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-exported_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"v{self.version} ({self.tenants} tenants)"

@@ -57,3 +57,11 @@ def staff_alert_send(subject: str, body: str) -> None:
             f"{settings.TELEGRAM_API_URL.rstrip('/')}/bot{token}/sendMessage",
             {"chat_id": settings.STAFF_ALERT_TELEGRAM_CHAT_ID, "text": f"{subject}\n\n{body}"},
         )
+
+
+@shared_task
+def pool_map_export() -> int:
+    """Periodic full export: repairs any missed single-tenant update."""
+    from reputation.services.pool_map import pool_map_export as export
+
+    return export().version

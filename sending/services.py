@@ -162,10 +162,15 @@ def _domain_status_set(
         before=before,
         after=after,
     )
-    # Status drives the tier (cool-down -> rehab, quarantine -> quarantine, verified -> scored).
+    # Status drives the tier (cool-down -> rehab, quarantine -> quarantine, verified -> scored)
+    # and whether the MTA may route and sign for the domain at all.
     from reputation.services import scores_recompute
+    from reputation.services.pool_map import dkim_key_publish, tenant_pool_publish
 
     scores_recompute(domain_ids=[domain.pk], now=now)
+    domain.refresh_from_db(fields=["tier"])
+    tenant_pool_publish(domain=domain)
+    dkim_key_publish(domain=domain)
     workspace_notify(
         workspace=domain.workspace,
         event="domain.status",
@@ -294,6 +299,9 @@ def _dkim_switch(
     new.state = DkimKeyState.ACTIVE
     new.activated_at = now
     new.save(update_fields=["state", "activated_at"])
+    from reputation.services.pool_map import dkim_key_publish
+
+    dkim_key_publish(domain=domain)
     audit_log_record(
         action="dkim.switch",
         actor=actor,

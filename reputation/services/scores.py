@@ -19,6 +19,7 @@ from reputation.scoring import (
     trust_score,
 )
 from reputation.services.metrics import domain_window_sums, window_metrics
+from reputation.services.pool_map import tenant_pool_publish
 from sending.models import DomainStatus, SendingDomain
 
 SCORE_FIELDS = [
@@ -113,6 +114,7 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
     domains = SendingDomain.objects.filter(pk__in=ids).select_related("workspace")
     for domain in domains:
         metrics = window_metrics(sums.get(domain.pk))
+        previous_tier = domain.tier
         score, tier = domain_score(domain, metrics)
         value = score.value
         snapshot = metrics_snapshot(metrics)
@@ -158,6 +160,8 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
         }
         if moved:
             payload["text"] = _change_text(domain.name, changes[domain.pk])
+        if tier.value != previous_tier:
+            tenant_pool_publish(domain=domain)  # the MTA routes by tier: one HSET after commit
         # Unchanged scores still push: the page's metrics and rehab progress move with the counts.
         workspace_notify(workspace=domain.workspace, event="score", payload=payload)
     SendingDomain.objects.bulk_update(updated, SCORE_FIELDS, batch_size=500)

@@ -1,0 +1,198 @@
+"""The tenant->pool map and pool definitions in Redis, for the KumoMTA policy (SPEC 3.6, 8).
+
+Full exports build new hashes under temporary names and swap them in with RENAME inside one
+MULTI/EXEC, so a reader sees the old map or the new one, never a mix; a tier change is one HSET
+on the live hash right after commit.
+"""
+
+import logging
+import secrets
+import time
+from functools import cache
+
+import orjson
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.http import post_json
+from reputation.ipwarmup import pool_weights
+from reputation.models import EgressSource, Pool, PoolMapExport
+from sending.models import DomainStatus, SendingDomain
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 5000
+ROUTABLE = (DomainStatus.VERIFIED, DomainStatus.COOLDOWN, DomainStatus.QUARANTINED)
+
+
+@cache
+def _fake() -> redis.Redis:
+    import fakeredis
+
+    return fakeredis.FakeRedis()
+
+
+def kumo_redis() -> redis.Redis:
+    """The Redis the MTA reads (a process-local stand-in in the embedded profile)."""
+    if settings.KUMO_REDIS_URL:
+        return redis.Redis.from_url(settings.KUMO_REDIS_URL)
+    return _fake()
+
+
+def key(name: str) -> str:
+    return f"{settings.KUMO_REDIS_PREFIX}{name}"
+
+
+def tenant_pool(domain: SendingDomain) -> str:
+    return domain.tier if domain.tier in Pool.Name.values else Pool.Name.REHAB
+
+
+def pools_definition(today=None) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """`pools` and `sources` hash contents: weights follow each source's warm-up (SPEC 4.5)."""
+    today = today or timezone.localdate()
+    pools = {name: {"entries": []} for name in Pool.Name.values}
+    sources = {}
+    for pool in Pool.objects.prefetch_related("memberships__source"):
+        if pool.name == Pool.Name.QUARANTINE:
+            continue  # always empty: the MTA holds quarantined mail
+        members = [m.source for m in pool.memberships.all()]
+        active = [(s.name, s.warmup_started_on) for s in members if s.state == "active"]
+        weights = pool_weights(active, today)
+        pools[pool.name]["entries"] = [
+            {"name": s.name, "weight": weights.get(s.name, 0)}
+            for s in members
+            if s.state in ("active", "pulled")
+        ]
+    for source in EgressSource.objects.exclude(state=EgressSource.State.STANDBY):
+        sources[source.name] = {
+            "source_address": source.source_address,
+            "ehlo_domain": source.ehlo_domain,
+        }
+    return (
+        {name: orjson.dumps(value) for name, value in pools.items()},
+        {name: orjson.dumps(value) for name, value in sources.items()},
+    )
+
+
+def _write_hash(pipe, name: str, items) -> None:
+    batch = {}
+    for field, value in items:
+        batch[field] = value
+        if len(batch) >= CHUNK:
+            pipe.hset(name, mapping=batch)
+            batch = {}
+    if batch:
+        pipe.hset(name, mapping=batch)
+
+
+def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
+    """Write the whole map under temporary keys, then swap them in atomically."""
+    started = time.perf_counter()
+    client = client or kumo_redis()
+    tenants = (
+        SendingDomain.objects.filter(status__in=ROUTABLE)
+        .values_list("public_id", "tier")
+        .iterator(chunk_size=CHUNK)
+    )
+    pools, sources = pools_definition()
+    suffix = f":tmp:{secrets.token_hex(6)}"
+    live = {name: key(name) for name in ("tenant_pool", "pools", "sources")}
+    count = 0
+
+    def tenant_items():
+        nonlocal count
+        for public_id, tier in tenants:
+            count += 1
+            yield public_id, tier if tier in Pool.Name.values else Pool.Name.REHAB
+
+    pipe = client.pipeline(transaction=False)
+    _write_hash(pipe, live["tenant_pool"] + suffix, tenant_items())
+    _write_hash(pipe, live["pools"] + suffix, pools.items())
+    _write_hash(pipe, live["sources"] + suffix, sources.items())
+    pipe.execute()
+    swap = client.pipeline(transaction=True)
+    for name, target in live.items():
+        temporary = target + suffix
+        if (name == "tenant_pool" and not count) or (name == "sources" and not sources):
+            swap.delete(target)  # RENAME needs a source key: an empty hash is no key at all
+        else:
+            swap.rename(temporary, target)
+    swap.incr(key("map_version"))
+    swap.hset(key("settings"), mapping={"memoize_ttl": settings.KUMO_MEMOIZE_TTL})
+    version = swap.execute()[-2]
+    export = PoolMapExport.objects.create(
+        version=version,
+        tenants=count,
+        pools={name: orjson.loads(value)["entries"] for name, value in pools.items()},
+        duration_ms=round(1000 * (time.perf_counter() - started)),
+    )
+    _bump_config_epoch()
+    return export
+
+
+def _bump_config_epoch() -> None:
+    for node in settings.KUMO_NODES:
+        try:
+            post_json(node.rstrip("/") + "/api/admin/bump-config-epoch", b"{}", timeout=5)
+        except (OSError, ValueError):
+            logger.warning("could not bump the config epoch on %s", node)
+
+
+def tenant_pool_publish(*, domain: SendingDomain) -> None:
+    """One HSET (or HDEL for a domain that may not send) after the current commit."""
+    public_id = domain.public_id
+    pool = tenant_pool(domain) if domain.status in ROUTABLE else None
+
+    def publish() -> None:
+        try:
+            client = kumo_redis()
+            if pool is None:
+                client.hdel(key("tenant_pool"), public_id)
+            else:
+                client.hset(key("tenant_pool"), public_id, pool)
+        except redis.RedisError:
+            logger.exception(
+                "could not publish %s's pool; the periodic full export will", public_id
+            )
+
+    transaction.on_commit(publish)
+
+
+def pool_map_read(*, client: redis.Redis | None = None) -> dict:
+    """What the MTA sees now (for the console and the export command)."""
+    client = client or kumo_redis()
+    version = client.get(key("map_version"))
+    return {
+        "version": int(version) if version else 0,
+        "tenants": client.hlen(key("tenant_pool")),
+        "pools": {
+            k.decode(): orjson.loads(v)["entries"] for k, v in client.hgetall(key("pools")).items()
+        },
+    }
+
+
+def dkim_key_publish(*, domain: SendingDomain) -> None:
+    """Put the domain's signing key where the policy's signer reads it (after commit); remove it
+    when the domain may no longer send."""
+    from sending.models import DkimKeyState
+    from sending.services import dkim_private_key
+
+    name = domain.name
+    active = domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).first()
+    payload = None
+    if active is not None and domain.status in ROUTABLE and active.private_key_encrypted:
+        payload = {"selector": active.selector, "key": dkim_private_key(active)}
+
+    def publish() -> None:
+        try:
+            client = kumo_redis()
+            if payload is None:
+                client.delete(key(f"dkim:{name}"))
+            else:
+                client.hset(key(f"dkim:{name}"), mapping=payload)
+        except redis.RedisError:
+            logger.exception("could not publish the DKIM key of %s", name)
+
+    transaction.on_commit(publish)
