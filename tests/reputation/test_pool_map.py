@@ -1,0 +1,213 @@
+"""Pools, warm-up weights and the Redis map the KumoMTA policy reads (SPEC 3.6, 4.5, 8)."""
+
+import threading
+from datetime import date, timedelta
+
+import orjson
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reputation.ipwarmup import TOTAL_WEIGHT, pool_weights, warmup_share, warmup_week
+from reputation.models import EgressSource, Pool, PoolMembership
+from reputation.services.pool_map import key, kumo_redis, pool_map_export
+from sending.services import domain_cooldown, domain_quarantine
+
+
+@pytest.fixture
+def redis_map(settings):
+    """A private key prefix on the real Redis for this test."""
+    import uuid
+
+    settings.KUMO_REDIS_PREFIX = f"test:{uuid.uuid4().hex[:8]}:kumo:"
+    client = kumo_redis()
+    yield client
+    for name in client.scan_iter(f"{settings.KUMO_REDIS_PREFIX}*"):
+        client.delete(name)
+
+
+@pytest.mark.parametrize(
+    ("days", "share"),
+    [
+        (0, 0.05),
+        (13, 0.05),
+        (14, 0.15),
+        (27, 0.15),
+        (28, 0.30),
+        (41, 0.30),
+        (42, None),
+        (400, None),
+    ],
+)
+def test_warmup_shares_by_week(days, share):
+    start = date(2026, 1, 1)
+    assert warmup_share(start, start + timedelta(days=days)) == share
+
+
+@given(st.lists(st.integers(min_value=0, max_value=120), min_size=1, max_size=8))
+def test_weights_sum_to_the_total_and_follow_the_shares(ages):
+    today = date(2026, 6, 1)
+    sources = [(f"ip{n}", today - timedelta(days=age)) for n, age in enumerate(ages)]
+    weights = pool_weights(sources, today)
+    assert set(weights) == {name for name, _ in sources}
+    assert all(w >= 1 for w in weights.values())
+    assert abs(sum(weights.values()) - TOTAL_WEIGHT) <= len(sources)
+    warmed = [name for name, start in sources if warmup_share(start, today) is None]
+    if warmed and len(warmed) < len(sources):
+        for name, start in sources:
+            share = warmup_share(start, today)
+            if share is not None and sum(warmup_share(s, today) or 0 for _, s in sources) <= 0.9:
+                assert weights[name] == round(TOTAL_WEIGHT * share)
+
+
+def test_a_week_one_ip_gets_five_percent_beside_a_warmed_one():
+    today = date(2026, 6, 1)
+    weights = pool_weights([("old", today - timedelta(days=90)), ("new", today)], today)
+    assert weights == {"new": 50, "old": 950}
+    assert warmup_week(today - timedelta(days=15), today) == 3
+
+
+@pytest.fixture
+def pools(db):
+    today = date.today()
+    old = EgressSource.objects.create(
+        name="ip-1",
+        source_address="198.51.100.1",
+        ehlo_domain="mta1.platform.test",
+        warmup_started_on=today - timedelta(days=90),
+    )
+    new = EgressSource.objects.create(
+        name="ip-2",
+        source_address="198.51.100.2",
+        ehlo_domain="mta2.platform.test",
+        warmup_started_on=today,
+    )
+    spare = EgressSource.objects.create(
+        name="ip-3",
+        source_address="198.51.100.3",
+        ehlo_domain="mta3.platform.test",
+        state="standby",
+    )
+    for name in Pool.Name.values:
+        Pool.objects.get_or_create(name=name)
+    premium = Pool.objects.get(name="premium")
+    PoolMembership.objects.create(pool=premium, source=old)
+    PoolMembership.objects.create(pool=premium, source=new)
+    PoolMembership.objects.create(pool=Pool.objects.get(name="rehab"), source=spare)
+    return old, new, spare
+
+
+@pytest.mark.django_db
+def test_the_export_writes_the_documented_layout(pools, redis_map, verified_domain, settings):
+    export = pool_map_export()
+    prefix = settings.KUMO_REDIS_PREFIX
+    assert redis_map.hgetall(f"{prefix}tenant_pool") == {
+        verified_domain.public_id.encode(): verified_domain.tier.encode()
+    }
+    premium = orjson.loads(redis_map.hget(f"{prefix}pools", "premium"))
+    assert premium == {"entries": [{"name": "ip-1", "weight": 950}, {"name": "ip-2", "weight": 50}]}
+    assert orjson.loads(redis_map.hget(f"{prefix}pools", "quarantine")) == {"entries": []}
+    assert orjson.loads(redis_map.hget(f"{prefix}sources", "ip-1")) == {
+        "source_address": "198.51.100.1",
+        "ehlo_domain": "mta1.platform.test",
+    }
+    assert redis_map.hget(f"{prefix}sources", "ip-3") is None  # standby: not routable
+    assert int(redis_map.get(f"{prefix}map_version")) == export.version == 1
+    assert pool_map_export().version == 2
+    assert not [k for k in redis_map.scan_iter(f"{prefix}*:tmp:*")]
+
+
+@pytest.mark.django_db
+def test_a_tier_change_is_one_hset_after_commit(
+    pools, redis_map, verified_domain, django_capture_on_commit_callbacks
+):
+    pool_map_export()
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_quarantine(domain=verified_domain, actor=None, reason="test")
+    assert redis_map.hget(key("tenant_pool"), verified_domain.public_id) == b"quarantine"
+    assert int(redis_map.get(key("map_version"))) == 1  # no full export needed
+
+
+@pytest.mark.django_db
+def test_cooldown_routes_to_rehab_and_retiring_removes_the_tenant_and_its_key(
+    pools, redis_map, verified_domain, django_capture_on_commit_callbacks
+):
+    from sending.services import domain_retire
+
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_cooldown(domain=verified_domain, actor=None, reason="spam block")
+    assert redis_map.hget(key("tenant_pool"), verified_domain.public_id) == b"rehab"
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_retire(domain=verified_domain, actor=None)
+    assert redis_map.hget(key("tenant_pool"), verified_domain.public_id) is None
+    assert not redis_map.exists(key(f"dkim:{verified_domain.name}"))
+
+
+@pytest.mark.django_db
+def test_verification_publishes_the_dkim_key_for_the_signer(
+    zone, domain, redis_map, django_capture_on_commit_callbacks
+):
+    from sending.services import domain_verify
+    from tests.conftest import publish
+
+    publish(zone, domain)
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_verify(domain=domain)
+    stored = redis_map.hgetall(key(f"dkim:{domain.name}"))
+    assert stored[b"selector"].decode() == domain.dkim_keys.get().selector
+    assert stored[b"key"].startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.django_db
+def test_export_pool_map_prints_what_it_wrote(pools, redis_map, verified_domain, capsys):
+    call_command("export_pool_map")
+    out = capsys.readouterr().out
+    assert "map version 1: 1 tenants" in out
+    assert "pool premium: ip-1=950, ip-2=50" in out
+    assert "pool quarantine: no sources" in out
+
+
+def _insert_tenants(workspace_id: int, n: int, tier: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO sending_sendingdomain (workspace_id, name, public_id, status, "
+            "status_reason, status_changed_at, ownership_token, provider, dns_results, "
+            "created_at, trust_score, tier, score_provisional, scoring_version, score_metrics) "
+            "SELECT %s, 'bulk' || i || '.example.com', 'dom_bulk' || i, 'verified', '', now(), "
+            "'t', 'unknown', '[]', now(), 80, %s, false, 1, '{}' FROM generate_series(1, %s) i",
+            [workspace_id, tier, n],
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_never_sees_a_half_written_map(owner, redis_map, pools):
+    _insert_tenants(owner.workspace_id, 100_000, "standard")
+    first = pool_map_export()
+    connection.cursor().execute("UPDATE sending_sendingdomain SET tier = 'premium'")
+    sample = [f"dom_bulk{i}" for i in range(1, 100_001, 997)]
+    seen, stop = [], threading.Event()
+
+    def reader() -> None:
+        client = kumo_redis()
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=True)
+            pipe.get(key("map_version"))
+            pipe.hmget(key("tenant_pool"), sample)
+            version, pools_seen = pipe.execute()
+            seen.append((int(version), tuple(pools_seen)))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        second = pool_map_export()
+    finally:
+        stop.set()
+        thread.join()
+    assert second.tenants == first.tenants == 100_000
+    assert len(seen) > 3
+    for version, pools_seen in seen:
+        assert None not in pools_seen, "a tenant went missing during the export"
+        expected = b"standard" if version == first.version else b"premium"
+        assert set(pools_seen) == {expected}, f"mixed map at version {version}"
