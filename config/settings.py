@@ -146,6 +146,8 @@ CELERY_BEAT_SCHEDULE = {
     # Window ageing: every domain's score recomputed from its window (set-based).
     "reputation-recompute": {"task": "reputation.tasks.scores_recompute_all", "schedule": 3600.0},
     "pool-map-export": {"task": "reputation.tasks.pool_map_export", "schedule": 600.0},
+    "blocklists": {"task": "reputation.tasks.blocklists_check", "schedule": crontab(minute=20)},
+    "bad-apples": {"task": "reputation.tasks.bad_apples_isolate", "schedule": 300.0},
     "mailbox-limits-restore": {
         "task": "reputation.tasks.mailbox_limits_restore",
         "schedule": crontab(minute=15, hour=0),
@@ -351,3 +353,10 @@ KUMO_REDIS_PREFIX = env.str("KUMO_REDIS_PREFIX", default="kumo:")
 # Admin API base URLs of the MTA nodes, called with bump-config-epoch after a full export.
 KUMO_NODES = env.list("KUMO_NODES", default=[])
 KUMO_MEMOIZE_TTL = env.str("KUMO_MEMOIZE_TTL", default="5 seconds")
+# DNS blocklists checked for every active source IP (reversed octets) and verified domain.
+DNSBL_IP_ZONES = env.list(
+    "DNSBL_IP_ZONES", default=["zen.spamhaus.org", "b.barracudacentral.org", "bl.spamcop.net"]
+)
+DNSBL_DOMAIN_ZONES = env.list("DNSBL_DOMAIN_ZONES", default=["dbl.spamhaus.org", "multi.surbl.org"])
+# Pool-level rates over the last hour above which the worst tenants are quarantined (SPEC 3.4).
+BAD_APPLE_MIN_SENT = env.int("BAD_APPLE_MIN_SENT", default=200)

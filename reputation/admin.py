@@ -1,6 +1,24 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html_join
 
-from reputation.models import Event, RawRecord, ReputationAlert, ScoreHistory
+from reputation.ipwarmup import pool_weights, warmup_share, warmup_week
+from reputation.models import (
+    BlocklistCheck,
+    EgressSource,
+    Event,
+    Pool,
+    PoolMapExport,
+    PoolMembership,
+    RawRecord,
+    ReputationAlert,
+    ScoreHistory,
+)
+from reputation.services import blocklists as blocklist_services
+from reputation.services.pool_map import pool_map_export
+from sending.models import SendingDomain
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -50,3 +68,167 @@ class ReputationAlertAdmin(ReadOnlyAdmin):
     list_filter = ["code", "level", "resolved_at"]
     search_fields = ["domain__name", "domain__public_id", "message"]
     list_select_related = ["domain", "mailbox", "mailbox__domain"]
+
+
+STAFF_REASON = "Staff action from the operations console."
+
+
+def _latest_listing(source: EgressSource) -> str:
+    latest = {}
+    for check in source.checks.order_by("-checked_at")[:20]:
+        latest.setdefault(check.zone, check)
+    listed = [f"{c.zone} ({c.answer})" for c in latest.values() if c.listed]
+    if listed:
+        return "LISTED: " + ", ".join(listed)
+    return "clean" if latest else "not checked yet"
+
+
+@admin.register(EgressSource)
+class EgressSourceAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "source_address",
+        "ehlo_domain",
+        "state",
+        "warmup",
+        "pool_names",
+        "listing",
+        "state_changed_at",
+    ]
+    list_filter = ["state", "pools"]
+    search_fields = ["name", "source_address", "ehlo_domain"]
+    readonly_fields = ["state", "state_reason", "state_changed_at", "created_at"]
+    actions = ["pull", "reinstate"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EgressSource]:
+        return super().get_queryset(request).prefetch_related("pools")
+
+    @admin.display(description="Warm-up")
+    def warmup(self, source: EgressSource) -> str:
+        today = timezone.localdate()
+        share = warmup_share(source.warmup_started_on, today)
+        week = warmup_week(source.warmup_started_on, today)
+        return f"week {week}: " + (f"{share:.0%} of the pool" if share else "equal share")
+
+    @admin.display(description="Pools")
+    def pool_names(self, source: EgressSource) -> str:
+        return ", ".join(p.name for p in source.pools.all()) or "-"
+
+    @admin.display(description="Blocklists")
+    def listing(self, source: EgressSource) -> str:
+        return _latest_listing(source)
+
+    @admin.action(description="Pull from all pools (weight 0) and promote a standby source")
+    def pull(self, request: HttpRequest, queryset: QuerySet[EgressSource]) -> None:
+        for source in queryset:
+            blocklist_services.source_pull(source=source, actor=request.user, reason=STAFF_REASON)
+        self.message_user(
+            request, "Source(s) pulled; the pool map was re-exported.", messages.SUCCESS
+        )
+
+    @admin.action(description="Reinstate (active again)")
+    def reinstate(self, request: HttpRequest, queryset: QuerySet[EgressSource]) -> None:
+        for source in queryset:
+            blocklist_services.source_reinstate(
+                source=source, actor=request.user, reason=STAFF_REASON
+            )
+        self.message_user(request, "Source(s) reinstated.", messages.SUCCESS)
+
+
+class PoolMembershipInline(admin.TabularInline):
+    model = PoolMembership
+    extra = 0
+    autocomplete_fields = ["source"]
+
+
+@admin.register(Pool)
+class PoolAdmin(admin.ModelAdmin):
+    """The pool overview: sources, weights, warm-up stages, listings, tenants, last export."""
+
+    list_display = ["name", "weights", "tenants", "last_export"]
+    inlines = [PoolMembershipInline]
+    actions = ["rotate", "export_now"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Pool]:
+        return super().get_queryset(request).prefetch_related("memberships__source")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        self._tenants = dict(
+            SendingDomain.objects.exclude(status__in=["pending_dns", "retired"])
+            .values_list("tier")
+            .annotate(n=Count("id"))
+        )
+        self._export = PoolMapExport.objects.first()
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Sources and weights (state, warm-up week)")
+    def weights(self, pool: Pool) -> str:
+        if pool.name == Pool.Name.QUARANTINE:
+            return "always empty: quarantined mail is held"
+        today = timezone.localdate()
+        members = [m.source for m in pool.memberships.all()]
+        weights = pool_weights(
+            [(s.name, s.warmup_started_on) for s in members if s.state == "active"], today
+        )
+        return (
+            format_html_join(
+                ", ",
+                "{} {} ({}, week {}; {})",
+                (
+                    (
+                        s.name,
+                        weights.get(s.name, 0),
+                        s.state,
+                        warmup_week(s.warmup_started_on, today),
+                        _latest_listing(s),
+                    )
+                    for s in members
+                ),
+            )
+            or "no sources"
+        )
+
+    @admin.display(description="Tenants")
+    def tenants(self, pool: Pool) -> int:
+        return getattr(self, "_tenants", {}).get(pool.name, 0)
+
+    @admin.display(description="Last export")
+    def last_export(self, pool: Pool) -> str:
+        export = getattr(self, "_export", None)
+        if export is None:
+            return "never"
+        when = f"{export.exported_at:%Y-%m-%d %H:%M:%S}"
+        return f"v{export.version} at {when} ({export.tenants} tenants)"
+
+    @admin.action(description="Rotate: swap standby sources in")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
+        for pool in queryset:
+            swapped = blocklist_services.pool_rotate(
+                pool=pool, actor=request.user, reason=STAFF_REASON
+            )
+            self.message_user(
+                request,
+                f"{pool.name}: {', '.join(swapped) or 'no standby source'}",
+                messages.SUCCESS if swapped else messages.WARNING,
+            )
+
+    @admin.action(description="Export the pool map to Redis now")
+    def export_now(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
+        export = pool_map_export()
+        self.message_user(
+            request,
+            f"Exported version {export.version} ({export.tenants} tenants).",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(BlocklistCheck)
+class BlocklistCheckAdmin(ReadOnlyAdmin):
+    list_display = ["checked_at", "kind", "target", "zone", "listed", "answer", "error"]
+    list_filter = ["kind", "listed", "zone", "checked_at"]
+    search_fields = ["target"]
+
+
+@admin.register(PoolMapExport)
+class PoolMapExportAdmin(ReadOnlyAdmin):
+    list_display = ["exported_at", "version", "tenants", "duration_ms"]

@@ -269,3 +269,33 @@ class PoolMapExport(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version} ({self.tenants} tenants)"
+
+
+class BlocklistCheck(models.Model):
+    """One DNSBL answer for a source IP or a customer domain (the history the console shows)."""
+
+    class Kind(models.TextChoices):
+        IP = "ip", "Source IP"
+        DOMAIN = "domain", "Sending domain"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    target = models.CharField(max_length=253)
+    zone = models.CharField(max_length=253)
+    listed = models.BooleanField(default=False)
+    answer = models.CharField(max_length=120, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    source = models.ForeignKey(
+        EgressSource, null=True, blank=True, on_delete=models.CASCADE, related_name="checks"
+    )
+    domain = models.ForeignKey(
+        SendingDomain, null=True, blank=True, on_delete=models.CASCADE, related_name="checks"
+    )
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["target", "checked_at"])]
+
+    def __str__(self) -> str:
+        state = "LISTED" if self.listed else ("error" if self.error else "clean")
+        return f"{self.target} @ {self.zone}: {state}"

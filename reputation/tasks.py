@@ -65,3 +65,17 @@ def pool_map_export() -> int:
     from reputation.services.pool_map import pool_map_export as export
 
     return export().version
+
+
+@shared_task
+def blocklists_check() -> dict:
+    from reputation.services.blocklists import blocklists_check as check
+
+    return check()
+
+
+@shared_task
+def bad_apples_isolate() -> list[str]:
+    from reputation.services.bad_apples import bad_apples_isolate as isolate
+
+    return isolate()

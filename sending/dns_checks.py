@@ -63,6 +63,9 @@ class DnsLookup:
         answers = sorted(self._answer(name, "MX"), key=lambda r: r.preference)
         return [r.exchange.to_text(omit_final_dot=True).lower() for r in answers]
 
+    def a(self, name: str) -> list[str]:
+        return [r.address for r in self._answer(name, "A")]
+
     def cname(self, name: str) -> str | None:
         answers = self._answer(name, "CNAME")
         return answers[0].target.to_text(omit_final_dot=True).lower() if answers else None
