@@ -25,7 +25,11 @@ VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/trustgate"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 # Binary the tests run -> the Debian package that provides it.
-APT_PACKAGES = {"/usr/bin/chromium": "chromium", "/usr/sbin/dovecot": "dovecot-imapd"}
+APT_PACKAGES = {
+    "/usr/bin/chromium": "chromium",
+    "/usr/sbin/dovecot": "dovecot-imapd",
+    "/usr/bin/luac5.4": "lua5.4",
+}
 
 
 def say(message: str) -> None:

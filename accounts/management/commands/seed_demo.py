@@ -86,6 +86,38 @@ def _user(email: str, *, staff: bool = False) -> User:
     return user
 
 
+DEMO_SOURCES = [
+    # name, address (documentation range), EHLO, days since warm-up start, state, pools
+    ("mta-1", "198.51.100.10", "mta-1.trustgate.example", 120, "active", ["premium"]),
+    ("mta-2", "198.51.100.11", "mta-2.trustgate.example", 20, "active", ["premium", "standard"]),
+    ("mta-3", "198.51.100.12", "mta-3.trustgate.example", 3, "active", ["standard"]),
+    ("mta-4", "198.51.100.13", "mta-4.trustgate.example", 60, "active", ["rehab"]),
+    ("mta-5", "198.51.100.14", "mta-5.trustgate.example", 0, "standby", []),
+]
+
+
+def _demo_pools() -> None:
+    from datetime import timedelta
+
+    from reputation.models import EgressSource, Pool, PoolMembership
+
+    for name in Pool.Name.values:
+        Pool.objects.get_or_create(name=name)
+    today = timezone.localdate()
+    for name, address, ehlo, age, state, pools in DEMO_SOURCES:
+        source, _ = EgressSource.objects.get_or_create(
+            name=name,
+            defaults={
+                "source_address": address,
+                "ehlo_domain": ehlo,
+                "state": state,
+                "warmup_started_on": today - timedelta(days=age),
+            },
+        )
+        for pool in pools:
+            PoolMembership.objects.get_or_create(pool=Pool.objects.get(name=pool), source=source)
+
+
 class Command(BaseCommand):
     help = "Load demo data (safe to run again)."
 
@@ -107,6 +139,10 @@ class Command(BaseCommand):
                 )
             _demo_domains(workspace, owner)
             logins += [(email, f"{role} of {name}") for email, role in people]
+        _demo_pools()
+        from reputation.services.pool_map import pool_map_export
+
+        transaction.on_commit(pool_map_export)
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for email, what in logins:
             self.stdout.write(f"  {email:<26} {what}")
