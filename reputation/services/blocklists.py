@@ -120,6 +120,38 @@ def pool_rotate(*, pool: Pool, actor: User | None, reason: str) -> list[str]:
     return swapped
 
 
+def _listings(
+    lookup: DnsLookup,
+    *,
+    kind: str,
+    target: str,
+    zones: list[str],
+    query,
+    now: datetime,
+    checks: list[BlocklistCheck],
+    **owner,
+) -> list[str]:
+    """Ask every zone about one target; record each answer; return the zones that list it."""
+    listings = []
+    for zone in zones:
+        listed, answer, error = _ask(lookup, query(target, zone))
+        checks.append(
+            BlocklistCheck(
+                kind=kind,
+                target=target,
+                zone=zone,
+                listed=listed,
+                answer=answer,
+                error=error,
+                checked_at=now,
+                **owner,
+            )
+        )
+        if listed:
+            listings.append(f"{zone} ({answer})")
+    return listings
+
+
 def blocklists_check(*, now: datetime | None = None) -> dict[str, int]:
     """Query every DNSBL for active sources and verified domains; act on listings."""
     now = now or timezone.now()
@@ -127,23 +159,16 @@ def blocklists_check(*, now: datetime | None = None) -> dict[str, int]:
     checks: list[BlocklistCheck] = []
     pulled = cooled = 0
     for source in EgressSource.objects.exclude(state=EgressSource.State.PULLED):
-        listings = []
-        for zone in settings.DNSBL_IP_ZONES:
-            listed, answer, error = _ask(lookup, ip_query_name(source.source_address, zone))
-            checks.append(
-                BlocklistCheck(
-                    kind="ip",
-                    target=source.source_address,
-                    zone=zone,
-                    listed=listed,
-                    answer=answer,
-                    error=error,
-                    checked_at=now,
-                    source=source,
-                )
-            )
-            if listed:
-                listings.append(f"{zone} ({answer})")
+        listings = _listings(
+            lookup,
+            kind="ip",
+            target=source.source_address,
+            zones=settings.DNSBL_IP_ZONES,
+            query=ip_query_name,
+            now=now,
+            checks=checks,
+            source=source,
+        )
         if listings and source.state == EgressSource.State.ACTIVE:
             source_pull(
                 source=source,
@@ -153,23 +178,16 @@ def blocklists_check(*, now: datetime | None = None) -> dict[str, int]:
             pulled += 1
     domains = SendingDomain.objects.filter(status=DomainStatus.VERIFIED).select_related("workspace")
     for domain in domains:
-        listings = []
-        for zone in settings.DNSBL_DOMAIN_ZONES:
-            listed, answer, error = _ask(lookup, domain_query_name(domain.name, zone))
-            checks.append(
-                BlocklistCheck(
-                    kind="domain",
-                    target=domain.name,
-                    zone=zone,
-                    listed=listed,
-                    answer=answer,
-                    error=error,
-                    checked_at=now,
-                    domain=domain,
-                )
-            )
-            if listed:
-                listings.append(f"{zone} ({answer})")
+        listings = _listings(
+            lookup,
+            kind="domain",
+            target=domain.name,
+            zones=settings.DNSBL_DOMAIN_ZONES,
+            query=domain_query_name,
+            now=now,
+            checks=checks,
+            domain=domain,
+        )
         if listings:
             reason = f"{domain.name} is listed on {', '.join(listings)}."
             with transaction.atomic():
