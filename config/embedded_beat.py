@@ -43,8 +43,12 @@ class EmbeddedBeat:
         for name, entry in self.entries.items():
             sched = self._schedule(name)
             last = self.last_run_at.get(name)
-            if last is None:
-                is_due, wait = True, sched.remaining_estimate(now).total_seconds()
+            if last is None and not isinstance(sched, celery_schedule):
+                # A clock-time entry (crontab) waits for its time; it does not run at boot.
+                self.last_run_at[name] = now
+                is_due, wait = False, sched.remaining_estimate(now).total_seconds()
+            elif last is None:
+                is_due, wait = True, 1.0
             else:
                 is_due, wait = sched.is_due(last)
             if is_due:
