@@ -26,6 +26,7 @@ def test_the_in_process_runner_runs_due_entries_once_per_interval(db):
     now = timezone.now()
     ran, wait = beat.tick(now)
     assert "heartbeat" in ran
+    assert "invitation-expiry" not in ran  # a clock-time entry waits for its minute
     assert cache.get(HEARTBEAT_KEY) is not None
     assert 0 < wait <= 60
 
