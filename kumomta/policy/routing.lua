@@ -1,0 +1,138 @@
+-- Tenant -> egress pool -> egress sources, from the map the platform keeps in
+-- Redis. The pool is a property of the scheduled queue, so it is chosen in
+-- get_queue_config and changes at the queue's next refresh.
+local kumo = require 'kumo'
+local store = require 'store'
+
+local M = {}
+
+-- Best to worst. The names are the contract with the platform, which decides
+-- who goes where; the policy only needs to know which pools exist.
+M.POOLS = { 'premium', 'standard', 'rehab', 'quarantine' }
+local RANK = {}
+for rank, name in ipairs(M.POOLS) do
+  RANK[name] = rank
+end
+
+-- Where a tenant goes when Redis is down and this node never learnt its pool:
+-- it was accepted earlier, so it exists, but nothing proves it deserves an
+-- external pool.
+M.FALLBACK_POOL = 'rehab'
+M.HELD_POOL = 'quarantine'
+
+-- Fallback only: how often KumoMTA re-asks get_queue_config for a queue, i.e.
+-- the delay before a tier change in Redis reaches a queue that is already
+-- active. The platform sets `refresh_interval` in the settings hash.
+local DEFAULT_REFRESH_INTERVAL = '30 seconds'
+
+-- Returns the pool name, or nil and why: 'unknown' (not in the map) or
+-- 'unavailable' (Redis down and no last known answer).
+function M.pool_for_tenant(tenant)
+  local pool, state = store.tenant_pool(tenant)
+  if state == 'unavailable' then
+    return nil, 'unavailable'
+  end
+  if pool == nil then
+    return nil, 'unknown'
+  end
+  if RANK[pool] == nil then
+    -- A pool name this policy does not know could be anything; do not let it
+    -- route a tenant better than the fallback.
+    kumo.log_warn(
+      string.format('trustgate: tenant %s has unknown pool %q', tenant, pool)
+    )
+    return M.FALLBACK_POOL
+  end
+  return pool
+end
+
+local function ends_with(text, suffix)
+  return text:sub(-#suffix) == suffix
+end
+
+function M.queue_config(domain, tenant, campaign, routing_domain)
+  local pool
+  if tenant == nil then
+    -- Reception refuses mail without a tenant, so this is mail that entered
+    -- another way; hold it rather than send it from an arbitrary address.
+    kumo.log_warn(
+      string.format('trustgate: holding queue for %s: no tenant', domain)
+    )
+    pool = M.HELD_POOL
+  else
+    local why
+    pool, why = M.pool_for_tenant(tenant)
+    if pool == nil and why == 'unavailable' then
+      pool = M.FALLBACK_POOL
+    elseif pool == nil then
+      -- Removed from the map after it was accepted (domain no longer allowed
+      -- to send): hold its mail, which then expires or resumes.
+      pool = M.HELD_POOL
+    end
+  end
+  local settings = store.settings()
+  return kumo.make_queue_config {
+    egress_pool = pool,
+    refresh_strategy = 'Ttl',
+    refresh_interval = store.duration(
+      settings.refresh_interval,
+      DEFAULT_REFRESH_INTERVAL
+    ),
+  }
+end
+
+local function egress_pool(name)
+  local definition, state = store.pool(name)
+  if state == 'unavailable' then
+    -- Raising (rather than returning an empty pool) keeps KumoMTA from caching
+    -- a made-up definition; the queue retries resolution later.
+    error(string.format('egress pool %s: pool map unavailable', name))
+  end
+  if definition == nil then
+    error(string.format('egress pool %s is not defined in the pool map', name))
+  end
+  local entries = {}
+  for _, entry in ipairs(definition.entries or {}) do
+    table.insert(entries, { name = entry.name, weight = entry.weight })
+  end
+  local settings = store.settings()
+  -- No entries is valid and intended: KumoMTA pauses the pool's queues (451
+  -- 4.4.4, retried), which holds quarantined mail on every node.
+  return kumo.make_egress_pool {
+    name = name,
+    entries = entries,
+    ttl = store.duration(settings.pool_ttl, nil),
+  }
+end
+
+local function egress_source(name)
+  local definition, state = store.source(name)
+  if state == 'unavailable' then
+    error(string.format('egress source %s: source map unavailable', name))
+  end
+  if definition == nil then
+    error(string.format('egress source %s is not defined in the pool map', name))
+  end
+  local settings = store.settings()
+  return kumo.make_egress_source {
+    name = name,
+    source_address = definition.source_address,
+    ehlo_domain = definition.ehlo_domain,
+    ttl = store.duration(settings.pool_ttl, nil),
+  }
+end
+
+function M.register()
+  kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+    if ends_with(domain, '.log_hook') then
+      -- The log hook helper answers for its own queue; returning nothing
+      -- (not nil) lets KumoMTA ask the next handler.
+      return
+    end
+    return M.queue_config(domain, tenant, campaign, routing_domain)
+  end)
+  kumo.on('get_egress_pool', egress_pool)
+  kumo.on('get_egress_source', egress_source)
+end
+
+return M

@@ -1,0 +1,111 @@
+-- Reception: who is sending, and may they send at all.
+local kumo = require 'kumo'
+local node = require 'node_config'
+local routing = require 'routing'
+
+local M = {}
+
+-- Meta the platform needs back in log records and in complaint reports.
+M.META = { 'tenant', 'campaign', 'kind' }
+
+local TRACE_HEADER = 'X-KumoRef'
+
+-- KumoMTA names queues `campaign:tenant@domain`; a ':' or '@' inside an id
+-- would make another tenant's queue name.
+local SAFE_ID = '^[%w][%w._%-]*$'
+local MAX_ID_LENGTH = 128
+
+-- The platform's ids travel in these headers; they are removed so recipients
+-- never see them.
+local function take_header(msg, name)
+  local value = msg:get_first_named_header_value(name)
+  msg:remove_all_named_headers(name)
+  if value ~= nil then
+    value = value:match '^%s*(.-)%s*$'
+    if value == '' then
+      value = nil
+    end
+  end
+  return value
+end
+
+local function check_id(value, header)
+  if value ~= nil and (#value > MAX_ID_LENGTH or not value:match(SAFE_ID)) then
+    kumo.reject(550, string.format('5.7.1 malformed %s header', header))
+  end
+end
+
+-- ARF reports from mailbox providers come in over SMTP too, without a tenant;
+-- the feedback-loop listener domain logs and drops them after this event.
+function M.is_feedback_report(msg)
+  if node.fbl_domain == '' then
+    return false
+  end
+  local recipients = msg:recipient()
+  if recipients == nil then
+    return false
+  end
+  if recipients.domain ~= nil then
+    recipients = { recipients }
+  end
+  for _, recipient in ipairs(recipients) do
+    if string.lower(recipient.domain) ~= node.fbl_domain then
+      return false
+    end
+  end
+  return true
+end
+
+function M.accept(msg)
+  local tenant = take_header(msg, 'X-Tenant')
+  local campaign = take_header(msg, 'X-Campaign')
+  local kind = take_header(msg, 'X-Kind')
+  -- A sender-supplied trace header could pin its complaints on someone else.
+  msg:remove_all_named_headers(TRACE_HEADER)
+
+  if tenant == nil then
+    kumo.reject(
+      550,
+      '5.7.1 no X-Tenant header: only the platform may inject mail here'
+    )
+  end
+  check_id(tenant, 'X-Tenant')
+  check_id(campaign, 'X-Campaign')
+  check_id(kind, 'X-Kind')
+
+  local pool, why = routing.pool_for_tenant(tenant)
+  if pool == nil and why == 'unavailable' then
+    -- Not a verdict on the tenant: the map cannot be read and this node never
+    -- saw the tenant, so let the client retry instead of bouncing.
+    kumo.reject(451, '4.3.0 tenant map unavailable, try again later')
+  elseif pool == nil then
+    kumo.reject(
+      550,
+      string.format('5.7.1 tenant %s is not allowed to send (unknown tenant)', tenant)
+    )
+  elseif pool == routing.HELD_POOL then
+    kumo.reject(
+      550,
+      string.format('5.7.1 tenant %s is quarantined: sending is suspended', tenant)
+    )
+  end
+
+  msg:set_meta('tenant', tenant)
+  if campaign ~= nil then
+    msg:set_meta('campaign', campaign)
+  end
+  if kind ~= nil then
+    msg:set_meta('kind', kind)
+  end
+
+  -- Added here rather than by the listener so that SMTP and HTTP injection
+  -- carry the same header: complaint reports quote it back (decoded into
+  -- feedback_report.supplemental_trace), tying a complaint to the tenant.
+  kumo.apply_supplemental_trace_header(msg, {
+    supplemental_header = true,
+    header_name = TRACE_HEADER,
+    include_meta_names = M.META,
+  })
+end
+
+return M
