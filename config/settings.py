@@ -353,6 +353,20 @@ KUMO_REDIS_PREFIX = env.str("KUMO_REDIS_PREFIX", default="kumo:")
 # Admin API base URLs of the MTA nodes, called with bump-config-epoch after a full export.
 KUMO_NODES = env.list("KUMO_NODES", default=[])
 KUMO_MEMOIZE_TTL = env.str("KUMO_MEMOIZE_TTL", default="5 seconds")
+KUMO_QUEUE_REFRESH = env.str("KUMO_QUEUE_REFRESH", default="1 minute")
+KUMO_POOL_TTL = env.str("KUMO_POOL_TTL", default="1 minute")
+KUMO_HOOK_URL = env.str("KUMO_HOOK_URL", default=SITE_URL.rstrip("/") + "/hooks/kumomta/")
+KUMO_HOOK_BATCH_SIZE = env.int("KUMO_HOOK_BATCH_SIZE", default=500)
+# Conservative per-provider shaping the policy applies (connections, messages per hour per IP).
+KUMO_SHAPING = env.json(
+    "KUMO_SHAPING",
+    default={
+        "gmail": {"max_connections": 3, "messages_per_hour": 300},
+        "microsoft": {"max_connections": 2, "messages_per_hour": 250},
+        "yahoo": {"max_connections": 2, "messages_per_hour": 200},
+        "default": {"max_connections": 5, "messages_per_hour": 1000},
+    },
+)
 # DNS blocklists checked for every active source IP (reversed octets) and verified domain.
 DNSBL_IP_ZONES = env.list(
     "DNSBL_IP_ZONES", default=["zen.spamhaus.org", "b.barracudacentral.org", "bl.spamcop.net"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 
+import orjson
 import pytest
 
 if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
@@ -24,7 +25,7 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, Role
 from accounts.services import api_token_create
 from sending.models import DomainStatus, SendingDomain
-from sending.services import domain_create, domain_records, domain_verify
+from sending.services import domain_create, domain_records, domain_verify, mailbox_create
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytest_plugins = ["tests.servers.dns", "tests.servers.mail", "tests.servers.broken_imap"]
@@ -212,3 +213,40 @@ def verified_domain(zone, domain: SendingDomain) -> SendingDomain:
     domain.refresh_from_db()
     assert domain.status == DomainStatus.VERIFIED
     return domain
+
+
+# --- The MTA's log hook ----------------------------------------------------------------------
+
+TOKEN = "test-kumo-token"
+
+
+@pytest.fixture
+def hook(settings) -> APIClient:
+    """An HTTP client that authenticates like the MTA's log hook."""
+    settings.KUMO_WEBHOOK_TOKEN = TOKEN
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    return client
+
+
+@pytest.fixture
+def post(hook, django_capture_on_commit_callbacks):
+    """POST a body to the hook as the MTA would; after-commit work (processing) runs."""
+
+    def send(body, **kw):
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        with django_capture_on_commit_callbacks(execute=True):
+            return hook.post("/hooks/kumomta/", data, content_type="application/json", **kw)
+
+    return send
+
+
+@pytest.fixture
+def sender(verified_domain: SendingDomain, owner):
+    """A verified domain with one platform mailbox."""
+    mailbox_create(
+        domain=verified_domain,
+        actor=owner.user,
+        data={"connection": "platform", "local_part": "alex", "warmup_enabled": True},
+    )
+    return verified_domain

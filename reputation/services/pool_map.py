@@ -123,7 +123,7 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
         else:
             swap.rename(temporary, target)
     swap.incr(key("map_version"))
-    swap.hset(key("settings"), mapping={"memoize_ttl": settings.KUMO_MEMOIZE_TTL})
+    swap.hset(key("settings"), mapping=policy_settings())
     version = swap.execute()[-2]
     export = PoolMapExport.objects.create(
         version=version,
@@ -133,6 +133,18 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
     )
     _bump_config_epoch()
     return export
+
+
+def policy_settings() -> dict[str, str]:
+    """The numbers the KumoMTA policy reads (Python decides them; Lua only reads)."""
+    return {
+        "memoize_ttl": settings.KUMO_MEMOIZE_TTL,
+        "refresh_interval": settings.KUMO_QUEUE_REFRESH,
+        "pool_ttl": settings.KUMO_POOL_TTL,
+        "hook_url": settings.KUMO_HOOK_URL,
+        "hook_batch_size": str(settings.KUMO_HOOK_BATCH_SIZE),
+        "shaping": orjson.dumps(settings.KUMO_SHAPING).decode(),
+    }
 
 
 def _bump_config_epoch() -> None:

@@ -7,8 +7,7 @@ from django.db import connection
 
 from reputation.models import DomainDailyMetrics, Event, PendingRecord, RawRecord
 from sending.models import Suppression
-from tests.conftest import free_port
-from tests.reputation.conftest import TOKEN
+from tests.conftest import TOKEN, free_port
 from tests.reputation.records import delivered, sent, traffic
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,7 @@ from rest_framework.test import APIClient
 
 from reputation.services import event_record
 from tests.accounts.test_websocket import session_cookie, socket
-from tests.conftest import token_client
-from tests.reputation.conftest import TOKEN
+from tests.conftest import TOKEN, token_client
 from tests.reputation.records import complaint, traffic
 
 

@@ -117,6 +117,9 @@ def test_the_export_writes_the_documented_layout(pools, redis_map, verified_doma
     assert int(redis_map.get(f"{prefix}map_version")) == export.version == 1
     assert pool_map_export().version == 2
     assert not [k for k in redis_map.scan_iter(f"{prefix}*:tmp:*")]
+    policy = redis_map.hgetall(f"{prefix}settings")
+    assert policy[b"memoize_ttl"] == b"5 seconds"
+    assert orjson.loads(policy[b"shaping"])["gmail"]["max_connections"] == 3
 
 
 @pytest.mark.django_db
