@@ -105,3 +105,17 @@ def test_staff_alerts_go_to_email_webhook_and_telegram(settings, alert_receiver,
     assert paths["/hooks/alerts"] == {"subject": "[critical] demo", "text": "spam above 0.3 %"}
     telegram = paths["/bot123:abc/sendMessage"]
     assert telegram == {"chat_id": "-10042", "text": "[critical] demo\n\nspam above 0.3 %"}
+
+
+@pytest.mark.django_db
+def test_a_full_export_bumps_the_config_epoch_on_every_mta_node(settings, alert_receiver):
+    from reputation.services.pool_map import pool_map_export
+
+    base, received = alert_receiver
+    settings.KUMO_REDIS_PREFIX = "test:epoch:kumo:"
+    settings.KUMO_NODES = [f"{base}/node-1", f"{base}/node-2/"]
+    pool_map_export()
+    assert sorted(path for path, _ in received) == [
+        "/node-1/api/admin/bump-config-epoch",
+        "/node-2/api/admin/bump-config-epoch",
+    ]
