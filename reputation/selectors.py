@@ -54,6 +54,9 @@ def domain_reputation(domain: SendingDomain) -> dict:
         rehab["percent"] = 100 if not target else min(100, round(100 * progress / target))
     history = score_history(domain)
     now = timezone.now()
+    chart = history_points(
+        [(h.at, h.score) for h in history], start=now - timedelta(days=30), end=now
+    )
     return {
         "score": domain.trust_score,
         "tier": domain.tier,
@@ -69,9 +72,8 @@ def domain_reputation(domain: SendingDomain) -> dict:
             for h in history
         ],
         "gauge": gauge(domain.trust_score),
-        "chart": history_points(
-            [(h.at, h.score) for h in history], start=now - timedelta(days=30), end=now
-        ),
+        "chart": chart,
+        "chart_dots": [pair.split(",") for pair in chart.split()][-30:],
     }
 
 

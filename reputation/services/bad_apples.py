@@ -43,8 +43,8 @@ def bad_apples_isolate(*, now: datetime | None = None) -> list[str]:
             )
         )
         total = _pool_rates(rows)
-        if total.sent < settings.BAD_APPLE_MIN_SENT:
-            continue
+        if total.sent < settings.BAD_APPLE_MIN_SENT or len(rows) < 2:
+            continue  # a pool with one sender has nobody to protect: its own actions apply
         if total.bounce_percent <= BOUNCE_PAUSE and total.spam_percent <= SPAM_QUARANTINE:
             continue
         # Worst contribution first: complaints weigh like SPEC 3.2 (100x a bounce).

@@ -158,3 +158,15 @@ def test_the_pool_overview_page_shows_weights_warmup_listing_and_tenants(sources
     assert "always empty" in body
     sources_page = client.get("/admin/reputation/egresssource/").content.decode()
     assert "week 13: equal share" in sources_page
+
+
+def test_a_pool_with_a_single_sender_has_nobody_to_protect(post, owner, zone, sources, settings):
+    settings.BAD_APPLE_MIN_SENT = 100
+    domain = domain_create(workspace=owner.workspace, actor=owner.user, name="lonely-sender.com")
+    publish(zone, domain)
+    domain_verify(domain=domain)
+    post(traffic(domain, 100, bounces=20))
+    domain.refresh_from_db()
+    domain.status = "verified"
+    domain.save(update_fields=["status"])
+    assert bad_apples_isolate() == []
