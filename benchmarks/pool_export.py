@@ -86,7 +86,8 @@ def main() -> None:
         calls = redis_calls_for(10_000, 100)
         print(
             f"KumoMTA policy Redis calls for 10,000 messages across 100 tenants (memoize on): "
-            f"{calls} (about one per tenant per TTL)"
+            f"{calls} (per tenant per TTL: one pool lookup and one DKIM key; without memoize "
+            "about 4 per message)"
         )
     for name in client.scan_iter("bench:kumo:*"):
         client.delete(name)
