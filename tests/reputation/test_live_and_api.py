@@ -107,3 +107,35 @@ def test_the_domain_page_shows_gauge_history_rehab_and_actions(post, sender, own
     dashboard = owner_client.get(f"/w/{owner.workspace.public_id}/").content.decode()
     assert 'data-testid="dashboard-scores"' in dashboard
     assert "rehab" in dashboard
+
+
+def test_list_pages_and_endpoints_do_not_grow_queries_with_rows(
+    post, sender, owner, owner_client, django_assert_max_num_queries
+):
+    from sending.services import mailbox_create
+
+    client = token_client(owner)
+    ws = owner.workspace.public_id
+    urls = [
+        (owner_client, f"/w/{ws}/mailboxes/"),
+        (owner_client, f"/w/{ws}/"),
+        (client, "/api/v1/events/"),
+        (client, "/api/v1/mailboxes/"),
+    ]
+    post(traffic(sender, 3))
+    baseline = {}
+    for who, url in urls:
+        who.get(url)
+        with django_assert_max_num_queries(40) as counted:
+            who.get(url)
+        baseline[url] = len(counted.captured_queries)
+    for n in range(6):
+        mailbox_create(
+            domain=sender,
+            actor=owner.user,
+            data={"connection": "platform", "local_part": f"extra{n}"},
+        )
+    post(traffic(sender, 20, prefix="more"))
+    for who, url in urls:
+        with django_assert_max_num_queries(baseline[url]):
+            who.get(url)
