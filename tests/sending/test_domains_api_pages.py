@@ -92,6 +92,9 @@ def test_a_stranger_gets_404_on_domain_pages_and_actions(owner, stranger, strang
         f"/w/{mine}/domains/{domain.public_id}/",  # their domain through my workspace
     ):
         assert stranger_client.get(url).status_code == 404
+    assert (
+        stranger_client.get(f"/w/{mine}/domains/{domain.public_id}/reputation/").status_code == 404
+    )
     for action in ("check", "remove", "rotate-dkim"):
         assert (
             stranger_client.post(f"/w/{mine}/domains/{domain.public_id}/{action}/").status_code
