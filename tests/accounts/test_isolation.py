@@ -27,7 +27,7 @@ def test_members_see_their_workspace_pages(owner, teammate_client, page):
     assert owner.workspace.name in response.content.decode()
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [*PAGES, "scores/"])
 def test_a_stranger_gets_404_on_another_workspaces_pages(owner, stranger_client, page):
     response = stranger_client.get(f"/w/{owner.workspace.public_id}/{page}")
     assert response.status_code == 404
