@@ -144,7 +144,8 @@ def workspace_rename(*, workspace: Workspace, actor: User, name: str) -> Workspa
 
 
 def _owner_count(workspace: Workspace) -> int:
-    return workspace.memberships.filter(role=Role.OWNER).count()
+    # Locked, so two owners demoting each other at once cannot leave none.
+    return len(workspace.memberships.select_for_update().filter(role=Role.OWNER))
 
 
 @transaction.atomic

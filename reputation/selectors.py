@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuditLog
 from reputation.charts import gauge, history_points
-from reputation.models import DomainDailyMetrics, Event, ScoreHistory
+from reputation.models import Event, ScoreHistory
 from reputation.services.metrics import window_metrics
 from reputation.services.scores import rehab_numbers
 from sending.models import SendingDomain
@@ -36,10 +36,9 @@ def rehab_progress(domain: SendingDomain) -> int:
     """Internal warming messages sent since the demotion: they count toward the target."""
     if domain.rehab_started_at is None:
         return 0
-    total = DomainDailyMetrics.objects.filter(
-        domain=domain, day__gte=domain.rehab_started_at.date()
-    ).aggregate(n=Sum("warmup_sent"))["n"]
-    return total or 0
+    return Event.objects.filter(
+        domain=domain, kind="sent", message_kind="warmup", occurred_at__gte=domain.rehab_started_at
+    ).count()
 
 
 def domain_reputation(domain: SendingDomain) -> dict:
@@ -48,10 +47,12 @@ def domain_reputation(domain: SendingDomain) -> dict:
     metrics = window_metrics(snapshot)
     rehab = rehab_numbers(domain, metrics) if domain.tier in ("rehab",) else None
     if rehab is not None:
+        # The remaining target shrinks as warm-up mail joins the window, so the whole distance
+        # is what was done plus what is left.
         progress = rehab_progress(domain)
-        target = rehab["score_unlock"] or 0
+        remaining = rehab["score_unlock"] or 0
         rehab["progress"] = progress
-        rehab["percent"] = 100 if not target else min(100, round(100 * progress / target))
+        rehab["percent"] = 100 if not remaining else round(100 * progress / (progress + remaining))
     history = score_history(domain)
     now = timezone.now()
     chart = history_points(

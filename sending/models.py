@@ -161,6 +161,9 @@ class Mailbox(models.Model):
     )
     status_reason = models.TextField(blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
+    status_set_by_system = models.BooleanField(
+        default=False, help_text="Stopped by an automatic action: only staff resume it."
+    )
     cooldown_until = models.DateTimeField(null=True, blank=True)
     warmup_enabled = models.BooleanField(default=True)
     limit_cut_at = models.DateTimeField(

@@ -355,6 +355,16 @@ def domain_retire(*, domain: SendingDomain, actor: User | None, reason: str = ""
     """Remove a domain: it stops sending, its name is freed, its keys are wiped."""
     if actor is not None:
         require_role(workspace=domain.workspace, user=actor)
+        if (
+            domain.status in (DomainStatus.QUARANTINED, DomainStatus.COOLDOWN)
+            and not actor.is_staff
+        ):
+            # Removing and re-adding it would start a clean record: the penalty must run out.
+            raise ApplicationError(
+                f"{domain.name} is {domain.get_status_display().lower()}; it cannot be removed "
+                "until that ends. Contact support if you need it gone sooner.",
+                code="domain_penalised",
+            )
     now = timezone.now()
     domain.mailboxes.exclude(status=MailboxStatus.PAUSED).update(
         status=MailboxStatus.PAUSED, status_reason="Domain removed.", status_changed_at=now
@@ -625,6 +635,9 @@ def mailbox_update(*, mailbox: Mailbox, actor: User | None, data: dict) -> Mailb
     if actor is not None:
         require_role(workspace=mailbox.domain.workspace, user=actor)
     fields = _mailbox_fields(data, connection=mailbox.connection, creating=False)
+    if mailbox.limit_cut_at and fields.get("daily_limit", 0) > mailbox.daily_limit:
+        message = "The daily limit was cut after a bounce spike; it comes back over clean days."
+        raise ApplicationError(message, code="limit_cut", fields={"daily_limit": [message]})
     before = {k: getattr(mailbox, k) for k in fields if not k.endswith("_encrypted")}
     for key, value in fields.items():
         setattr(mailbox, key, value)
@@ -668,7 +681,16 @@ def _mailbox_status_set(
     mailbox.status_reason = reason
     mailbox.status_changed_at = timezone.now()
     mailbox.cooldown_until = cooldown_until
-    mailbox.save(update_fields=["status", "status_reason", "status_changed_at", "cooldown_until"])
+    mailbox.status_set_by_system = actor is None and status != MailboxStatus.ACTIVE
+    mailbox.save(
+        update_fields=[
+            "status",
+            "status_reason",
+            "status_changed_at",
+            "cooldown_until",
+            "status_set_by_system",
+        ]
+    )
     audit_log_record(
         action=action,
         actor=actor,
@@ -701,6 +723,12 @@ def mailbox_pause(*, mailbox: Mailbox, actor: User | None, reason: str) -> Mailb
 @transaction.atomic
 def mailbox_resume(*, mailbox: Mailbox, actor: User | None, reason: str = "") -> Mailbox:
     """Let a paused or cooling-down mailbox send again."""
+    if actor is not None and not actor.is_staff and mailbox.status_set_by_system:
+        raise ApplicationError(
+            f"{mailbox.address} was stopped automatically ({mailbox.status_reason}) and waits for "
+            "review by support.",
+            code="mailbox_under_review",
+        )
     if mailbox.domain.status != DomainStatus.VERIFIED:
         raise ApplicationError(
             f"{mailbox.domain.name} cannot send right now ({mailbox.domain.get_status_display()})."

@@ -14,6 +14,7 @@ import orjson
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.http import post_json
@@ -46,8 +47,17 @@ def key(name: str) -> str:
     return f"{settings.KUMO_REDIS_PREFIX}{name}"
 
 
+def pool_for(status: str, tier: str) -> str:
+    """The pool a routable domain's mail takes; the status wins over a stale tier."""
+    if status == DomainStatus.QUARANTINED:
+        return Pool.Name.QUARANTINE
+    if status == DomainStatus.COOLDOWN and tier != Pool.Name.QUARANTINE:
+        return Pool.Name.REHAB
+    return tier if tier in POOL_NAMES else Pool.Name.REHAB
+
+
 def tenant_pool(domain: SendingDomain) -> str:
-    return domain.tier if domain.tier in POOL_NAMES else Pool.Name.REHAB
+    return pool_for(domain.status, domain.tier)
 
 
 def pools_definition(today=None) -> tuple[dict[str, bytes], dict[str, bytes]]:
@@ -91,10 +101,11 @@ def _write_hash(pipe, name: str, items) -> None:
 def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
     """Write the whole map under temporary keys, then swap them in atomically."""
     started = time.perf_counter()
+    started_at = timezone.now()
     client = client or kumo_redis()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT public_id, tier FROM {SendingDomain._meta.db_table} WHERE status IN "
+            f"SELECT public_id, status, tier FROM {SendingDomain._meta.db_table} WHERE status IN "
             f"({', '.join(['%s'] * len(ROUTABLE))})",
             [str(status) for status in ROUTABLE],
         )
@@ -106,9 +117,9 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
 
     def tenant_items():
         nonlocal count
-        for public_id, tier in tenants:
+        for public_id, status, tier in tenants:
             count += 1
-            yield public_id, tier if tier in POOL_NAMES else "rehab"
+            yield public_id, pool_for(status, tier)
 
     pipe = client.pipeline(transaction=False)
     _write_hash(pipe, live["tenant_pool"] + suffix, tenant_items())
@@ -125,6 +136,7 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
     swap.incr(key("map_version"))
     swap.hset(key("settings"), mapping=policy_settings())
     version = swap.execute()[-2]
+    _republish_changed_since(client, started_at)
     export = PoolMapExport.objects.create(
         version=version,
         tenants=count,
@@ -145,6 +157,21 @@ def policy_settings() -> dict[str, str]:
         "hook_batch_size": str(settings.KUMO_HOOK_BATCH_SIZE),
         "shaping": orjson.dumps(settings.KUMO_SHAPING).decode(),
     }
+
+
+def _republish_changed_since(client: redis.Redis, since) -> None:
+    """A tier change whose HSET landed between the export's read and its swap was overwritten by
+    the swap: apply every change since the export began again."""
+    changed = SendingDomain.objects.filter(
+        Q(score_updated_at__gte=since) | Q(status_changed_at__gte=since)
+    ).values_list("public_id", "status", "tier")
+    pipe = client.pipeline(transaction=False)
+    for public_id, status, tier in changed:
+        if status in ROUTABLE:
+            pipe.hset(key("tenant_pool"), public_id, pool_for(status, tier))
+        else:
+            pipe.hdel(key("tenant_pool"), public_id)
+    pipe.execute()
 
 
 def _bump_config_epoch() -> None:

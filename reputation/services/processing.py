@@ -16,6 +16,7 @@ from reputation.services.metrics import KIND_COUNTER, domain_counters_add, mailb
 from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
 
 SOFT_BOUNCES_TO_HARD = 5
+STREAK_LOCK = 4201  # advisory lock namespace for soft-bounce streaks
 
 
 @dataclass
@@ -84,6 +85,11 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
     relevant = [r for r in rows if r.event.recipient and r.event.kind in kinds]
     if not relevant:
         return [], set()
+    if connection.vendor == POSTGRES:
+        # Parallel workers must not interleave one domain's streaks (last writer would win).
+        with connection.cursor() as cursor:
+            for domain_id in sorted({r.domain_id for r in relevant}):
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [STREAK_LOCK, domain_id])
     state = _streaks_load({(r.domain_id, r.event.recipient) for r in relevant})
     original = {pair: tuple(value) for pair, value in state.items()}
     derived, dropped = [], set()
@@ -98,6 +104,8 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
             streak[0] = 0
         elif row.event.kind == EventKind.DELIVERED:
             streak[0] = 0
+        elif row.event.message_id and row.event.message_id == streak[1]:
+            continue  # this message already counted its hard bounce; its retries add nothing
         else:
             streak[0] += 1
             if streak[0] >= SOFT_BOUNCES_TO_HARD:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import workspace_notify
@@ -101,6 +102,7 @@ def rehab_numbers(domain: SendingDomain, metrics: WindowMetrics) -> dict:
     }
 
 
+@transaction.atomic
 def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, ScoreChange]:
     """Recompute the given domains from their window; store, record and push what changed."""
     now = now or timezone.now()
@@ -111,7 +113,14 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
     changes: dict[int, ScoreChange] = {}
     updated: list[SendingDomain] = []
     history: list[ScoreHistory] = []
-    domains = SendingDomain.objects.filter(pk__in=ids).select_related("workspace")
+    # Locked (in id order) so a status change committed meanwhile is not overwritten by a tier
+    # computed from the old status.
+    domains = (
+        SendingDomain.objects.filter(pk__in=ids)
+        .select_related("workspace")
+        .select_for_update(of=("self",))
+        .order_by("pk")
+    )
     for domain in domains:
         metrics = window_metrics(sums.get(domain.pk))
         previous_tier = domain.tier

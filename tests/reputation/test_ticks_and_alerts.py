@@ -66,7 +66,7 @@ def test_rehab_progress_counts_internal_warming_since_the_demotion(post, sender)
     sender.refresh_from_db()
     after = domain_reputation(sender)["rehab"]
     assert after["progress"] == 40
-    assert after["percent"] == min(100, round(100 * 40 / after["score_unlock"]))
+    assert after["percent"] == round(100 * 40 / (40 + after["score_unlock"]))
 
 
 class _Capture(BaseHTTPRequestHandler):
