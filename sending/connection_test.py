@@ -12,7 +12,7 @@ import socket
 import ssl
 from dataclasses import asdict, dataclass
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 
@@ -46,24 +46,76 @@ def _tls_context(ca_file: str) -> ssl.SSLContext:
     return context
 
 
-def _host_problem(host: str, port: int, allow_private: bool) -> ConnectionResult | None:
-    """Resolve the host first: unknown hosts and (unless allowed) internal addresses stop here."""
+def _resolve(host: str, port: int, allow_private: bool) -> tuple[str, ConnectionResult | None]:
+    """Resolve once and return the address to connect to: the clients are pinned to it, so a
+    name that re-resolves to an internal address later (DNS rebinding) is never followed."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        return ConnectionResult("", False, "host_not_found", f"The host {host} does not exist.")
+        return "", ConnectionResult("", False, "host_not_found", f"The host {host} does not exist.")
+    addresses = [info[4][0] for info in infos]
     if not allow_private:
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                return ConnectionResult(
+        for address in addresses:
+            if not ipaddress.ip_address(address).is_global:
+                return "", ConnectionResult(
                     "",
                     False,
                     "host_not_allowed",
                     f"{host} resolves to an internal address ({address}); the platform does not "
                     "connect to internal networks.",
                 )
-    return None
+    return addresses[0], None
+
+
+class _PinnedSMTP(smtplib.SMTP):
+    pinned = ""
+
+    def _get_socket(self, host, port, timeout):
+        return super()._get_socket(self.pinned or host, port, timeout)
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL):
+    pinned = ""
+
+    def _get_socket(self, host, port, timeout):
+        # SMTP_SSL still verifies the certificate against the host name (self._host).
+        return super()._get_socket(self.pinned or host, port, timeout)
+
+
+class _PinnedIMAP4(imap4.IMAP4WithTimeout):
+    pinned = ""
+
+    def _create_socket(self, timeout=None):
+        return socket.create_connection(
+            (self.pinned or self.host, self.port), timeout if timeout is not None else self._timeout
+        )
+
+
+class _PinnedIMAP4TLS(tls.IMAP4_TLS):
+    pinned = ""
+
+    def _create_socket(self, timeout=None):
+        sock = socket.create_connection(
+            (self.pinned or self.host, self.port), timeout=timeout or self._timeout
+        )
+        return tls.wrap_socket(sock, self.ssl_context, self.host)
+
+
+class _PinnedIMAPClient(IMAPClient):
+    """IMAPClient connecting to a fixed address while TLS checks the host name."""
+
+    def __init__(self, *args, pinned: str, **kwargs) -> None:
+        self._pinned = pinned
+        super().__init__(*args, **kwargs)
+
+    def _create_IMAP4(self):
+        timeout = getattr(self._timeout, "connect", None)
+        cls = _PinnedIMAP4TLS if self.ssl else _PinnedIMAP4
+        # The pinned address is set on a subclass so it exists before imaplib connects.
+        pinned_cls = type(cls.__name__, (cls,), {"pinned": self._pinned})
+        if self.ssl:
+            return pinned_cls(self.host, self.port, self.ssl_context, timeout)
+        return pinned_cls(self.host, self.port, timeout)
 
 
 def _classify(server: str, spec: ServerSpec, error: BaseException) -> ConnectionResult:
@@ -122,15 +174,17 @@ def smtp_login(
     spec: ServerSpec, *, timeout: float, ca_file: str = "", allow_private: bool = False
 ) -> ConnectionResult:
     """Connect, secure the connection as configured, and log in (no mail is sent)."""
-    problem = _host_problem(spec.host, spec.port, allow_private)
+    address, problem = _resolve(spec.host, spec.port, allow_private)
     if problem:
         return ConnectionResult("smtp", False, problem.reason, problem.message)
     context = _tls_context(ca_file)
     try:
         if spec.security == "ssl":
-            client = smtplib.SMTP_SSL(spec.host, spec.port, timeout=timeout, context=context)
+            cls = type("PinnedSMTPSSL", (_PinnedSMTPSSL,), {"pinned": address})
+            client = cls(spec.host, spec.port, timeout=timeout, context=context)
         else:
-            client = smtplib.SMTP(spec.host, spec.port, timeout=timeout)
+            cls = type("PinnedSMTP", (_PinnedSMTP,), {"pinned": address})
+            client = cls(spec.host, spec.port, timeout=timeout)
         with client:
             client.ehlo()
             if spec.security == "starttls":
@@ -146,13 +200,14 @@ def imap_login(
     spec: ServerSpec, *, timeout: float, ca_file: str = "", allow_private: bool = False
 ) -> ConnectionResult:
     """Connect, secure, log in and list the folders (the agent needs INBOX and Spam/Junk)."""
-    problem = _host_problem(spec.host, spec.port, allow_private)
+    address, problem = _resolve(spec.host, spec.port, allow_private)
     if problem:
         return ConnectionResult("imap", False, problem.reason, problem.message)
     context = _tls_context(ca_file)
     try:
-        client = IMAPClient(
+        client = _PinnedIMAPClient(
             spec.host,
+            pinned=address,
             port=spec.port,
             ssl=spec.security == "ssl",
             ssl_context=context,
