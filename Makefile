@@ -30,8 +30,9 @@ run: $(VENV)/.installed
 	@echo "Embedded profile: SQLite in var/, tasks and the periodic schedule run in this process."
 	@exec $(EMBEDDED) $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
+# make test ARGS="tests/reputation -k scoring" runs a subset (pytest arguments, no static checks).
 test: $(VENV)/.installed-dev
-	@$(PY) scripts/testrun.py
+	@$(PY) scripts/testrun.py $(ARGS)
 
 bench: $(VENV)/.installed-dev
 	@$(PY) scripts/testrun.py --bench

@@ -4,6 +4,7 @@ The first key encrypts; every key decrypts, so a new key is rolled out by puttin
 re-encrypting (`secret_rotate`), then dropping the old key.
 """
 
+import hashlib
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -47,3 +48,8 @@ def secret_rotate(token: str) -> str:
 def _keys_changed(*, setting: str, **kwargs: object) -> None:
     if setting == "SECRET_ENCRYPTION_KEYS":
         _fernet.cache_clear()
+
+
+def secret_hash(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (tokens are random, so a fast hash is enough)."""
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -3,7 +3,7 @@
 from django.db.models import F, QuerySet
 
 from accounts.models import ApiToken, AuditLog, Invitation, Membership, User, Workspace
-from accounts.services import secret_hash
+from accounts.crypto import secret_hash
 
 
 def workspace_list(*, user: User) -> QuerySet[Workspace]:

@@ -1,6 +1,5 @@
 """Writes and side effects for users, workspaces, memberships, invitations, tokens and audit."""
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.crypto import secret_hash
 from accounts.models import (
     ApiToken,
     AuditLog,
@@ -31,11 +31,6 @@ from config.errors import ApplicationError, PermissionDenied
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "tg_"
-
-
-def secret_hash(secret: str) -> str:
-    """SHA-256 of a high-entropy secret (tokens are random, so a fast hash is enough)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 # --- Audit -------------------------------------------------------------------------------------
@@ -215,9 +210,14 @@ class IssuedSecret:
 
 @transaction.atomic
 def invitation_create(
-    *, workspace: Workspace, inviter: User, email: str, role: str = Role.MEMBER
+    *,
+    workspace: Workspace,
+    inviter: User,
+    email: str,
+    role: str = Role.MEMBER,
+    site_url: str | None = None,
 ) -> IssuedSecret:
-    """Invite `email` to the workspace and send the link."""
+    """Invite `email` to the workspace and send the link (on `site_url`, else SITE_URL)."""
     email = User.objects.normalize_email(email or "").strip().lower()
     if role not in Role.values:
         raise ApplicationError("Unknown role.", fields={"role": [f"Choose one of {Role.values}."]})
@@ -252,7 +252,7 @@ def invitation_create(
         workspace=workspace,
         after={"email": email, "role": role},
     )
-    link = settings.SITE_URL.rstrip("/") + reverse("invitation_accept", args=[token])
+    link = (site_url or settings.SITE_URL).rstrip("/") + reverse("invitation_accept", args=[token])
     context = {"invitation": invitation, "link": link, "product": settings.PRODUCT_NAME}
     transaction.on_commit(
         lambda: send_mail(

@@ -14,6 +14,7 @@ from accounts.decorators import workspace_view
 from accounts.forms import ApiTokenForm, InvitationForm, RoleForm, WorkspaceForm
 from accounts.models import ApiToken, Invitation, Role
 from config.errors import ApplicationError
+from sending.selectors import domain_list
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -84,8 +85,6 @@ def invitation_accept_listed(request: HttpRequest, invitation_id: int) -> HttpRe
 
 
 def _dashboard_domains(request: HttpRequest) -> list:
-    from sending.selectors import domain_list
-
     return list(domain_list(workspace=request.workspace))
 
 

@@ -76,7 +76,7 @@ def main() -> None:
     from reputation.models import Event, PendingRecord
     from reputation.simulator import simulate_records
     from sending.models import DomainStatus, SendingDomain
-    from sending.services import domain_create
+    from sending.services.domains import domain_create
 
     owner = User.objects.create_user(email="bench@bench.test", password="x")
     workspace = workspace_create(owner=owner, name="Bench")

@@ -36,7 +36,7 @@ def main() -> None:
 
     from accounts.models import User
     from accounts.services import workspace_create
-    from reputation.services.pool_map import key, kumo_redis, pool_map_export
+    from reputation.core.pool_map import key, kumo_redis, pool_map_export
 
     owner = User.objects.create_user(email="bench@bench.test")
     workspace = workspace_create(owner=owner, name="Bench")

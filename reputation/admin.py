@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from reputation.core.pool_map import pool_map_export
 from reputation.ipwarmup import pool_weights, warmup_share, warmup_week
 from reputation.models import (
     BlocklistCheck,
@@ -17,7 +18,6 @@ from reputation.models import (
     ScoreHistory,
 )
 from reputation.services import blocklists as blocklist_services
-from reputation.services.pool_map import pool_map_export
 from sending.models import SendingDomain
 
 

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from accounts.models import AuditLog
 from reputation.charts import gauge, history_points
+from reputation.core.metrics import window_metrics
+from reputation.core.scores import rehab_numbers
 from reputation.models import Event, ScoreHistory
-from reputation.services.metrics import window_metrics
-from reputation.services.scores import rehab_numbers
 from sending.models import SendingDomain
 
 

@@ -6,10 +6,13 @@ import urllib.parse
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 
 from config.http import post_json
-from reputation import services
+from reputation.core import pool_map, scores
+from reputation.services import actions, bad_apples, blocklists, processing
+from reputation.services.intake import PROCESSING_SCHEDULED
 
 logger = logging.getLogger(__name__)
 
@@ -17,22 +20,18 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True)
 def records_process() -> int:
     """Process stored records; batches are claimed with SKIP LOCKED, so workers can share."""
-    from django.core.cache import cache
-
-    from reputation.services.intake import PROCESSING_SCHEDULED
-
     cache.delete(PROCESSING_SCHEDULED)  # batches posted from now on schedule another run
-    return services.records_process()
+    return processing.records_process()
 
 
 @shared_task
 def scores_recompute_all() -> int:
-    return services.scores_recompute_all()
+    return scores.scores_recompute_all()
 
 
 @shared_task
 def mailbox_limits_restore() -> int:
-    return services.mailbox_limits_restore()
+    return actions.mailbox_limits_restore()
 
 
 def _post(url: str, payload: dict) -> None:
@@ -62,20 +61,14 @@ def staff_alert_send(subject: str, body: str) -> None:
 @shared_task
 def pool_map_export() -> int:
     """Periodic full export: repairs any missed single-tenant update."""
-    from reputation.services.pool_map import pool_map_export as export
-
-    return export().version
+    return pool_map.pool_map_export().version
 
 
 @shared_task
 def blocklists_check() -> dict:
-    from reputation.services.blocklists import blocklists_check as check
-
-    return check()
+    return blocklists.blocklists_check()
 
 
 @shared_task
 def bad_apples_isolate() -> list[str]:
-    from reputation.services.bad_apples import bad_apples_isolate as isolate
-
-    return isolate()
+    return bad_apples.bad_apples_isolate()

@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from reputation.services import MalformedBatch, intake_store, records_from_payload
+from reputation.services.intake import MalformedBatch, intake_store, records_from_payload
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 PostgreSQL and Redis: use DATABASE_URL / REDIS_URL when set; otherwise the local servers on
 their standard ports; otherwise throwaway servers started from the installed binaries in a temp
 dir (installed with apt when missing and apt is usable). Debian packages the tests need
-(Chromium, ...) are installed the same way. Then: ruff, makemigrations --check, pytest.
+(Chromium, ...) are installed the same way. Then: ruff, lint-imports, mypy, makemigrations
+--check, pytest. Arguments go to pytest and skip the static checks (a quick subset).
 """
 
 from __future__ import annotations
@@ -232,6 +233,25 @@ def run(cmd: list[str], env: dict) -> int:
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
+def static_checks(env: dict) -> bool:
+    """ruff, the import layers, types and migrations; False (after saying why) on a failure."""
+    say("ruff")
+    if run([str(VENV_BIN / "ruff"), "check", "--quiet", "."], env):
+        return False
+    if run([str(VENV_BIN / "ruff"), "format", "--check", "--quiet", "."], env):
+        return False
+    say("import layers (lint-imports)")
+    if run([str(VENV_BIN / "lint-imports"), "--no-cache"], env):
+        return False
+    say("types (mypy)")
+    if run([str(VENV_BIN / "mypy")], env):
+        return False
+    say("makemigrations --check")
+    if run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run", "-v0"], env):
+        stop("models changed without a migration.")
+    return True
+
+
 def main() -> int:
     bench = "--bench" in sys.argv
     args = [arg for arg in sys.argv[1:] if arg != "--bench"]
@@ -257,14 +277,9 @@ def main() -> int:
                 say(f"benchmark {script.name}")
                 status |= run([sys.executable, str(script)], env)
             return status
-        say("ruff")
-        if run([str(VENV_BIN / "ruff"), "check", "--quiet", "."], env):
+        # A subset (`make test ARGS="tests/reputation -k scoring"`) runs only those tests.
+        if not args and not static_checks(env):
             return 1
-        if run([str(VENV_BIN / "ruff"), "format", "--check", "--quiet", "."], env):
-            return 1
-        say("makemigrations --check")
-        if run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run", "-v0"], env):
-            stop("models changed without a migration.")
         say(
             f"pytest on PostgreSQL ({urlsplit(database_url).netloc}) and Redis "
             f"({urlsplit(redis_url).netloc})"

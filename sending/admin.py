@@ -5,8 +5,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import ApplicationError
-from sending import services
 from sending.models import DkimKey, Mailbox, SendingDomain
+from sending.services.domains import domain_release
+from sending.services.mailboxes import mailbox_cooldown, mailbox_pause, mailbox_resume
+from sending.services.status import domain_cooldown, domain_quarantine
+from sending.services.verification import domain_verify
 
 STAFF_REASON = "Staff action from the operations console."
 
@@ -46,11 +49,11 @@ def _mailboxes_of(status_filter):
 
 
 def _pause(mailbox: Mailbox, staff) -> Mailbox:
-    return services.mailbox_pause(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
+    return mailbox_pause(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
 
 
 def _resume(mailbox: Mailbox, staff) -> Mailbox:
-    return services.mailbox_resume(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
+    return mailbox_resume(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
 
 
 DOMAIN_ACTIONS = [
@@ -58,7 +61,7 @@ DOMAIN_ACTIONS = [
         "reverify",
         "Re-verify DNS now",
         "domain(s) re-checked",
-        lambda d, staff: services.domain_verify(domain=d, actor=staff),
+        lambda d, staff: domain_verify(domain=d, actor=staff),
     ),
     staff_action(
         "pause_mailboxes",
@@ -78,19 +81,19 @@ DOMAIN_ACTIONS = [
         "cooldown",
         "Cool-down for 14 days",
         "domain(s) in cool-down",
-        lambda d, staff: services.domain_cooldown(domain=d, actor=staff, reason=STAFF_REASON),
+        lambda d, staff: domain_cooldown(domain=d, actor=staff, reason=STAFF_REASON),
     ),
     staff_action(
         "quarantine",
         "Quarantine (stop all sending)",
         "domain(s) quarantined",
-        lambda d, staff: services.domain_quarantine(domain=d, actor=staff, reason=STAFF_REASON),
+        lambda d, staff: domain_quarantine(domain=d, actor=staff, reason=STAFF_REASON),
     ),
     staff_action(
         "release",
         "Lift quarantine / end cool-down",
         "domain(s) released",
-        lambda d, staff: services.domain_release(domain=d, actor=staff, reason=STAFF_REASON),
+        lambda d, staff: domain_release(domain=d, actor=staff, reason=STAFF_REASON),
     ),
 ]
 MAILBOX_ACTIONS = [
@@ -110,7 +113,7 @@ MAILBOX_ACTIONS = [
         "cooldown",
         "Cool-down for 14 days",
         "mailbox(es) in cool-down",
-        lambda m, staff: services.mailbox_cooldown(mailbox=m, actor=staff, reason=STAFF_REASON),
+        lambda m, staff: mailbox_cooldown(mailbox=m, actor=staff, reason=STAFF_REASON),
     ),
 ]
 

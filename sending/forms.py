@@ -1,6 +1,12 @@
+"""Page forms. Mailbox fields come from sending.mailbox_fields and are checked there (by the
+services): the forms only shape the page and carry the values."""
+
+from typing import Any
+
 from django import forms
 
-from sending.models import ConnectionType, TlsMode
+from sending.mailbox_fields import FIELDS, SERVER_KEYS, FieldSpec
+from sending.models import ConnectionType, SendingDomain
 
 
 class DomainForm(forms.Form):
@@ -11,48 +17,89 @@ class DomainForm(forms.Form):
     )
 
 
-class MailboxForm(forms.Form):
-    """Shapes the page; the service validates and decides."""
+def _form_field(spec: FieldSpec, *, password_label: str = "") -> forms.Field:
+    common: dict[str, Any] = {"label": spec.label, "help_text": spec.help, "required": False}
+    attrs = {"placeholder": spec.placeholder} if spec.placeholder else {}
+    if spec.kind == "bool":
+        return forms.BooleanField(**common)
+    if spec.kind == "choice":
+        return forms.ChoiceField(choices=[("", "Choose ..."), *spec.choices], **common)
+    if spec.kind == "int":
+        attrs.update(inputmode="numeric", pattern="[0-9]*")
+        return forms.CharField(widget=forms.TextInput(attrs=attrs), **common)
+    if spec.kind == "password":
+        # Kept on a failed submit, so a typo elsewhere does not cost the customer the password.
+        widget = forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"})
+        return forms.CharField(widget=widget, **{**common, "label": password_label or spec.label})
+    return forms.CharField(widget=forms.TextInput(attrs=attrs), **common)
+
+
+class MailboxFieldsForm(forms.Form):
+    """Groups for the templates: the mailbox's own fields, then SMTP, then IMAP."""
+
+    def group(self, name: str) -> list[forms.BoundField]:
+        return [
+            self[spec.name] for spec in FIELDS if spec.group == name and spec.name in self.fields
+        ]
+
+    @property
+    def mailbox_group(self) -> list[forms.BoundField]:
+        return [f for f in self.group("mailbox") if f.name != "warmup_enabled"]
+
+    @property
+    def smtp_group(self) -> list[forms.BoundField]:
+        return self.group("smtp")
+
+    @property
+    def imap_group(self) -> list[forms.BoundField]:
+        return self.group("imap")
+
+
+class MailboxForm(MailboxFieldsForm):
+    """Add a mailbox: the address, its settings and (external) its servers."""
 
     domain = forms.ChoiceField(label="Domain")
-    local_part = forms.CharField(max_length=64, label="Address (before the @)")
-    display_name = forms.CharField(max_length=120, required=False, label="Sender name")
+    local_part = forms.CharField(
+        max_length=64,
+        label="Address (before the @)",
+        widget=forms.TextInput(attrs={"placeholder": "alex"}),
+    )
     connection = forms.ChoiceField(
         choices=ConnectionType.choices, initial=ConnectionType.PLATFORM, widget=forms.RadioSelect
     )
-    daily_limit = forms.IntegerField(min_value=1, initial=40, label="Daily limit")
-    warmup_enabled = forms.BooleanField(required=False, initial=True, label="Enrol in warm-up")
-    smtp_host = forms.CharField(max_length=253, required=False, label="SMTP host")
-    smtp_port = forms.IntegerField(required=False, label="SMTP port")
-    smtp_security = forms.ChoiceField(
-        choices=TlsMode.choices, required=False, label="SMTP security"
-    )
-    smtp_username = forms.CharField(max_length=254, required=False, label="SMTP username")
-    smtp_password = forms.CharField(
-        max_length=1024, required=False, label="SMTP password", widget=forms.PasswordInput
-    )
-    imap_host = forms.CharField(max_length=253, required=False, label="IMAP host")
-    imap_port = forms.IntegerField(required=False, label="IMAP port")
-    imap_security = forms.ChoiceField(
-        choices=TlsMode.choices, required=False, label="IMAP security"
-    )
-    imap_username = forms.CharField(max_length=254, required=False, label="IMAP username")
-    imap_password = forms.CharField(
-        max_length=1024, required=False, label="IMAP password", widget=forms.PasswordInput
-    )
 
-    def __init__(self, *args, domains=(), **kwargs) -> None:
+    def __init__(
+        self, *args: Any, domains: list[SendingDomain] | tuple = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["domain"].choices = [(d.public_id, d.name) for d in domains]
+        domain_field = self.fields["domain"]
+        assert isinstance(domain_field, forms.ChoiceField)
+        domain_field.choices = [(d.public_id, d.name) for d in domains]
+        for spec in FIELDS:
+            self.fields[spec.name] = _form_field(spec)
+        self.fields["daily_limit"].initial = 40
+        self.fields["warmup_enabled"].initial = True
 
 
-class MailboxSettingsForm(forms.Form):
-    display_name = forms.CharField(max_length=120, required=False, label="Sender name")
-    daily_limit = forms.IntegerField(min_value=1, label="Daily limit")
-    warmup_enabled = forms.BooleanField(required=False, label="Enrol in warm-up")
-    smtp_password = forms.CharField(
-        max_length=1024, required=False, label="New SMTP password", widget=forms.PasswordInput
-    )
-    imap_password = forms.CharField(
-        max_length=1024, required=False, label="New IMAP password", widget=forms.PasswordInput
-    )
+class MailboxSettingsForm(MailboxFieldsForm):
+    """Change a mailbox; for an external one also its servers (passwords: empty keeps)."""
+
+    def __init__(self, *args: Any, connection: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for spec in FIELDS:
+            if spec.group != "mailbox" and connection != ConnectionType.EXTERNAL:
+                continue
+            self.fields[spec.name] = _form_field(
+                spec, password_label="New password" if spec.kind == "password" else ""
+            )
+        self.fields["daily_limit"].required = True
+
+    @staticmethod
+    def initial_for(mailbox: Any) -> dict[str, Any]:
+        names = ["display_name", "daily_limit", "warmup_enabled"] + [
+            f"{prefix}_{key}"
+            for prefix in ("smtp", "imap")
+            for key in SERVER_KEYS
+            if key != "password"
+        ]
+        return {name: getattr(mailbox, name) for name in names}

@@ -4,7 +4,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.crypto import secret_decrypt
 from accounts.models import Workspace, public_id_new
+from config.errors import ApplicationError
 from sending.domain_names import domain_name_display
 
 
@@ -119,6 +121,12 @@ class DkimKey(models.Model):
     def __str__(self) -> str:
         return f"{self.selector}._domainkey.{self.domain.name} ({self.state})"
 
+    def private_key_pem(self) -> str:
+        """The PEM private key (for the MTA's signer); only while the key is live."""
+        if not self.private_key_encrypted:
+            raise ApplicationError("This DKIM key was retired.", code="dkim_retired")
+        return secret_decrypt(self.private_key_encrypted)
+
 
 class ConnectionType(models.TextChoices):
     PLATFORM = "platform", "Platform (sent through our MTA)"
@@ -170,6 +178,8 @@ class Mailbox(models.Model):
         null=True, blank=True, help_text="When a bounce spike cut the daily limit by 40%."
     )
     limit_before_cut = models.PositiveIntegerField(null=True, blank=True)
+    # The day the cut limit last stepped back up (one step per day, however often the job runs).
+    limit_restored_on = models.DateField(null=True, blank=True)
     connection_checked_at = models.DateTimeField(null=True, blank=True)
     connection_ok = models.BooleanField(null=True)
     connection_error = models.TextField(blank=True)

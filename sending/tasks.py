@@ -2,21 +2,23 @@
 
 from celery import shared_task
 
-from sending import services
 from sending.models import SendingDomain
+from sending.services.dkim import dkim_keys_retire_due
+from sending.services.domains import domain_claims_expire, domains_release_due
+from sending.services.verification import domain_verify, domains_recheck_claim
 
 
 @shared_task
 def domains_tick() -> dict[str, int]:
     """Fan out due re-checks; end cool-downs, retire replaced DKIM keys, free stale claims."""
-    claimed = services.domains_recheck_claim()
+    claimed = domains_recheck_claim()
     for domain_id in claimed:
         domain_recheck.delay(domain_id)
     return {
         "rechecks": len(claimed),
-        "released": services.domains_release_due(),
-        "dkim_retired": services.dkim_keys_retire_due(),
-        "claims_expired": services.domain_claims_expire(),
+        "released": domains_release_due(),
+        "dkim_retired": dkim_keys_retire_due(),
+        "claims_expired": domain_claims_expire(),
     }
 
 
@@ -25,4 +27,4 @@ def domain_recheck(domain_id: int) -> bool:
     domain = SendingDomain.objects.filter(pk=domain_id).first()
     if domain is None or domain.status == "retired":
         return False
-    return services.domain_verify(domain=domain).verified
+    return domain_verify(domain=domain).verified

@@ -9,9 +9,22 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import workspace_view
 from accounts.models import Role
 from config.errors import ApplicationError
-from sending import selectors, services
+from reputation import selectors as reputation_selectors
+from sending import selectors
 from sending.forms import DomainForm, MailboxForm, MailboxSettingsForm
 from sending.models import SendingDomain
+from sending.services.connection import mailbox_test_connection
+from sending.services.dkim import dkim_rotation_start
+from sending.services.dns import domain_records
+from sending.services.domains import domain_create, domain_retire
+from sending.services.mailboxes import (
+    mailbox_create,
+    mailbox_delete,
+    mailbox_pause,
+    mailbox_resume,
+    mailbox_update,
+)
+from sending.services.verification import domain_verify
 
 
 def _form_errors(form, error: ApplicationError) -> None:
@@ -45,7 +58,7 @@ def domains(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied
         if form.is_valid():
             try:
-                domain = services.domain_create(
+                domain = domain_create(
                     workspace=request.workspace, actor=request.user, name=form.cleaned_data["name"]
                 )
             except ApplicationError as error:
@@ -68,7 +81,7 @@ def _domain_context(request: HttpRequest, domain: SendingDomain) -> dict:
     results = {(r["kind"], r.get("selector", "")): r for r in domain.dns_results}
     rows = [
         {"record": record, "result": results.get((record.kind, record.selector))}
-        for record in services.domain_records(domain)
+        for record in domain_records(domain)
     ]
     return {
         "domain": domain,
@@ -79,9 +92,10 @@ def _domain_context(request: HttpRequest, domain: SendingDomain) -> dict:
 
 
 def _reputation_context(domain: SendingDomain) -> dict:
-    from reputation.selectors import domain_actions, domain_reputation
-
-    return {"rep": domain_reputation(domain), "actions": domain_actions(domain)}
+    return {
+        "rep": reputation_selectors.domain_reputation(domain),
+        "actions": reputation_selectors.domain_actions(domain),
+    }
 
 
 @workspace_view()
@@ -105,7 +119,7 @@ def domain_check(request: HttpRequest, domain_id: str) -> HttpResponse:
     """Check the records now; HTMX swaps the record table, a plain POST reloads the page."""
     domain = _domain_or_404(request, domain_id)
     try:
-        verification = services.domain_verify(domain=domain, actor=request.user)
+        verification = domain_verify(domain=domain, actor=request.user)
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("domains", request.workspace.public_id)
@@ -123,7 +137,7 @@ def domain_check(request: HttpRequest, domain_id: str) -> HttpResponse:
 def domain_rotate_dkim(request: HttpRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
     try:
-        key = services.dkim_rotation_start(domain=domain, actor=request.user)
+        key = dkim_rotation_start(domain=domain, actor=request.user)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
@@ -139,7 +153,7 @@ def domain_rotate_dkim(request: HttpRequest, domain_id: str) -> HttpResponse:
 @require_POST
 def domain_remove(request: HttpRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
-    services.domain_retire(domain=domain, actor=request.user)
+    domain_retire(domain=domain, actor=request.user)
     messages.success(request, f"{domain.name} was removed; its mailboxes stopped sending.")
     return redirect("domains", request.workspace.public_id)
 
@@ -161,9 +175,7 @@ def mailboxes(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             domain = next(d for d in verified if d.public_id == form.cleaned_data["domain"])
             try:
-                mailbox = services.mailbox_create(
-                    domain=domain, actor=request.user, data=form.cleaned_data
-                )
+                mailbox = mailbox_create(domain=domain, actor=request.user, data=form.cleaned_data)
             except ApplicationError as error:
                 _form_errors(form, error)
             else:
@@ -184,20 +196,18 @@ def mailboxes(request: HttpRequest) -> HttpResponse:
 @workspace_view()
 def mailbox_detail(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request, mailbox_id)
-    initial = {
-        "display_name": mailbox.display_name,
-        "daily_limit": mailbox.daily_limit,
-        "warmup_enabled": mailbox.warmup_enabled,
-    }
-    form = MailboxSettingsForm(request.POST or None, initial=initial)
+    form = MailboxSettingsForm(
+        request.POST or None,
+        initial=MailboxSettingsForm.initial_for(mailbox),
+        connection=mailbox.connection,
+    )
     if request.method == "POST":
         if not _can_manage(request):
             raise PermissionDenied
         if form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items() if v not in ("", None)}
-            data["warmup_enabled"] = form.cleaned_data["warmup_enabled"]
+            data = form.cleaned_data
             try:
-                services.mailbox_update(mailbox=mailbox, actor=request.user, data=data)
+                mailbox_update(mailbox=mailbox, actor=request.user, data=data)
             except ApplicationError as error:
                 _form_errors(form, error)
             else:
@@ -215,7 +225,7 @@ def mailbox_detail(request: HttpRequest, mailbox_id: int) -> HttpResponse:
 def mailbox_test(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request, mailbox_id)
     try:
-        results = services.mailbox_test_connection(mailbox=mailbox)
+        results = mailbox_test_connection(mailbox=mailbox)
     except ApplicationError as error:
         results, error_message = [], error.message
     else:
@@ -235,11 +245,11 @@ def mailbox_status(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     action = request.POST.get("action")
     try:
         if action == "pause":
-            services.mailbox_pause(mailbox=mailbox, actor=request.user, reason="Paused by you.")
+            mailbox_pause(mailbox=mailbox, actor=request.user, reason="Paused by you.")
         elif action == "resume":
-            services.mailbox_resume(mailbox=mailbox, actor=request.user, reason="Resumed by you.")
+            mailbox_resume(mailbox=mailbox, actor=request.user, reason="Resumed by you.")
         elif action == "delete":
-            services.mailbox_delete(mailbox=mailbox, actor=request.user)
+            mailbox_delete(mailbox=mailbox, actor=request.user)
             messages.success(request, f"{mailbox.address} deleted.")
             return redirect("mailboxes", request.workspace.public_id)
         else:

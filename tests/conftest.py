@@ -10,13 +10,6 @@ from email.message import Message
 
 import orjson
 import pytest
-
-if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-    pytest.exit(
-        "The suite runs on PostgreSQL and Redis: use `make test` (it sets DATABASE_URL/REDIS_URL).",
-        returncode=2,
-    )
-
 from aiosmtpd.controller import Controller
 from django.core.cache import cache
 from django.test import Client
@@ -25,10 +18,35 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, Role
 from accounts.services import api_token_create
 from sending.models import DomainStatus, SendingDomain
-from sending.services import domain_create, domain_records, domain_verify, mailbox_create
+from sending.services.dns import domain_records
+from sending.services.domains import domain_create
+from sending.services.mailboxes import mailbox_create
+from sending.services.verification import domain_verify
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytest_plugins = ["tests.servers.dns", "tests.servers.mail", "tests.servers.broken_imap"]
+
+SERVICES = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of pure modules run anywhere; the rest need the real PostgreSQL and Redis."""
+    if SERVICES:
+        return
+    needing = [
+        item
+        for item in items
+        if item.get_closest_marker("django_db")
+        or DB_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if needing:
+        pytest.exit(
+            f"{len(needing)} of the selected tests need PostgreSQL and Redis (e.g. "
+            f"{needing[0].nodeid}): run them with `make test`, which sets DATABASE_URL and "
+            "REDIS_URL. Tests of pure modules run without them.",
+            returncode=2,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -217,7 +217,8 @@ def test_a_customer_adds_a_domain_publishes_it_verifies_and_adds_a_mailbox(
 
 def test_the_dashboard_score_moves_live_when_the_mta_reports(asgi_server, page, owner, zone):
     from reputation.models import Event
-    from sending.services import domain_create, domain_verify
+    from sending.services.domains import domain_create
+    from sending.services.verification import domain_verify
     from tests.conftest import publish
     from tests.reputation.records import traffic
 

@@ -2,36 +2,44 @@
 emailed to the workspace owners and sent to staff."""
 
 import logging
+import operator
 from datetime import datetime, timedelta
+from functools import reduce
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from accounts.services import audit_log_record, workspace_notify, workspace_owners_email
+from config.celery import task_enqueue
+from reputation.core.metrics import domain_window_sums, mailbox_window_sums, window_metrics
 from reputation.models import Event, ReputationAlert
 from reputation.scoring import Tier, WindowMetrics
-from reputation.services.metrics import domain_window_sums, mailbox_window_sums, window_metrics
-from reputation.thresholds import Finding, domain_findings, limit_after_cut, mailbox_findings
-from sending import services as sending_services
+from reputation.thresholds import (
+    Finding,
+    domain_findings,
+    limit_after_cut,
+    limit_restored_step,
+    mailbox_findings,
+)
 from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
+from sending.services.mailboxes import mailbox_pause
+from sending.services.status import domain_cooldown, domain_quarantine
 
 logger = logging.getLogger(__name__)
 
 
 def staff_alert(*, subject: str, body: str) -> None:
     """Send to the staff channels after commit (the console shows the audit log regardless)."""
-    from reputation.tasks import staff_alert_send
-
-    transaction.on_commit(lambda: _enqueue(staff_alert_send, subject, body))
+    transaction.on_commit(lambda: _enqueue("reputation.tasks.staff_alert_send", subject, body))
 
 
-def _enqueue(task, *args) -> None:
+def _enqueue(name: str, *args: object) -> None:
     try:
-        task.delay(*args)
+        task_enqueue(name, *args)
     except Exception:
-        logger.exception("could not queue %s", task.name)
+        logger.exception("could not queue %s", name)
 
 
 def owners_alert(*, domain: SendingDomain, subject: str, body: str) -> None:
@@ -117,14 +125,14 @@ class AlertBook:
 
 def _domain_effect(domain: SendingDomain, finding: Finding) -> str:
     if finding.code == "spam_quarantine" and domain.status != DomainStatus.QUARANTINED:
-        sending_services.domain_quarantine(domain=domain, actor=None, reason=finding.message)
+        domain_quarantine(domain=domain, actor=None, reason=finding.message)
         return "The domain is quarantined."
     if finding.code == "spam_pause":
         paused = 0
         for mailbox in domain.mailboxes.filter(status=MailboxStatus.ACTIVE).select_related(
             "domain__workspace"
         ):
-            sending_services.mailbox_pause(mailbox=mailbox, actor=None, reason=finding.message)
+            mailbox_pause(mailbox=mailbox, actor=None, reason=finding.message)
             paused += 1
         return f"{paused} mailbox(es) paused."
     return ""
@@ -132,7 +140,7 @@ def _domain_effect(domain: SendingDomain, finding: Finding) -> str:
 
 def _mailbox_effect(mailbox: Mailbox, finding: Finding, now: datetime) -> str:
     if finding.code == "bounce_pause" and mailbox.status == MailboxStatus.ACTIVE:
-        sending_services.mailbox_pause(mailbox=mailbox, actor=None, reason=finding.message)
+        mailbox_pause(mailbox=mailbox, actor=None, reason=finding.message)
         return "The mailbox is paused (auto-pause)."
     if finding.code == "bounce_spike" and mailbox.limit_cut_at is None:
         before = mailbox.daily_limit
@@ -188,7 +196,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
         for finding in findings:
             if finding.code == "spam_block":
                 if domain.status in (DomainStatus.VERIFIED,):
-                    sending_services.domain_cooldown(
+                    domain_cooldown(
                         domain=domain,
                         actor=None,
                         reason=finding.message,
@@ -239,7 +247,7 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
                 f"A warm-up recipient ({complainers[0]}) reported spam.",
                 {"complaints": len(complainers)},
             )
-            sending_services.mailbox_pause(
+            mailbox_pause(
                 mailbox=mailbox, actor=None, reason="Paused for review: " + finding.message
             )
             _announce(
@@ -295,24 +303,52 @@ def _tier_changed(domain: SendingDomain, change) -> None:
 
 
 def mailbox_limits_restore(*, now: datetime | None = None) -> int:
-    """Give back a cut daily limit over 7 clean days (a day without hard bounces)."""
-    from reputation.thresholds import limit_restored_step
+    """Give back a cut daily limit over 7 clean days (a day without hard bounces).
 
+    One step per mailbox per day however often it runs (`limit_restored_on`), in one UPDATE
+    for all due mailboxes: the step depends only on (current, original) limit, so the rule is
+    computed once per distinct pair and applied with CASE."""
     now = now or timezone.now()
-    restored = 0
-    cut = Mailbox.objects.filter(
-        limit_cut_at__isnull=False, limit_cut_at__lte=now - timedelta(hours=20)
+    today = now.date()
+    bounced = Event.objects.filter(
+        mailbox=OuterRef("pk"), kind="bounce_hard", occurred_at__gte=now - timedelta(hours=24)
     )
-    for mailbox in cut:
-        bounced = Event.objects.filter(
-            mailbox=mailbox, kind="bounce_hard", occurred_at__gte=now - timedelta(hours=24)
-        ).exists()
-        if bounced:
-            continue
-        mailbox.daily_limit = limit_restored_step(mailbox.daily_limit, mailbox.limit_before_cut)
-        if mailbox.daily_limit >= mailbox.limit_before_cut:
-            mailbox.limit_cut_at = None
-            mailbox.limit_before_cut = None
-        mailbox.save(update_fields=["daily_limit", "limit_cut_at", "limit_before_cut"])
-        restored += 1
-    return restored
+    due = (
+        Mailbox.objects.filter(
+            limit_cut_at__isnull=False,
+            limit_cut_at__lte=now - timedelta(hours=20),
+            limit_before_cut__isnull=False,
+        )
+        .exclude(limit_restored_on__gte=today)
+        .exclude(Exists(bounced))
+    )
+    pairs = {
+        (current, original): limit_restored_step(current, original)
+        for current, original in due.values_list("daily_limit", "limit_before_cut").distinct()
+    }
+    if not pairs:
+        return 0
+
+    def pair(current: int, original: int) -> Q:
+        return Q(daily_limit=current, limit_before_cut=original)
+
+    restored = [key for key, step in pairs.items() if step >= key[1]]
+    still_cut = ~reduce(operator.or_, (pair(*key) for key in restored), Q(pk__in=[]))
+    return due.filter(reduce(operator.or_, (pair(*key) for key in pairs))).update(
+        daily_limit=Case(
+            *(When(pair(*key), then=Value(step)) for key, step in pairs.items()),
+            default=F("daily_limit"),
+            output_field=Mailbox._meta.get_field("daily_limit"),
+        ),
+        limit_restored_on=today,
+        limit_cut_at=Case(
+            When(still_cut, then=F("limit_cut_at")),
+            default=Value(None),
+            output_field=Mailbox._meta.get_field("limit_cut_at"),
+        ),
+        limit_before_cut=Case(
+            When(still_cut, then=F("limit_before_cut")),
+            default=Value(None),
+            output_field=Mailbox._meta.get_field("limit_before_cut"),
+        ),
+    )

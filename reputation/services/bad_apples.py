@@ -11,7 +11,7 @@ from reputation.models import Event
 from reputation.scoring import WindowMetrics
 from reputation.thresholds import BOUNCE_PAUSE, SPAM_QUARANTINE
 from sending.models import DomainStatus, SendingDomain
-from sending.services import domain_quarantine
+from sending.services.status import domain_quarantine
 
 SHARED_POOLS = ("premium", "standard", "rehab")
 

@@ -9,12 +9,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import audit_log_record
+from reputation.core.pool_map import pool_map_export
 from reputation.dnsbl import domain_query_name, interpret, ip_query_name
 from reputation.models import BlocklistCheck, EgressSource, Pool, PoolMembership
 from reputation.services.actions import owners_alert, staff_alert
 from sending.dns_checks import DnsLookup, DnsLookupError
 from sending.models import DomainStatus, SendingDomain
-from sending.services import dns_lookup, domain_cooldown
+from sending.services.dns import dns_lookup
+from sending.services.status import domain_cooldown
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,6 @@ def _ask(lookup: DnsLookup, name: str) -> tuple[bool, str, str]:
 
 
 def _export_after_commit() -> None:
-    from reputation.services.pool_map import pool_map_export
-
     transaction.on_commit(lambda: pool_map_export())
 
 

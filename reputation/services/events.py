@@ -7,8 +7,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError
+from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
+from reputation.core.scores import scores_recompute
 from reputation.models import Event, EventKind
-from reputation.services.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from sending.models import Mailbox, SendingDomain, Suppression
 
 RECORDABLE = {
@@ -42,8 +43,6 @@ def event_record(
 
     Opens count once per message (unique opens). Returns None for a replay. Bulk callers pass
     rescore=False and rescore once at the end."""
-    from reputation.services.scores import scores_recompute
-
     if kind not in RECORDABLE:
         raise ApplicationError(f"{kind} events come from the MTA, not from here.")
     if mailbox is not None and mailbox.domain_id != domain.pk:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from config.celery import task_enqueue
 from reputation.mapping import record_key
 from reputation.models import PendingRecord, RawRecord
 
@@ -85,20 +86,19 @@ def _store_orm(rows: list[tuple[str, str]]) -> None:
 
 
 PROCESSING_SCHEDULED = "reputation:processing-scheduled"
+PROCESSING_TASK = "reputation.tasks.records_process"
 PROCESSING_DELAY = 0.5  # seconds: batches posted meanwhile are processed together
 
 
 def records_processing_enqueue() -> None:
     """Queue processing once per short interval (not once per posted batch), so each run takes
     a large batch; if the broker is down the records wait for the periodic safety net."""
-    from reputation.tasks import records_process
-
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        records_process.delay()
+        task_enqueue(PROCESSING_TASK)
         return
     try:
         if cache.add(PROCESSING_SCHEDULED, 1, timeout=30):
-            records_process.apply_async(countdown=PROCESSING_DELAY)
+            task_enqueue(PROCESSING_TASK, countdown=PROCESSING_DELAY)
     except Exception:
         cache.delete(PROCESSING_SCHEDULED)
         logger.warning("could not queue record processing; the periodic tick will pick it up")

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
+from reputation.core.scores import scores_recompute
 from reputation.mapping import EventKind, MappedEvent, map_record
 from reputation.models import Event, PendingRecord, RawRecord, SoftBounceStreak
-from reputation.services.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
+from reputation.services.actions import actions_evaluate
 from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
 
 SOFT_BOUNCES_TO_HARD = 5
@@ -356,9 +358,6 @@ def outcome_merge(total: BatchOutcome, batch: BatchOutcome) -> None:
 def outcome_apply(outcome: BatchOutcome, now: datetime) -> None:
     """Rescore the domains the batches touched and apply the automatic actions, once per run
     (the counters are committed already; a crash here only delays the scores)."""
-    from reputation.services.actions import actions_evaluate
-    from reputation.services.scores import scores_recompute
-
     changed = scores_recompute(domain_ids=outcome.domains, now=now)
     actions_evaluate(outcome=outcome, now=now, scores=changed)
 

@@ -1,6 +1,9 @@
+from typing import Any
+
 from rest_framework import serializers
 
-from sending.models import ConnectionType, Mailbox, SendingDomain, TlsMode
+from sending.mailbox_fields import FIELDS, FieldSpec
+from sending.models import ConnectionType, Mailbox, SendingDomain
 
 
 class DomainSerializer(serializers.ModelSerializer):
@@ -101,33 +104,34 @@ class MailboxSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _api_field(spec: FieldSpec) -> serializers.Field:
+    """The shape of one mailbox field; its rules are checked by the shared parser."""
+    common: dict[str, Any] = {"required": False, "help_text": spec.help or spec.label}
+    if spec.kind == "bool":
+        return serializers.BooleanField(**common)
+    if spec.kind == "int":
+        return serializers.IntegerField(allow_null=True, **common)
+    if spec.kind == "choice":
+        return serializers.ChoiceField(choices=spec.choices, allow_blank=True, **common)
+    return serializers.CharField(
+        allow_blank=True, trim_whitespace=False, write_only=spec.kind == "password", **common
+    )
+
+
 class MailboxWriteSerializer(serializers.Serializer):
-    """Passwords are write-only: they are never returned."""
+    """Create (POST) or change (PATCH: only the fields given) a mailbox. Passwords are
+    write-only: they are never returned; an empty password keeps the stored one."""
 
     domain = serializers.CharField(required=False, help_text="Sending domain id (create only).")
-    local_part = serializers.CharField(max_length=64, required=False)
-    connection = serializers.ChoiceField(choices=ConnectionType.choices, required=False)
-    display_name = serializers.CharField(max_length=120, required=False, allow_blank=True)
-    daily_limit = serializers.IntegerField(required=False)
-    warmup_enabled = serializers.BooleanField(required=False)
-    smtp_host = serializers.CharField(max_length=253, required=False, allow_blank=True)
-    smtp_port = serializers.IntegerField(required=False, allow_null=True)
-    smtp_security = serializers.ChoiceField(
-        choices=TlsMode.choices, required=False, allow_blank=True
+    local_part = serializers.CharField(required=False, help_text="Create only.")
+    connection = serializers.ChoiceField(
+        choices=ConnectionType.choices, required=False, help_text="Create only."
     )
-    smtp_username = serializers.CharField(max_length=254, required=False, allow_blank=True)
-    smtp_password = serializers.CharField(
-        max_length=1024, required=False, allow_blank=True, write_only=True
-    )
-    imap_host = serializers.CharField(max_length=253, required=False, allow_blank=True)
-    imap_port = serializers.IntegerField(required=False, allow_null=True)
-    imap_security = serializers.ChoiceField(
-        choices=TlsMode.choices, required=False, allow_blank=True
-    )
-    imap_username = serializers.CharField(max_length=254, required=False, allow_blank=True)
-    imap_password = serializers.CharField(
-        max_length=1024, required=False, allow_blank=True, write_only=True
-    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields.update({spec.name: _api_field(spec) for spec in FIELDS})
+        return fields
 
 
 class ConnectionResultSerializer(serializers.Serializer):

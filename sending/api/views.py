@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from accounts.api.views import api_membership_for_write, api_memberships
 from reputation.api.serializers import ReputationSerializer
-from sending import services
+from reputation.selectors import domain_actions, domain_reputation
 from sending.api.serializers import (
     ConnectionResultSerializer,
     DnsRecordSerializer,
@@ -19,6 +19,12 @@ from sending.api.serializers import (
     VerificationSerializer,
 )
 from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain
+from sending.services.connection import mailbox_test_connection
+from sending.services.dns import domain_records
+from sending.services.domains import domain_create, domain_retire
+from sending.services.mailboxes import mailbox_create, mailbox_delete, mailbox_update
+from sending.services.permissions import require_role
+from sending.services.verification import domain_verify
 
 
 class DomainViewSet(
@@ -50,7 +56,7 @@ class DomainViewSet(
         data = DomainCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = api_membership_for_write(request, data.validated_data.get("workspace"))
-        domain = services.domain_create(
+        domain = domain_create(
             workspace=membership.workspace, actor=request.user, name=data.validated_data["name"]
         )
         return Response(
@@ -59,22 +65,20 @@ class DomainViewSet(
         )
 
     def perform_destroy(self, instance: SendingDomain) -> None:
-        services.domain_retire(domain=instance, actor=self.request.user)
+        domain_retire(domain=instance, actor=self.request.user)
 
     @extend_schema(responses=DnsRecordSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="dns-records")
     def dns_records(self, request: Request, id: str) -> Response:
         """The records to publish, as JSON."""
         domain = self.get_object()
-        return Response([r.as_dict() for r in services.domain_records(domain)])
+        return Response([r.as_dict() for r in domain_records(domain)])
 
     @extend_schema(responses=ReputationSerializer)
     @action(detail=True, methods=["get"])
     def reputation(self, request: Request, id: str) -> Response:
         """Score, tier, provisional state, window metrics, rehabilitation numbers, history and
         the recent automatic and staff actions."""
-        from reputation.selectors import domain_actions, domain_reputation
-
         domain = self.get_object()
         data = domain_reputation(domain)
         data["recent_actions"] = domain_actions(domain)
@@ -84,7 +88,7 @@ class DomainViewSet(
     @action(detail=True, methods=["post"])
     def verify(self, request: Request, id: str) -> Response:
         """Check every record now and return the per-record results."""
-        verification = services.domain_verify(domain=self.get_object(), actor=request.user)
+        verification = domain_verify(domain=self.get_object(), actor=request.user)
         return Response(
             {
                 "status": verification.domain.status,
@@ -129,24 +133,24 @@ class MailboxViewSet(viewsets.ModelViewSet):
         )
         if domain is None:
             raise NotFound("No such sending domain.")
-        mailbox = services.mailbox_create(domain=domain, actor=request.user, data=data)
+        mailbox = mailbox_create(domain=domain, actor=request.user, data=data)
         return Response(MailboxSerializer(mailbox).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MailboxWriteSerializer, responses=MailboxSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
-        mailbox = services.mailbox_update(
+        mailbox = mailbox_update(
             mailbox=self.get_object(), actor=request.user, data=self._write_data(request)
         )
         return Response(MailboxSerializer(mailbox).data)
 
     def perform_destroy(self, instance: Mailbox) -> None:
-        services.mailbox_delete(mailbox=instance, actor=self.request.user)
+        mailbox_delete(mailbox=instance, actor=self.request.user)
 
     @extend_schema(request=None, responses=ConnectionResultSerializer(many=True))
     @action(detail=True, methods=["post"], url_path="test-connection")
     def test_connection(self, request: Request, pk: str) -> Response:
         """Log in to the mailbox's SMTP and IMAP servers; each result says why it failed."""
         mailbox = self.get_object()
-        services.require_role(workspace=mailbox.domain.workspace, user=request.user)
-        results = services.mailbox_test_connection(mailbox=mailbox)
+        require_role(workspace=mailbox.domain.workspace, user=request.user)
+        results = mailbox_test_connection(mailbox=mailbox)
         return Response([r.as_dict() for r in results])

@@ -3,8 +3,9 @@ from django.core.management import call_command
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
+from accounts.crypto import secret_hash
 from accounts.models import ApiToken, AuditLog, Membership, Role
-from accounts.services import api_token_revoke, secret_hash
+from accounts.services import api_token_revoke
 from tests.conftest import token_client
 from tests.factories import MembershipFactory
 

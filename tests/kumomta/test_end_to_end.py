@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from reputation.core.pool_map import pool_map_export
 from reputation.models import EgressSource, Pool, PoolMembership
-from reputation.services.pool_map import pool_map_export
 from tests.kumomta.kumo_standin import KumoStandin, delete_prefix, policy_env, to_python
 from tests.reputation.records import traffic
 

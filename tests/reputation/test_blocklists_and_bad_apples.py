@@ -6,13 +6,14 @@ import pytest
 from django.test import Client
 
 from accounts.models import AuditLog, User
+from reputation.core.pool_map import key, kumo_redis
 from reputation.dnsbl import interpret, ip_query_name
 from reputation.models import BlocklistCheck, EgressSource, Pool, PoolMembership
 from reputation.services.bad_apples import bad_apples_isolate
 from reputation.services.blocklists import blocklists_check, pool_rotate
-from reputation.services.pool_map import key, kumo_redis
 from sending.models import DomainStatus
-from sending.services import domain_create, domain_verify
+from sending.services.domains import domain_create
+from sending.services.verification import domain_verify
 from tests.conftest import publish
 from tests.reputation.records import complaint, traffic
 

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from django.db import connection
 from rest_framework.test import APIClient
 
-from reputation.services import event_record
+from reputation.services.events import event_record
 from tests.accounts.test_websocket import session_cookie, socket
 from tests.conftest import TOKEN, token_client
 from tests.reputation.records import complaint, traffic
@@ -112,7 +112,7 @@ def test_the_domain_page_shows_gauge_history_rehab_and_actions(post, sender, own
 def test_list_pages_and_endpoints_do_not_grow_queries_with_rows(
     post, sender, owner, owner_client, django_assert_max_num_queries
 ):
-    from sending.services import mailbox_create
+    from sending.services.mailboxes import mailbox_create
 
     client = token_client(owner)
     ws = owner.workspace.public_id

@@ -1,6 +1,5 @@
 """KumoMTA log records -> normalized events (pure module, no database)."""
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -103,20 +102,6 @@ def _feedback(trace=None, **report_fields) -> dict:
 
 def _kinds(record: dict) -> list[EventKind]:
     return [event.kind for event in map_record(record)]
-
-
-# --- pure module guard -------------------------------------------------------------------------
-
-
-def test_it_imports_no_django_or_celery():
-    tree = ast.parse((ROOT / "reputation/mapping.py").read_text())
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "level", 0) == 0
-        for alias in node.names
-    }
-    assert not imported & {"django", "celery", "rest_framework", "channels", "redis"}
 
 
 # --- the rules ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from accounts.models import AuditLog
 from reputation.models import Event, ReputationAlert, ScoreHistory, SoftBounceStreak
-from reputation.services import event_record
+from reputation.services.events import event_record
 from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain, Suppression
 from tests.reputation.records import (
     complaint,
@@ -107,7 +107,8 @@ def test_a_new_domain_is_provisional_until_twenty_sent(post, sender):
 
 
 def test_good_and_reckless_traffic_land_in_their_tiers(owner, zone):
-    from sending.services import domain_create, domain_verify
+    from sending.services.domains import domain_create
+    from sending.services.verification import domain_verify
     from tests.conftest import publish
 
     domains = {}

@@ -10,10 +10,10 @@ from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reputation.core.pool_map import key, kumo_redis, pool_map_export
 from reputation.ipwarmup import TOTAL_WEIGHT, pool_weights, warmup_share, warmup_week
 from reputation.models import EgressSource, Pool, PoolMembership
-from reputation.services.pool_map import key, kumo_redis, pool_map_export
-from sending.services import domain_cooldown, domain_quarantine
+from sending.services.status import domain_cooldown, domain_quarantine
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_a_tier_change_is_one_hset_after_commit(
 def test_cooldown_routes_to_rehab_and_retiring_removes_the_tenant_and_its_key(
     pools, redis_map, verified_domain, django_capture_on_commit_callbacks
 ):
-    from sending.services import domain_retire
+    from sending.services.domains import domain_retire
 
     with django_capture_on_commit_callbacks(execute=True):
         domain_cooldown(domain=verified_domain, actor=None, reason="spam block")
@@ -152,7 +152,7 @@ def test_cooldown_routes_to_rehab_and_retiring_removes_the_tenant_and_its_key(
 def test_verification_publishes_the_dkim_key_for_the_signer(
     zone, domain, redis_map, django_capture_on_commit_callbacks
 ):
-    from sending.services import domain_verify
+    from sending.services.verification import domain_verify
     from tests.conftest import publish
 
     publish(zone, domain)

@@ -3,16 +3,12 @@
 import pytest
 
 from config.errors import ApplicationError
+from reputation.core.pool_map import key, kumo_redis, pool_map_export
 from reputation.models import Event
-from reputation.services.pool_map import key, kumo_redis, pool_map_export
 from sending.models import Mailbox
-from sending.services import (
-    domain_quarantine,
-    domain_retire,
-    mailbox_pause,
-    mailbox_resume,
-    mailbox_update,
-)
+from sending.services.domains import domain_retire
+from sending.services.mailboxes import mailbox_pause, mailbox_resume, mailbox_update
+from sending.services.status import domain_quarantine
 from tests.reputation.records import sent, soft_bounce, traffic
 
 pytestmark = pytest.mark.django_db

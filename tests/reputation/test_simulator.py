@@ -1,6 +1,5 @@
 """The KumoMTA log simulator: realistic, deterministic records per persona (no database)."""
 
-import ast
 import json
 import time
 from collections import defaultdict
@@ -35,17 +34,6 @@ def _share(records, kind: EventKind) -> float:
     events = _events(records)
     sent = sum(1 for event in events if event.kind == EventKind.SENT)
     return sum(1 for event in events if event.kind == kind) / sent
-
-
-def test_it_imports_no_django_or_celery():
-    tree = ast.parse((ROOT / "reputation/simulator.py").read_text())
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "level", 0) == 0
-        for alias in node.names
-    }
-    assert not imported & {"django", "celery", "rest_framework", "channels", "redis"}
 
 
 def test_it_is_deterministic_for_a_seed_and_start():

@@ -8,9 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
+from reputation.core.scores import scores_recompute_all
 from reputation.models import DomainDailyMetrics, ScoreHistory
 from reputation.selectors import domain_reputation
-from reputation.services import mailbox_limits_restore, scores_recompute_all
+from reputation.services.actions import mailbox_limits_restore
 from reputation.tasks import staff_alert_send
 from sending.models import Mailbox
 from tests.reputation.records import sent, traffic
@@ -50,6 +51,52 @@ def test_a_cut_limit_comes_back_over_clean_days(post, sender):
         limits.append(mailbox.daily_limit)
     assert limits[:3] == [27, 30, 33]
     assert limits[-1] == 40 and mailbox.limit_cut_at is None
+
+
+def test_running_the_restore_twice_on_one_day_steps_the_limit_once(post, sender):
+    post(traffic(sender, 100, bounces=4))
+    mailbox = Mailbox.objects.get()
+    later = timezone.now() + timedelta(days=2)
+    assert mailbox_limits_restore(now=later) == 1
+    assert mailbox_limits_restore(now=later + timedelta(hours=3)) == 0
+    mailbox.refresh_from_db()
+    assert mailbox.daily_limit == 27
+    assert mailbox_limits_restore(now=later + timedelta(days=1)) == 1
+    mailbox.refresh_from_db()
+    assert mailbox.daily_limit == 30
+
+
+def test_a_hard_bounce_in_the_last_day_holds_the_restore(post, sender):
+    post(traffic(sender, 100, bounces=4))
+    mailbox = Mailbox.objects.get()
+    assert mailbox_limits_restore(now=timezone.now() + timedelta(hours=21)) == 0
+    mailbox.refresh_from_db()
+    assert mailbox.daily_limit == 24 and mailbox.limit_restored_on is None
+
+
+def test_the_restore_is_one_update_whatever_the_number_of_mailboxes(
+    sender, django_assert_max_num_queries
+):
+    template = Mailbox.objects.get()
+    cut_at = timezone.now() - timedelta(days=1)
+    Mailbox.objects.bulk_create(
+        [
+            Mailbox(
+                domain=sender,
+                local_part=f"box{i}",
+                connection="platform",
+                daily_limit=limit,
+                limit_before_cut=original,
+                limit_cut_at=cut_at,
+            )
+            for i, (limit, original) in enumerate([(24, 40), (24, 40), (30, 50), (49, 50)] * 25)
+        ]
+    )
+    template.delete()
+    with django_assert_max_num_queries(2):
+        assert mailbox_limits_restore() == 100
+    limits = Mailbox.objects.values_list("daily_limit", "limit_before_cut", "limit_cut_at")
+    assert sorted(set(limits)) == sorted({(27, 40, cut_at), (33, 50, cut_at), (50, None, None)})
 
 
 def test_rehab_progress_counts_internal_warming_since_the_demotion(post, sender):
@@ -109,7 +156,7 @@ def test_staff_alerts_go_to_email_webhook_and_telegram(settings, alert_receiver,
 
 @pytest.mark.django_db
 def test_a_full_export_bumps_the_config_epoch_on_every_mta_node(settings, alert_receiver):
-    from reputation.services.pool_map import pool_map_export
+    from reputation.core.pool_map import pool_map_export
 
     base, received = alert_receiver
     settings.KUMO_REDIS_PREFIX = "test:epoch:kumo:"

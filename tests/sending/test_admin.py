@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import AuditLog, User
 from sending.models import DomainStatus, Mailbox, MailboxStatus
-from sending.services import mailbox_create
+from sending.services.mailboxes import mailbox_create
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,6 @@ import pytest
 
 from sending.dns_checks import DnsLookup
 from sending.models import DkimKeyState
-from sending.services import dkim_private_key
 from tests.conftest import publish
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +26,7 @@ def test_mail_signed_with_the_stored_key_verifies_against_the_published_record(z
     publish(zone, domain)
     key = domain.dkim_keys.get(state=DkimKeyState.ACTIVE)
     assert "PRIVATE KEY" not in key.private_key_encrypted  # encrypted at rest
-    private_pem = dkim_private_key(key).encode()
+    private_pem = key.private_key_pem().encode()
 
     message = a_message(domain.name)
     signature = dkim.sign(

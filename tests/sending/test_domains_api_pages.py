@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditLog
 from sending.models import DkimKey, DomainStatus, SendingDomain
-from sending.services import domain_create
+from sending.services.domains import domain_create
 from tests.conftest import publish, token_client
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,8 @@ import pytest
 
 from accounts.models import AuditLog
 from sending.models import Mailbox, MailboxStatus
-from sending.services import mailbox_create, mailbox_test_connection
+from sending.services.connection import mailbox_test_connection
+from sending.services.mailboxes import mailbox_create
 from tests.conftest import free_port, token_client
 
 pytestmark = pytest.mark.django_db

@@ -8,14 +8,10 @@ from django.utils import timezone
 
 from accounts.models import AuditLog
 from sending.models import DkimKeyState, DomainStatus, SendingDomain
-from sending.services import (
-    dkim_keys_retire_due,
-    dkim_rotation_start,
-    domain_claims_expire,
-    domain_records,
-    domain_verify,
-    domains_recheck_claim,
-)
+from sending.services.dkim import dkim_keys_retire_due, dkim_rotation_start
+from sending.services.dns import domain_records
+from sending.services.domains import domain_claims_expire
+from sending.services.verification import domain_verify, domains_recheck_claim
 from sending.tasks import domains_tick
 from tests.conftest import publish
 
@@ -111,7 +107,7 @@ def test_dmarc_must_send_reports_to_the_platform(zone, domain):
 
 
 def test_a_subdomain_inherits_the_organizational_dmarc(zone, owner, settings):
-    from sending.services import domain_create
+    from sending.services.domains import domain_create
 
     sub = domain_create(workspace=owner.workspace, actor=owner.user, name="mail.acme-outreach.com")
     publish(zone, sub, skip=("dmarc",))
@@ -199,7 +195,7 @@ def test_unverified_claims_expire_and_free_the_name(domain, stranger, settings):
     assert domain_claims_expire() == 1
     domain.refresh_from_db()
     assert domain.status == DomainStatus.RETIRED
-    from sending.services import domain_create
+    from sending.services.domains import domain_create
 
     taken = domain_create(workspace=stranger.workspace, actor=stranger.user, name=domain.name)
     assert taken.workspace == stranger.workspace

@@ -35,7 +35,9 @@ DEMO_MESSAGES = 600
 
 def _demo_domains(workspace: Workspace, owner: User) -> None:
     from sending.models import DomainStatus, SendingDomain
-    from sending.services import VERIFIED_RECHECK, domain_create, mailbox_create
+    from sending.services.domains import domain_create
+    from sending.services.mailboxes import mailbox_create
+    from sending.services.verification import VERIFIED_RECHECK
 
     now = timezone.now()
     for name, provider, locals_, (persona, seed) in DOMAINS.get(workspace.name, []):
@@ -140,7 +142,7 @@ class Command(BaseCommand):
             _demo_domains(workspace, owner)
             logins += [(email, f"{role} of {name}") for email, role in people]
         _demo_pools()
-        from reputation.services.pool_map import pool_map_export
+        from reputation.core.pool_map import pool_map_export
 
         transaction.on_commit(pool_map_export)
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from reputation.services.pool_map import dkim_key_publish, pool_map_export, pool_map_read
+from reputation.core.pool_map import dkim_key_publish, pool_map_export, pool_map_read
 from sending.models import DomainStatus, SendingDomain
 
 

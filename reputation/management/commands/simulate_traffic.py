@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 
 from config.http import post_json
-from reputation.services import event_record, scores_recompute
+from reputation.core.scores import scores_recompute
+from reputation.services.events import event_record
 from reputation.simulator import PERSONAS, simulate_records
 from sending.models import DomainStatus, SendingDomain
 
@@ -70,7 +71,7 @@ class Command(BaseCommand):
         for start in range(0, len(records), BATCH):
             post(orjson.dumps(records[start : start + BATCH]))
         if not url:
-            from reputation.services import records_process
+            from reputation.services.processing import records_process
 
             records_process()
         engaged = 0 if no_engagement else self._engage(target, records, persona, seed)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from config.http import post_json
 from reputation.ipwarmup import pool_weights
 from reputation.models import EgressSource, Pool, PoolMapExport
-from sending.models import DomainStatus, SendingDomain
+from sending.models import DkimKeyState, DomainStatus, SendingDomain
 
 logger = logging.getLogger(__name__)
 
@@ -218,14 +218,11 @@ def pool_map_read(*, client: redis.Redis | None = None) -> dict:
 def dkim_key_publish(*, domain: SendingDomain) -> None:
     """Put the domain's signing key where the policy's signer reads it (after commit); remove it
     when the domain may no longer send."""
-    from sending.models import DkimKeyState
-    from sending.services import dkim_private_key
-
     name = domain.name
     active = domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).first()
     payload = None
     if active is not None and domain.status in ROUTABLE and active.private_key_encrypted:
-        payload = {"selector": active.selector, "key": dkim_private_key(active)}
+        payload = {"selector": active.selector, "key": active.private_key_pem()}
 
     def publish() -> None:
         try:

@@ -8,6 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import workspace_notify
+from reputation.core.metrics import domain_window_sums, window_metrics
+from reputation.core.pool_map import tenant_pool_publish
 from reputation.models import ScoreHistory
 from reputation.scoring import (
     SCORING_VERSION,
@@ -19,8 +21,6 @@ from reputation.scoring import (
     tier_for,
     trust_score,
 )
-from reputation.services.metrics import domain_window_sums, window_metrics
-from reputation.services.pool_map import tenant_pool_publish
 from sending.models import DomainStatus, SendingDomain
 
 SCORE_FIELDS = [

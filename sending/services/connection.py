@@ -1,0 +1,43 @@
+"""Test connection: log in to an external mailbox's own SMTP and IMAP servers."""
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.crypto import secret_decrypt
+from config.errors import ApplicationError
+from sending.connection_test import ConnectionResult, ServerSpec, imap_login, smtp_login
+from sending.models import ConnectionType, Mailbox
+
+
+def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
+    """Log in to the external mailbox's SMTP and IMAP servers and record the outcome; the
+    mailbox counts as connected (and may warm up) only after both logins pass."""
+    if mailbox.connection != ConnectionType.EXTERNAL:
+        raise ApplicationError("Platform mailboxes have no servers of their own to test.")
+    options = {
+        "timeout": settings.MAILBOX_CONNECT_TIMEOUT_SECONDS,
+        "ca_file": settings.MAILBOX_TLS_CA_FILE,
+        "allow_private": settings.MAILBOX_ALLOW_PRIVATE_HOSTS,
+    }
+    results = [
+        smtp_login(_server_spec(mailbox, "smtp"), **options),
+        imap_login(_server_spec(mailbox, "imap"), **options),
+    ]
+    failures = [f"{r.server.upper()}: {r.message}" for r in results if not r.ok]
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        connection_checked_at=timezone.now(),
+        connection_ok=not failures,
+        connection_error=" ".join(failures),
+    )
+    return results
+
+
+def _server_spec(mailbox: Mailbox, prefix: str) -> ServerSpec:
+    encrypted = getattr(mailbox, f"{prefix}_password_encrypted")
+    return ServerSpec(
+        host=getattr(mailbox, f"{prefix}_host"),
+        port=getattr(mailbox, f"{prefix}_port") or 0,
+        security=getattr(mailbox, f"{prefix}_security"),
+        username=getattr(mailbox, f"{prefix}_username"),
+        password=secret_decrypt(encrypted) if encrypted else "",
+    )

@@ -1,0 +1,253 @@
+"""Mailboxes: create, change, delete, and their status (pause, resume, cool-down)."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.crypto import secret_encrypt
+from accounts.models import User
+from accounts.services import audit_log_record, workspace_notify
+from config.errors import ApplicationError
+from sending.mailbox_fields import (
+    MailboxInputError,
+    connection_parse,
+    local_part_parse,
+    mailbox_input_parse,
+)
+from sending.models import (
+    ConnectionType,
+    DomainStatus,
+    Mailbox,
+    MailboxStatus,
+    Provider,
+    SendingDomain,
+    TlsMode,
+)
+from sending.services.permissions import require_role
+
+PROVIDER_SERVERS = {
+    Provider.GOOGLE: ("smtp.gmail.com", 465, TlsMode.SSL, "imap.gmail.com", 993, TlsMode.SSL),
+    Provider.MICROSOFT: (
+        "smtp.office365.com",
+        587,
+        TlsMode.STARTTLS,
+        "outlook.office365.com",
+        993,
+        TlsMode.SSL,
+    ),
+}
+# Changing any of these means the last connection test no longer speaks for the mailbox.
+CONNECTION_FIELDS = frozenset(
+    f"{prefix}_{key}"
+    for prefix in ("smtp", "imap")
+    for key in ("host", "port", "security", "username", "password_encrypted")
+)
+
+
+def _parsed(data: dict, *, connection: str, creating: bool) -> dict[str, Any]:
+    """Model fields from the input: the shared parser's verdict, passwords encrypted."""
+    try:
+        fields = mailbox_input_parse(data, connection=connection, creating=creating)
+    except MailboxInputError as error:
+        raise ApplicationError("Some fields are invalid.", fields=error.fields) from None
+    for prefix in ("smtp", "imap"):
+        password = fields.pop(f"{prefix}_password", None)
+        if password:
+            fields[f"{prefix}_password_encrypted"] = secret_encrypt(password)
+    return fields
+
+
+def _with_provider_defaults(data: dict, provider: str) -> dict:
+    """Fill in Google's or Microsoft's servers when the customer left them empty."""
+    preset = PROVIDER_SERVERS.get(provider)
+    if not preset:
+        return data
+    filled = dict(data)
+    keys = ("smtp_host", "smtp_port", "smtp_security", "imap_host", "imap_port", "imap_security")
+    for key, value in zip(keys, preset, strict=True):
+        filled[key] = filled.get(key) or value
+    return filled
+
+
+@transaction.atomic
+def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> Mailbox:
+    """Add a mailbox on a verified domain (platform-hosted, or the customer's own servers).
+
+    An external mailbox is not connected until a connection test passes."""
+    if actor is not None:
+        require_role(workspace=domain.workspace, user=actor)
+    try:
+        connection = connection_parse(data.get("connection"))
+        local_part = local_part_parse(data.get("local_part"))
+    except MailboxInputError as error:
+        message = next(iter(error.fields.values()))[0]
+        raise ApplicationError(message, fields=error.fields) from None
+    if domain.status != DomainStatus.VERIFIED:
+        message = (
+            f"{domain.name} is not verified yet: publish its DNS records and check them before "
+            "adding mailboxes."
+        )
+        raise ApplicationError(message, code="domain_not_verified", fields={"domain": [message]})
+    if connection == ConnectionType.EXTERNAL:
+        data = _with_provider_defaults(data, domain.provider)
+    fields = _parsed(data, connection=connection, creating=True)
+    if Mailbox.objects.filter(domain=domain, local_part=local_part).exists():
+        message = f"{local_part}@{domain.name} already exists."
+        raise ApplicationError(message, code="mailbox_exists", fields={"local_part": [message]})
+    mailbox = Mailbox.objects.create(
+        domain=domain,
+        local_part=local_part,
+        connection=connection,
+        provider=domain.provider,
+        **fields,
+    )
+    audit_log_record(
+        action="mailbox.create",
+        actor=actor,
+        obj=mailbox,
+        workspace=domain.workspace,
+        after={"address": mailbox.address, "connection": connection},
+    )
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_update(*, mailbox: Mailbox, actor: User | None, data: dict) -> Mailbox:
+    """Change the settings given (an update is partial); an empty password keeps the stored one.
+    New server settings take the mailbox back to "not connected" until a test passes."""
+    if actor is not None:
+        require_role(workspace=mailbox.domain.workspace, user=actor)
+    mailbox = (
+        Mailbox.objects.select_for_update().select_related("domain__workspace").get(pk=mailbox.pk)
+    )
+    fields = _parsed(data, connection=mailbox.connection, creating=False)
+    if mailbox.limit_cut_at and fields.get("daily_limit", 0) > mailbox.daily_limit:
+        message = "The daily limit was cut after a bounce spike; it comes back over clean days."
+        raise ApplicationError(message, code="limit_cut", fields={"daily_limit": [message]})
+    changed = {k: v for k, v in fields.items() if getattr(mailbox, k) != v}
+    before = {k: getattr(mailbox, k) for k in changed if not k.endswith("_encrypted")}
+    for key, value in changed.items():
+        setattr(mailbox, key, value)
+    if CONNECTION_FIELDS & changed.keys():
+        mailbox.connection_ok = None
+        mailbox.connection_checked_at = None
+        mailbox.connection_error = ""
+        changed.update(connection_ok=None, connection_checked_at=None, connection_error="")
+    if changed:
+        mailbox.save(update_fields=list(changed))
+        audit_log_record(
+            action="mailbox.update",
+            actor=actor,
+            obj=mailbox,
+            workspace=mailbox.domain.workspace,
+            before=before,
+            after={k: getattr(mailbox, k) for k in before},
+        )
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_delete(*, mailbox: Mailbox, actor: User | None) -> None:
+    """Delete the mailbox (its history stays in the audit log)."""
+    if actor is not None:
+        require_role(workspace=mailbox.domain.workspace, user=actor)
+    audit_log_record(
+        action="mailbox.delete",
+        actor=actor,
+        obj=mailbox,
+        workspace=mailbox.domain.workspace,
+        before={"address": mailbox.address},
+    )
+    mailbox.delete()
+
+
+def _mailbox_status_set(
+    *,
+    mailbox: Mailbox,
+    status: str,
+    actor: User | None,
+    reason: str,
+    action: str,
+    cooldown_until: datetime | None = None,
+) -> Mailbox:
+    before = {"status": mailbox.status}
+    mailbox.status = status
+    mailbox.status_reason = reason
+    mailbox.status_changed_at = timezone.now()
+    mailbox.cooldown_until = cooldown_until
+    mailbox.status_set_by_system = actor is None and status != MailboxStatus.ACTIVE
+    mailbox.save(
+        update_fields=[
+            "status",
+            "status_reason",
+            "status_changed_at",
+            "cooldown_until",
+            "status_set_by_system",
+        ]
+    )
+    audit_log_record(
+        action=action,
+        actor=actor,
+        obj=mailbox,
+        workspace=mailbox.domain.workspace,
+        reason=reason,
+        before=before,
+        after={"status": status},
+    )
+    workspace_notify(
+        workspace=mailbox.domain.workspace,
+        event="mailbox.status",
+        payload={"mailbox": mailbox.pk, "status": status, "text": f"{mailbox.address}: {status}"},
+    )
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_pause(*, mailbox: Mailbox, actor: User | None, reason: str) -> Mailbox:
+    """Stop sending from the mailbox until it is resumed."""
+    return _mailbox_status_set(
+        mailbox=mailbox,
+        status=MailboxStatus.PAUSED,
+        actor=actor,
+        reason=reason,
+        action="mailbox.pause",
+    )
+
+
+@transaction.atomic
+def mailbox_resume(*, mailbox: Mailbox, actor: User | None, reason: str = "") -> Mailbox:
+    """Let a paused or cooling-down mailbox send again."""
+    if actor is not None and not actor.is_staff and mailbox.status_set_by_system:
+        raise ApplicationError(
+            f"{mailbox.address} was stopped automatically ({mailbox.status_reason}) and waits for "
+            "review by support.",
+            code="mailbox_under_review",
+        )
+    if mailbox.domain.status != DomainStatus.VERIFIED:
+        raise ApplicationError(
+            f"{mailbox.domain.name} cannot send right now ({mailbox.domain.get_status_display()})."
+        )
+    return _mailbox_status_set(
+        mailbox=mailbox,
+        status=MailboxStatus.ACTIVE,
+        actor=actor,
+        reason=reason,
+        action="mailbox.resume",
+    )
+
+
+@transaction.atomic
+def mailbox_cooldown(
+    *, mailbox: Mailbox, actor: User | None, reason: str, days: int = 14
+) -> Mailbox:
+    """Rest the mailbox: no campaign or warm-up mail for `days`."""
+    return _mailbox_status_set(
+        mailbox=mailbox,
+        status=MailboxStatus.COOLDOWN,
+        actor=actor,
+        reason=reason,
+        action="mailbox.cooldown",
+        cooldown_until=timezone.now() + timedelta(days=days),
+    )
