@@ -1,8 +1,10 @@
 from collections.abc import Callable
+from typing import cast
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
+from accounts.http import AppRequest
 from accounts.models import Membership
 
 SESSION_KEY = "current_workspace"
@@ -29,5 +31,7 @@ class CurrentWorkspaceMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.current_membership = SimpleLazyObject(lambda: current_membership(request))
+        cast(AppRequest, request).current_membership = SimpleLazyObject(
+            lambda: current_membership(request)
+        )
         return self.get_response(request)

@@ -1,5 +1,6 @@
 import secrets
 import string
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -53,7 +54,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
@@ -211,4 +212,4 @@ class AuditLog(models.Model):
 
     @property
     def actor_label(self) -> str:
-        return self.actor.email if self.actor_id else "system"
+        return self.actor.email if self.actor else "system"

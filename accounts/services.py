@@ -268,9 +268,10 @@ def invitation_create(
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the workspace of an open invitation addressed to the user's email."""
-    invitation = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
-    if invitation is None or not invitation.is_open():
+    locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if locked is None or not locked.is_open():
         raise ApplicationError("This invitation is no longer valid.", code="invitation_invalid")
+    invitation = locked
     if invitation.email.lower() != user.email.lower():
         raise ApplicationError(
             f"This invitation was sent to {invitation.email}; sign in with that address.",

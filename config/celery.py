@@ -20,4 +20,8 @@ def task_enqueue(name: str, *args: object, countdown: float | None = None) -> No
     if name not in app.tasks:
         # Autodiscovery runs when a worker starts; a web process registers the module on use.
         importlib.import_module(name.rpartition(".")[0])
-    app.tasks[name].apply_async(args=args, countdown=countdown)
+    task = app.tasks[name]
+    if countdown is None:
+        task.apply_async(args=args)
+    else:
+        task.apply_async(args=args, countdown=countdown)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,10 +71,11 @@ MESSAGE_KINDS = frozenset({"campaign", "warmup"})
 RESPONSE_MAX_CHARS = 500
 
 _FAILURE_TYPES = frozenset({"Bounce", "Expiration", "OOB"})
-_EMPTY: dict[str, Any] = {}
+Record = dict[str, Any]  # one MTA log record as parsed from JSON
+_EMPTY: Record = {}
 
 
-def record_key(record: dict) -> str:
+def record_key(record: Record) -> str:
     """Stable idempotency key of a log record: replays collide, distinct attempts do not."""
     if not isinstance(record, dict):
         raise ValueError("a KumoMTA log record must be a JSON object")
@@ -97,7 +98,7 @@ def record_key(record: dict) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def tenant_of(record: dict) -> str:
+def tenant_of(record: Record) -> str:
     """The sending domain's public id a record belongs to, or "" when it cannot be told."""
     if not isinstance(record, dict):
         raise ValueError("a KumoMTA log record must be a JSON object")
@@ -108,7 +109,7 @@ def tenant_of(record: dict) -> str:
     return _envelope_tenant(record)
 
 
-def map_record(record: dict) -> list[MappedEvent]:
+def map_record(record: Record) -> list[MappedEvent]:
     """Normalized events for one KumoMTA log record; [] for record types the product ignores."""
     if not isinstance(record, dict):
         raise ValueError("a KumoMTA log record must be a JSON object")
@@ -143,29 +144,30 @@ def map_record(record: dict) -> list[MappedEvent]:
 # --- building events ---------------------------------------------------------------------------
 
 
-def _events(record: dict, kind: EventKind) -> list[MappedEvent]:
+def _events(record: Record, kind: EventKind) -> list[MappedEvent]:
     meta = record.get("meta")
     if not isinstance(meta, dict):
         meta = _EMPTY
     tenant = _text(meta.get("tenant")) or _queue_tenant(record.get("queue"))
     message_kind = _text(meta.get("kind")) or _text(meta.get("x_kind"))
-    shared = {
-        "kind": kind,
-        "tenant": tenant,
-        "message_id": _text(record.get("id")),
-        "occurred_at": _occurred_at(record),
-        "classification": _text(record.get("bounce_classification")),
-        "response": _response_summary(record.get("response")),
-        "mailbox": _address(record.get("sender")),
-        "message_kind": message_kind if message_kind in MESSAGE_KINDS else "",
-        "campaign": _text(meta.get("campaign"))
+    shared = MappedEvent(
+        kind=kind,
+        tenant=tenant,
+        recipient="",
+        message_id=_text(record.get("id")),
+        occurred_at=_occurred_at(record),
+        classification=_text(record.get("bounce_classification")),
+        response=_response_summary(record.get("response")),
+        mailbox=_address(record.get("sender")),
+        message_kind=message_kind if message_kind in MESSAGE_KINDS else "",
+        campaign=_text(meta.get("campaign"))
         or _text(meta.get("x_campaign"))
         or _queue_campaign(record.get("queue")),
-    }
-    return [MappedEvent(recipient=rcpt, **shared) for rcpt in _recipients(record.get("recipient"))]
+    )
+    return [replace(shared, recipient=rcpt) for rcpt in _recipients(record.get("recipient"))]
 
 
-def _complaints(record: dict) -> list[MappedEvent]:
+def _complaints(record: Record) -> list[MappedEvent]:
     # The top-level sender/recipient are the ARF report's envelope (e.g. fbl@provider ->
     # fbl@us): the complainer and the original sender only exist inside feedback_report.
     report = _feedback_report(record)
@@ -173,19 +175,20 @@ def _complaints(record: dict) -> list[MappedEvent]:
     traced = _address(trace.get("recipient")) or _address(trace.get("x_recipient"))
     recipients = [traced] if traced else _recipients(report.get("original_rcpto_to"))
     message_kind = _text(trace.get("kind")) or _text(trace.get("x_kind"))
-    shared = {
-        "kind": EventKind.COMPLAINT,
-        "tenant": _text(trace.get("tenant")) or _envelope_tenant(record),
+    shared = MappedEvent(
+        kind=EventKind.COMPLAINT,
+        tenant=_text(trace.get("tenant")) or _envelope_tenant(record),
+        recipient="",
         # The report's own spool id would mislead joins; only the traced id is the original's.
-        "message_id": _text(trace.get("id")) or _text(trace.get("message_id")),
-        "occurred_at": _occurred_at(record),
-        "classification": _text(record.get("bounce_classification")),
-        "response": "",
-        "mailbox": _address(report.get("original_mail_from")),
-        "message_kind": message_kind if message_kind in MESSAGE_KINDS else "",
-        "campaign": _text(trace.get("campaign")) or _text(trace.get("x_campaign")),
-    }
-    return [MappedEvent(recipient=rcpt, **shared) for rcpt in recipients]
+        message_id=_text(trace.get("id")) or _text(trace.get("message_id")),
+        occurred_at=_occurred_at(record),
+        classification=_text(record.get("bounce_classification")),
+        response="",
+        mailbox=_address(report.get("original_mail_from")),
+        message_kind=message_kind if message_kind in MESSAGE_KINDS else "",
+        campaign=_text(trace.get("campaign")) or _text(trace.get("x_campaign")),
+    )
+    return [replace(shared, recipient=rcpt) for rcpt in recipients]
 
 
 # --- field helpers -----------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def _joined(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _envelope_tenant(record: dict) -> str:
+def _envelope_tenant(record: Record) -> str:
     meta = record.get("meta")
     tenant = _text(meta.get("tenant")) if isinstance(meta, dict) else ""
     return tenant or _queue_tenant(record.get("queue"))
@@ -247,7 +250,7 @@ def _queue_campaign(queue: object) -> str:
     return campaign if colon else ""
 
 
-def _occurred_at(record: dict) -> float:
+def _occurred_at(record: Record) -> float:
     timestamp = record.get("timestamp")
     if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
         return float(timestamp)
@@ -292,12 +295,12 @@ def _mentions_blocklist(response: object) -> bool:
     return any(marker in content for marker in BLOCKLIST_MARKERS)
 
 
-def _feedback_report(record: dict) -> dict:
+def _feedback_report(record: Record) -> Record:
     report = record.get("feedback_report")
     return report if isinstance(report, dict) else _EMPTY
 
 
-def _supplemental_trace(report: dict) -> dict:
+def _supplemental_trace(report: Record) -> Record:
     trace = report.get("supplemental_trace")
     if isinstance(trace, dict):
         return trace

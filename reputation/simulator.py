@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 PERSONAS = frozenset({"good", "average", "reckless", "spammer"})
 
@@ -228,7 +229,7 @@ def simulate_records(
     seed: int | None = None,
     start: float | None = None,
     mailboxes: list[str] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """KumoMTA log records for `messages` sends of one domain behaving like `persona`."""
     if persona not in PERSONAS:
         raise ValueError(f"unknown persona {persona!r}; expected one of {sorted(PERSONAS)}")
@@ -263,7 +264,7 @@ class _Simulation:
         # Two egress sources of the persona's pool (documentation addresses, RFC 5737).
         offset = 10 * (1 + sorted(PERSONAS).index(persona))
         self.sources = [(f"{self.rates.pool}-{n}", f"203.0.113.{offset + n}") for n in (1, 2)]
-        self._logged: list[tuple[float, int, dict]] = []
+        self._logged: list[tuple[float, int, dict[str, Any]]] = []
 
     # --- one message -----------------------------------------------------------------------
 
@@ -380,11 +381,14 @@ class _Simulation:
 
     def _next_attempt(self, at: float, attempt: int) -> float:
         # KumoMTA doubles the retry interval after each failed attempt.
-        return at + RETRY_INTERVAL_SECONDS * 2 ** (attempt - 1) * self.rng.uniform(0.9, 1.2)
+        backoff: float = RETRY_INTERVAL_SECONDS * 2 ** (attempt - 1)
+        return at + backoff * self.rng.uniform(0.9, 1.2)
 
     # --- records -----------------------------------------------------------------------------
 
-    def _record(self, record_type: str, message: _Message, at: float, *, attempt: int) -> dict:
+    def _record(
+        self, record_type: str, message: _Message, at: float, *, attempt: int
+    ) -> dict[str, Any]:
         received = message.received_at
         return {
             "type": record_type,
@@ -429,7 +433,7 @@ class _Simulation:
         at: float,
         *,
         attempt: int,
-        response: dict,
+        response: dict[str, Any],
         classification: str,
     ) -> None:
         provider = message.provider
@@ -511,7 +515,7 @@ class _Simulation:
         message: _Message,
         *,
         command: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         rng = self.rng
         text = content.format(
             epoch=int(message.received_at),
@@ -529,11 +533,11 @@ class _Simulation:
             "command": command,
         }
 
-    def _log(self, at: float, record: dict) -> None:
+    def _log(self, at: float, record: dict[str, Any]) -> None:
         # Ties keep creation order, so a message's records never swap within one second.
         self._logged.append((at, len(self._logged), record))
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[dict[str, Any]]:
         return [record for _, _, record in sorted(self._logged, key=lambda item: item[:2])]
 
     # --- names -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Rate findings need a minimum sample (`min_sent`) so one bounce in three sends pa
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from reputation.scoring import WindowMetrics
 
@@ -24,7 +25,7 @@ class Finding:
     code: str
     level: str  # warning | critical
     message: str
-    numbers: dict = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
 
 
 def _bounce(m: WindowMetrics, subject: str, *, over_limit: str) -> list[Finding]:

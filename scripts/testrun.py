@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def say(message: str) -> None:
     print(f"[make test] {message}", flush=True)
 
 
-def stop(message: str) -> None:
+def stop(message: str) -> NoReturn:
     print(f"make test: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
@@ -111,6 +112,7 @@ class Throwaway:
             initdb = bins[-1] if bins else None
         if not initdb:
             stop("no PostgreSQL server binaries found (initdb).")
+        assert initdb
         bindir = Path(initdb).parent
         self.pg_data = self.tmp / "pg"
         self.pg_data.mkdir()
@@ -161,6 +163,8 @@ class Throwaway:
         if not binary:
             apt_install("redis-server")
             binary = shutil.which("redis-server")
+        if not binary:
+            stop("redis-server is missing.")
         port = free_port()
         self.procs.append(
             subprocess.Popen(

@@ -11,6 +11,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -33,7 +34,7 @@ class ConnectionResult:
     message: str
     folders: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["folders"] = list(self.folders)
         return data
@@ -53,7 +54,7 @@ def _resolve(host: str, port: int, allow_private: bool) -> tuple[str, Connection
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         return "", ConnectionResult("", False, "host_not_found", f"The host {host} does not exist.")
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not allow_private:
         for address in addresses:
             if not ipaddress.ip_address(address).is_global:
@@ -70,22 +71,24 @@ def _resolve(host: str, port: int, allow_private: bool) -> tuple[str, Connection
 class _PinnedSMTP(smtplib.SMTP):
     pinned = ""
 
-    def _get_socket(self, host, port, timeout):
-        return super()._get_socket(self.pinned or host, port, timeout)
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(self.pinned or host, port, timeout)  # type: ignore[misc]
+        return sock
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL):
     pinned = ""
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         # SMTP_SSL still verifies the certificate against the host name (self._host).
-        return super()._get_socket(self.pinned or host, port, timeout)
+        sock: socket.socket = super()._get_socket(self.pinned or host, port, timeout)  # type: ignore[misc]
+        return sock
 
 
 class _PinnedIMAP4(imap4.IMAP4WithTimeout):
     pinned = ""
 
-    def _create_socket(self, timeout=None):
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
         return socket.create_connection(
             (self.pinned or self.host, self.port), timeout if timeout is not None else self._timeout
         )
@@ -94,7 +97,7 @@ class _PinnedIMAP4(imap4.IMAP4WithTimeout):
 class _PinnedIMAP4TLS(tls.IMAP4_TLS):
     pinned = ""
 
-    def _create_socket(self, timeout=None):
+    def _create_socket(self, timeout: float | None = None) -> Any:
         sock = socket.create_connection(
             (self.pinned or self.host, self.port), timeout=timeout or self._timeout
         )
@@ -104,11 +107,11 @@ class _PinnedIMAP4TLS(tls.IMAP4_TLS):
 class _PinnedIMAPClient(IMAPClient):
     """IMAPClient connecting to a fixed address while TLS checks the host name."""
 
-    def __init__(self, *args, pinned: str, **kwargs) -> None:
+    def __init__(self, *args: Any, pinned: str, **kwargs: Any) -> None:
         self._pinned = pinned
         super().__init__(*args, **kwargs)
 
-    def _create_IMAP4(self):
+    def _create_IMAP4(self) -> Any:
         timeout = getattr(self._timeout, "connect", None)
         cls = _PinnedIMAP4TLS if self.ssl else _PinnedIMAP4
         # The pinned address is set on a subclass so it exists before imaplib connects.

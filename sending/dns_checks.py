@@ -7,6 +7,7 @@ says nothing about the record, so it never demotes a domain on its own.
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -46,7 +47,7 @@ class DnsLookup:
         host, _, port = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
         return dns.nameserver.Do53Nameserver(host or spec, int(port) if port else 53)
 
-    def _answer(self, name: str, rdtype: str) -> list:
+    def _answer(self, name: str, rdtype: str) -> list[Any]:
         try:
             return list(self.resolver.resolve(name, rdtype, search=False))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -84,11 +85,13 @@ class CheckResult:
     found: list[str] = field(default_factory=list)
     selector: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _result(record: DnsRecord, status: str, code: str, message: str, found=()) -> CheckResult:
+def _result(
+    record: DnsRecord, status: str, code: str, message: str, found: Iterable[str] = ()
+) -> CheckResult:
     return CheckResult(
         kind=record.kind,
         host=record.host,

@@ -1,6 +1,7 @@
 """The DNS records a customer publishes for a sending domain (pure: no Django)."""
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sending.dkim import dkim_txt_value
 
@@ -26,7 +27,7 @@ class DnsRecord:
     purpose: str
     selector: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -13,12 +13,13 @@ from accounts.api.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
+from accounts.http import api_user
 from accounts.models import ApiToken, Membership, Role, Workspace
 
 
 def api_memberships(request: Request) -> QuerySet[Membership]:
     """Memberships the request may use: all of the user's, or the token's one workspace."""
-    memberships = selectors.membership_list_for_user(user=request.user)
+    memberships = selectors.membership_list_for_user(user=api_user(request))
     if isinstance(request.auth, ApiToken):
         memberships = memberships.filter(workspace_id=request.auth.workspace_id)
     return memberships
@@ -49,7 +50,7 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_field = "public_id"
 
     def get_queryset(self):
-        workspaces = selectors.workspace_list(user=self.request.user)
+        workspaces = selectors.workspace_list(user=api_user(self.request))
         if isinstance(self.request.auth, ApiToken):
             workspaces = workspaces.filter(pk=self.request.auth.workspace_id)
         return workspaces
@@ -63,7 +64,9 @@ class WorkspaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = WorkspaceUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.workspace_rename(
-            workspace=membership.workspace, actor=request.user, name=data.validated_data["name"]
+            workspace=membership.workspace,
+            actor=api_user(request),
+            name=data.validated_data["name"],
         )
         return Response(self.get_serializer(self.get_object()).data)
 

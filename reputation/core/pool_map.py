@@ -8,7 +8,10 @@ on the live hash right after commit.
 import logging
 import secrets
 import time
+from collections.abc import Mapping
+from datetime import date
 from functools import cache
+from typing import Any
 
 import orjson
 import redis
@@ -16,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from redis.typing import EncodableT
 
 from config.http import post_json
 from reputation.ipwarmup import pool_weights
@@ -43,6 +47,14 @@ def kumo_redis() -> redis.Redis:
     return _fake()
 
 
+# What redis-py accepts as a hash's fields and values.
+RedisHash = Mapping[EncodableT, EncodableT]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def key(name: str) -> str:
     return f"{settings.KUMO_REDIS_PREFIX}{name}"
 
@@ -60,10 +72,12 @@ def tenant_pool(domain: SendingDomain) -> str:
     return pool_for(domain.status, domain.tier)
 
 
-def pools_definition(today=None) -> tuple[dict[str, bytes], dict[str, bytes]]:
+def pools_definition(today: date | None = None) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """`pools` and `sources` hash contents: weights follow each source's warm-up (SPEC 4.5)."""
     today = today or timezone.localdate()
-    pools = {name: {"entries": []} for name in Pool.Name.values}
+    pools: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"entries": []} for name in Pool.Name.values
+    }
     sources = {}
     for pool in Pool.objects.prefetch_related("memberships__source"):
         if pool.name == Pool.Name.QUARANTINE:
@@ -147,7 +161,7 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
     return export
 
 
-def policy_settings() -> dict[str, str]:
+def policy_settings() -> RedisHash:
     """The numbers the KumoMTA policy reads (Python decides them; Lua only reads)."""
     return {
         "memoize_ttl": settings.KUMO_MEMOIZE_TTL,
@@ -202,7 +216,7 @@ def tenant_pool_publish(*, domain: SendingDomain) -> None:
     transaction.on_commit(publish)
 
 
-def pool_map_read(*, client: redis.Redis | None = None) -> dict:
+def pool_map_read(*, client: redis.Redis | None = None) -> dict[str, Any]:
     """What the MTA sees now (for the console and the export command)."""
     client = client or kumo_redis()
     version = client.get(key("map_version"))
@@ -210,7 +224,7 @@ def pool_map_read(*, client: redis.Redis | None = None) -> dict:
         "version": int(version) if version else 0,
         "tenants": client.hlen(key("tenant_pool")),
         "pools": {
-            k.decode(): orjson.loads(v)["entries"] for k, v in client.hgetall(key("pools")).items()
+            _text(k): orjson.loads(v)["entries"] for k, v in client.hgetall(key("pools")).items()
         },
     }
 
@@ -220,7 +234,7 @@ def dkim_key_publish(*, domain: SendingDomain) -> None:
     when the domain may no longer send."""
     name = domain.name
     active = domain.dkim_keys.filter(state=DkimKeyState.ACTIVE).first()
-    payload = None
+    payload: RedisHash | None = None
     if active is not None and domain.status in ROUTABLE and active.private_key_encrypted:
         payload = {"selector": active.selector, "key": active.private_key_pem()}
 

@@ -3,6 +3,7 @@ emailed to the workspace owners and sent to staff."""
 
 import logging
 import operator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import reduce
 
@@ -78,8 +79,8 @@ class AlertBook:
     partial unique index still guards against a concurrent worker), cleared ones resolved in one
     update at the end."""
 
-    def __init__(self, domain_ids) -> None:
-        self.open = {
+    def __init__(self, domain_ids: Iterable[int]) -> None:
+        self.open: dict[tuple[int, int | None, str], int] = {
             (domain_id, mailbox_id, code): pk
             for pk, domain_id, mailbox_id, code in ReputationAlert.objects.filter(
                 domain_id__in=list(domain_ids), resolved_at__isnull=True
@@ -325,6 +326,7 @@ def mailbox_limits_restore(*, now: datetime | None = None) -> int:
     pairs = {
         (current, original): limit_restored_step(current, original)
         for current, original in due.values_list("daily_limit", "limit_before_cut").distinct()
+        if original is not None
     }
     if not pairs:
         return 0

@@ -1,7 +1,9 @@
 """Bad-apple isolation: when a shared pool's last hour crosses SPEC 3.4's lines, the tenants
 that put it there are quarantined, worst first, with the evidence in the audit log."""
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q
@@ -16,7 +18,7 @@ from sending.services.status import domain_quarantine
 SHARED_POOLS = ("premium", "standard", "rehab")
 
 
-def _pool_rates(rows: list[dict]) -> WindowMetrics:
+def _pool_rates(rows: Sequence[Mapping[str, Any]]) -> WindowMetrics:
     return WindowMetrics(
         sent=sum(r["sent"] for r in rows),
         hard_bounces=sum(r["hard"] for r in rows),

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -19,14 +20,16 @@ class MalformedBatch(ValueError):
     """The body is not a record or a list of records."""
 
 
-def records_from_payload(data: object) -> list[dict]:
+def records_from_payload(data: object) -> list[dict[str, Any]]:
     """One record or a JSON array of records; anything else is refused whole."""
-    records = data if isinstance(data, list) else [data]
-    if not records:
+    items: list[object] = data if isinstance(data, list) else [data]
+    if not items:
         raise MalformedBatch("The batch is empty.")
-    for index, record in enumerate(records):
+    records: list[dict[str, Any]] = []
+    for index, record in enumerate(items):
         if not isinstance(record, dict) or not isinstance(record.get("type"), str):
             raise MalformedBatch(f"Record {index} is not a log record (an object with a type).")
+        records.append(record)
     return records
 
 

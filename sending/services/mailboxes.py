@@ -27,7 +27,7 @@ from sending.models import (
 )
 from sending.services.permissions import require_role
 
-PROVIDER_SERVERS = {
+PROVIDER_SERVERS: dict[str, tuple[str, int, str, str, int, str]] = {
     Provider.GOOGLE: ("smtp.gmail.com", 465, TlsMode.SSL, "imap.gmail.com", 993, TlsMode.SSL),
     Provider.MICROSOFT: (
         "smtp.office365.com",

@@ -1,9 +1,10 @@
 """DNSBL monitoring against a loopback DNS server, and bad-apple isolation in shared pools."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import AuditLog, User
 from reputation.core.pool_map import key, kumo_redis
@@ -33,7 +34,7 @@ def test_query_names_and_answers():
 def sources(db, settings):
     settings.DNSBL_IP_ZONES = ["zen.dnsbl.test", "bl.dnsbl.test"]
     settings.DNSBL_DOMAIN_ZONES = ["dbl.dnsbl.test"]
-    today = date.today()
+    today = timezone.localdate()
     premium = Pool.objects.create(name="premium")
     for name in ("standard", "rehab", "quarantine"):
         Pool.objects.create(name=name)
@@ -75,7 +76,7 @@ def test_a_listed_ip_is_pulled_and_a_standby_source_promoted(
     spare.refresh_from_db()
     assert (a.state, b.state, spare.state) == ("pulled", "active", "active")
     assert result["sources_pulled"] == 1
-    assert spare.warmup_started_on == date.today()  # its own warm-up starts now
+    assert spare.warmup_started_on == timezone.localdate()  # its own warm-up starts now
     assert set(spare.pools.values_list("name", flat=True)) == {"premium"}
     checks = BlocklistCheck.objects.filter(kind="ip")
     assert checks.filter(listed=True).get().target == a.source_address

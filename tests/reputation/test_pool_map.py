@@ -7,6 +7,7 @@ import orjson
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,7 +72,7 @@ def test_a_week_one_ip_gets_five_percent_beside_a_warmed_one():
 
 @pytest.fixture
 def pools(db):
-    today = date.today()
+    today = timezone.localdate()
     old = EgressSource.objects.create(
         name="ip-1",
         source_address="198.51.100.1",
