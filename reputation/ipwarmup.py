@@ -1,4 +1,5 @@
-"""IP warm-up inside pools (SPEC 4.5), pure: a new egress source's share of its pool's traffic.
+"""IP warm-up inside pools, pure: a new egress source's share of its pool's traffic
+(docs/pool-map.md#ip-warm-up-weights).
 
 Weeks 1-2: 5 %, weeks 3-4: 15 %, weeks 5-6: 30 %, from week 7 an equal share. Weights are
 integers for KumoMTA's weighted round robin; a pulled source has weight 0.

@@ -1,4 +1,5 @@
-"""SPEC 3.4 thresholds as pure findings (no Django): what is wrong, how badly, with the numbers.
+"""The thresholds (docs/tiers-and-actions.md#thresholds) as pure findings (no Django): what is
+wrong, how badly, with the numbers.
 
 Rate findings need a minimum sample (`min_sent`) so one bounce in three sends pauses nothing;
 "above" means strictly above the threshold, "below" strictly below.

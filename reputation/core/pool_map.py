@@ -1,4 +1,4 @@
-"""The tenant->pool map and pool definitions in Redis, for the KumoMTA policy (SPEC 3.6, 8).
+"""The tenant->pool map and pool definitions in Redis, for the KumoMTA policy (docs/pool-map.md).
 
 Full exports build new hashes under temporary names and swap them in with RENAME inside one
 MULTI/EXEC, so a reader sees the old map or the new one, never a mix; a tier change is one HSET
@@ -73,7 +73,8 @@ def tenant_pool(domain: SendingDomain) -> str:
 
 
 def pools_definition(today: date | None = None) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """`pools` and `sources` hash contents: weights follow each source's warm-up (SPEC 4.5)."""
+    """`pools` and `sources` hash contents: weights follow each source's warm-up
+    (docs/pool-map.md#ip-warm-up-weights)."""
     today = today or timezone.localdate()
     pools: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {"entries": []} for name in Pool.Name.values

@@ -1,5 +1,5 @@
-"""SPEC 3.4 automatic actions: each one audit-logged with its numbers, shown to the customer,
-emailed to the workspace owners and sent to staff."""
+"""Automatic actions (docs/tiers-and-actions.md#automatic-actions): each one audit-logged with
+its numbers, shown to the customer, emailed to the workspace owners and sent to staff."""
 
 import logging
 import operator
@@ -167,7 +167,7 @@ def _last_24h(mailbox_ids: list[int], now: datetime) -> dict[int, WindowMetrics]
 
 
 def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
-    """Apply SPEC 3.4 to the domains and mailboxes a batch touched."""
+    """Apply the automatic actions to the domains and mailboxes a batch touched."""
     min_sent = settings.REPUTATION_ACTION_MIN_SENT
     domains = {
         d.pk: d

@@ -1,5 +1,6 @@
-"""Bad-apple isolation: when a shared pool's last hour crosses SPEC 3.4's lines, the tenants
-that put it there are quarantined, worst first, with the evidence in the audit log."""
+"""Bad-apple isolation (docs/tiers-and-actions.md#bad-apple-isolation): when a shared pool's last
+hour crosses the lines, the tenants that put it there are quarantined, worst first, with the
+evidence in the audit log."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -49,7 +50,8 @@ def bad_apples_isolate(*, now: datetime | None = None) -> list[str]:
             continue  # a pool with one sender has nobody to protect: its own actions apply
         if total.bounce_percent <= BOUNCE_PAUSE and total.spam_percent <= SPAM_QUARANTINE:
             continue
-        # Worst contribution first: complaints weigh like SPEC 3.2 (100x a bounce).
+        # Worst contribution first: complaints weigh 100x a bounce, as in the score formula
+        # (docs/trust-score.md#score-formula).
         ranked = sorted(rows, key=lambda r: 100 * r["complaints"] + r["hard"], reverse=True)
         remaining = list(rows)
         for offender in ranked:

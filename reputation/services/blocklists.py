@@ -1,4 +1,5 @@
-"""Blocklist monitoring, source pulls and pool rotation (SPEC 3.4, issue: bad apples)."""
+"""Blocklist monitoring, source pulls and pool rotation
+(docs/tiers-and-actions.md#blocklist-monitoring)."""
 
 import logging
 from datetime import datetime

@@ -320,7 +320,7 @@ def publish_map(
     settings: Mapping[str, Any] | None = None,
     dkim_keys: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
-    """Write the keys the platform exports (SPEC 8) under `prefix`."""
+    """Write the keys the platform exports (docs/pool-map.md#redis-keys) under `prefix`."""
     pipe = client.pipeline()
     if tenants:
         pipe.hset(f"{prefix}tenant_pool", mapping=dict(tenants))

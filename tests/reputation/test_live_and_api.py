@@ -62,7 +62,8 @@ def test_the_reputation_endpoint_explains_the_score(post, sender, owner):
     )
     assert body["scoring_version"] >= 1
     assert body["metrics"]["bounce_percent"] == 5.0
-    assert body["rehab"]["bounce_dilution"] == 400  # SPEC 3.5: N=100, B=5
+    # docs/rehabilitation.md#bounce-dilution: N=100, B=5
+    assert body["rehab"]["bounce_dilution"] == 400
     assert body["rehab"]["reachable"] is True
     assert body["rehab"]["score_unlock"] > 0
     assert body["history"][-1]["tier"] == "rehab"

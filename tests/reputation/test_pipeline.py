@@ -1,4 +1,5 @@
-"""From MTA records to events, counters, scores, tiers and automatic actions (SPEC 3)."""
+"""From MTA records to events, counters, scores, tiers and automatic actions
+(docs/trust-score.md, docs/tiers-and-actions.md)."""
 
 import pytest
 from django.core import mail
@@ -85,7 +86,8 @@ def test_a_feedback_report_is_a_complaint_of_the_original_recipient(post, sender
 
 
 def test_the_score_follows_the_spec_formula_from_real_events(post, sender):
-    # SPEC 3.2 worked example: (2000 sent, 20 hard, 0 complaints, 396 replies, 990 opens) -> 80
+    # docs/trust-score.md#worked-examples:
+    # (2000 sent, 20 hard, 0 complaints, 396 replies, 990 opens) -> 80
     post(traffic(sender, 2000, bounces=20))
     engage(sender, 396, "replied")
     engage(sender, 990, "opened")

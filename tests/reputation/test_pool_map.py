@@ -1,4 +1,4 @@
-"""Pools, warm-up weights and the Redis map the KumoMTA policy reads (SPEC 3.6, 4.5, 8)."""
+"""Pools, warm-up weights and the Redis map the KumoMTA policy reads (docs/pool-map.md)."""
 
 import threading
 from datetime import date, timedelta

@@ -1,4 +1,5 @@
-"""Platform Trust Score rules (SPEC 3.2, 3.3, 3.5): worked examples and properties, no database."""
+"""Platform Trust Score rules (docs/trust-score.md, docs/tiers-and-actions.md#tier-rules,
+docs/rehabilitation.md): worked examples and properties, no database."""
 
 from fractions import Fraction
 from pathlib import Path
@@ -48,7 +49,7 @@ def windows(draw: st.DrawFn, min_sent: int = MIN_SENT_FOR_SCORE, max_sent: int =
     )
 
 
-# SPEC 3.2 worked examples
+# docs/trust-score.md#worked-examples
 
 
 def test_it_scores_the_engaged_clean_example() -> None:
@@ -95,7 +96,7 @@ def test_it_reports_zero_rates_when_nothing_was_sent_or_delivered() -> None:
     assert WindowMetrics(sent=3, hard_bounces=5).delivered == 0
 
 
-# SPEC 3.3 tiers
+# docs/tiers-and-actions.md#tier-rules
 
 
 def test_it_puts_85_in_premium_and_84_99_in_standard() -> None:
@@ -148,7 +149,7 @@ def test_it_quarantines_above_0_3_percent_spam_or_when_flagged() -> None:
     )
 
 
-# SPEC 3.5 rehabilitation
+# docs/rehabilitation.md
 
 
 def test_it_dilutes_five_bounces_in_a_hundred_with_400_clean_sends() -> None:

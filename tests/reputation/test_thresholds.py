@@ -1,4 +1,5 @@
-"""SPEC 3.4 thresholds fire above their line, never at or below it (pure, no database)."""
+"""The thresholds (docs/tiers-and-actions.md#thresholds) fire above their line, never at or below
+it (pure, no database)."""
 
 import pytest
 
