@@ -13,6 +13,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.core.cache import cache
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role
@@ -25,6 +27,13 @@ from sending.services.verification import domain_verify
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytest_plugins = ["tests.servers.dns", "tests.servers.mail", "tests.servers.broken_imap"]
+
+
+# A loaded 2-core CI machine makes timing checks flaky; the properties themselves are what count.
+hypothesis_settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+hypothesis_settings.load_profile("suite")
 
 SERVICES = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
