@@ -2,6 +2,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 
 from accounts.crypto import secret_decrypt, secret_encrypt
 
@@ -9,6 +10,12 @@ from accounts.crypto import secret_decrypt, secret_encrypt
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return settings.SIGNUP_OPEN
+
+    def get_login_redirect_url(self, request: HttpRequest) -> str:
+        """Staff land in the operations console, customers in the app (a `next` URL wins)."""
+        if request.user.is_staff:
+            return reverse("admin:index")
+        return super().get_login_redirect_url(request)
 
 
 class MFAAdapter(DefaultMFAAdapter):

@@ -6,6 +6,7 @@ from django.contrib.admin.apps import AdminConfig
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.response import TemplateResponse
 from django.urls import reverse
 
 
@@ -37,10 +38,10 @@ class OpsAdminSite(admin.AdminSite):
         if request.method == "GET" and "next" not in request.GET:
             query = request.GET.copy()
             query["next"] = reverse("admin:index")
-            request.GET = query
+            request.GET = query  # type: ignore[assignment]  # allauth reads `next` from GET
         return LoginView.as_view()(request)
 
-    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         from accounts.tasks import HEARTBEAT_KEY
 
         extra_context = {**(extra_context or {}), "heartbeat": cache.get(HEARTBEAT_KEY)}

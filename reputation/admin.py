@@ -1,9 +1,12 @@
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from accounts.models import User
+from config.admin_actions import ConsoleAdmin, Outcome, ReasonedAction
 from reputation.core.pool_map import pool_map_export
 from reputation.ipwarmup import pool_weights, warmup_share, warmup_week
 from reputation.models import (
@@ -70,11 +73,13 @@ class ReputationAlertAdmin(ReadOnlyAdmin):
     list_select_related = ["domain", "mailbox", "mailbox__domain"]
 
 
-STAFF_REASON = "Staff action from the operations console."
+SOURCE_NOTE = (
+    "The reason is recorded in the audit log with your name and as the source's state reason."
+)
 
 
 def _latest_listing(source: EgressSource) -> str:
-    latest = {}
+    latest: dict[str, BlocklistCheck] = {}
     for check in source.checks.order_by("-checked_at")[:20]:
         latest.setdefault(check.zone, check)
     listed = [f"{c.zone} ({c.answer})" for c in latest.values() if c.listed]
@@ -83,8 +88,24 @@ def _latest_listing(source: EgressSource) -> str:
     return "clean" if latest else "not checked yet"
 
 
+def _pull(source: EgressSource, staff: User, reason: str) -> Outcome:
+    promoted = blocklist_services.source_pull(source=source, actor=staff, reason=reason)
+    if promoted is None:
+        return Outcome(
+            f"{source.name}: pulled; no standby source was left to promote.", messages.WARNING
+        )
+    return Outcome(f"{source.name}: pulled; {promoted.name} promoted from standby.")
+
+
+def _rotate(pool: Pool, staff: User, reason: str) -> Outcome:
+    swapped = blocklist_services.pool_rotate(pool=pool, actor=staff, reason=reason)
+    if not swapped:
+        return Outcome(f"{pool.name}: no standby source to swap in.", messages.WARNING)
+    return Outcome(f"{pool.name}: {', '.join(swapped)}.")
+
+
 @admin.register(EgressSource)
-class EgressSourceAdmin(admin.ModelAdmin):
+class EgressSourceAdmin(ConsoleAdmin):
     list_display = [
         "name",
         "source_address",
@@ -97,11 +118,50 @@ class EgressSourceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", "pools"]
     search_fields = ["name", "source_address", "ehlo_domain"]
+    # The state belongs to the services (pull, reinstate, rotation, blocklist checks), and so
+    # does the warm-up start once the source exists (a standby source restarts it when promoted).
     readonly_fields = ["state", "state_reason", "state_changed_at", "created_at"]
-    actions = ["pull", "reinstate"]
+    actions = [
+        ReasonedAction(
+            name="pull",
+            description="Pull from all pools (weight 0) and promote a standby source",
+            done="source(s) pulled",
+            call=_pull,
+            rows=lambda qs: qs.exclude(state=EgressSource.State.PULLED),
+            nothing="The selected sources are already pulled.",
+            note=SOURCE_NOTE + " Staff are emailed; the pool map is re-exported.",
+        ),
+        ReasonedAction(
+            name="reinstate",
+            description="Reinstate (active again)",
+            done="source(s) reinstated; the pool map is re-exported",
+            call=lambda source, staff, why: blocklist_services.source_reinstate(
+                source=source, actor=staff, reason=why
+            ),
+            rows=lambda qs: qs.exclude(state=EgressSource.State.ACTIVE),
+            nothing="The selected sources are already active.",
+            note=SOURCE_NOTE,
+        ),
+    ]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: EgressSource | None = None
+    ) -> list[str]:
+        fields = list(self.readonly_fields)
+        return [*fields, "warmup_started_on"] if obj is not None else fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[EgressSource]:
         return super().get_queryset(request).prefetch_related("pools")
+
+    def save_model(
+        self, request: HttpRequest, obj: EgressSource, form: ModelForm, change: bool
+    ) -> None:
+        # Only what the form changed: a full save would write back a state a service (a
+        # blocklist check pulling this source, say) changed while the form was open.
+        if change:
+            obj.save(update_fields=form.changed_data)
+        else:
+            obj.save()
 
     @admin.display(description="Warm-up")
     def warmup(self, source: EgressSource) -> str:
@@ -118,22 +178,6 @@ class EgressSourceAdmin(admin.ModelAdmin):
     def listing(self, source: EgressSource) -> str:
         return _latest_listing(source)
 
-    @admin.action(description="Pull from all pools (weight 0) and promote a standby source")
-    def pull(self, request: HttpRequest, queryset: QuerySet[EgressSource]) -> None:
-        for source in queryset:
-            blocklist_services.source_pull(source=source, actor=request.user, reason=STAFF_REASON)
-        self.message_user(
-            request, "Source(s) pulled; the pool map was re-exported.", messages.SUCCESS
-        )
-
-    @admin.action(description="Reinstate (active again)")
-    def reinstate(self, request: HttpRequest, queryset: QuerySet[EgressSource]) -> None:
-        for source in queryset:
-            blocklist_services.source_reinstate(
-                source=source, actor=request.user, reason=STAFF_REASON
-            )
-        self.message_user(request, "Source(s) reinstated.", messages.SUCCESS)
-
 
 class PoolMembershipInline(admin.TabularInline):
     model = PoolMembership
@@ -142,12 +186,28 @@ class PoolMembershipInline(admin.TabularInline):
 
 
 @admin.register(Pool)
-class PoolAdmin(admin.ModelAdmin):
+class PoolAdmin(ConsoleAdmin):
     """The pool overview: sources, weights, warm-up stages, listings, tenants, last export."""
 
     list_display = ["name", "weights", "tenants", "last_export"]
     inlines = [PoolMembershipInline]
-    actions = ["rotate", "export_now"]
+    actions = [
+        ReasonedAction(
+            name="rotate",
+            description="Rotate: swap standby sources in",
+            done="pool(s) rotated",
+            call=_rotate,
+            note="The reason is recorded in the audit log with your name and as the state "
+            "reason of the sources swapped.",
+        ),
+        "export_now",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the pools are the tiers: fixed
+
+    def has_delete_permission(self, request: HttpRequest, obj: Pool | None = None) -> bool:
+        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Pool]:
         return super().get_queryset(request).prefetch_related("memberships__source")
@@ -199,18 +259,6 @@ class PoolAdmin(admin.ModelAdmin):
             return "never"
         when = f"{export.exported_at:%Y-%m-%d %H:%M:%S}"
         return f"v{export.version} at {when} ({export.tenants} tenants)"
-
-    @admin.action(description="Rotate: swap standby sources in")
-    def rotate(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
-        for pool in queryset:
-            swapped = blocklist_services.pool_rotate(
-                pool=pool, actor=request.user, reason=STAFF_REASON
-            )
-            self.message_user(
-                request,
-                f"{pool.name}: {', '.join(swapped) or 'no standby source'}",
-                messages.SUCCESS if swapped else messages.WARNING,
-            )
 
     @admin.action(description="Export the pool map to Redis now")
     def export_now(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:

@@ -1,119 +1,126 @@
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.errors import ApplicationError
-from sending.models import DkimKey, Mailbox, SendingDomain
-from sending.services.domains import domain_release
+from accounts.models import User
+from config.admin_actions import Outcome, ReasonedAction, ServiceOwnedAdmin
+from reputation.scoring import Tier
+from sending.models import DkimKey, DomainStatus, Mailbox, MailboxStatus, SendingDomain
+from sending.services.domains import DnsOutcome, domain_recheck, domain_release
 from sending.services.mailboxes import mailbox_cooldown, mailbox_pause, mailbox_resume
 from sending.services.status import domain_cooldown, domain_quarantine
-from sending.services.verification import domain_verify
 
-STAFF_REASON = "Staff action from the operations console."
-
-
-def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, rows, call, done: str) -> None:
-    """Apply a service to each selected row; report refusals row by row."""
-    ok = 0
-    for row in rows:
-        try:
-            call(row)
-            ok += 1
-        except ApplicationError as error:
-            modeladmin.message_user(request, f"{row}: {error.message}", messages.ERROR)
-    if ok:
-        modeladmin.message_user(request, f"{ok} {done}.", messages.SUCCESS)
+CUSTOMER_SEES = (
+    "The reason is recorded in the audit log with your name, and the customer sees it as the "
+    "status reason on their domain or mailbox page."
+)
+PENALISED = [DomainStatus.COOLDOWN, DomainStatus.QUARANTINED]
 
 
-def staff_action(name: str, description: str, done: str, call, rows=None):
-    """An admin action that applies a service `call(row, staff_user)` to each selected row."""
-
-    @admin.action(description=description)
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        targets = rows(queryset) if rows else queryset
-        _run(modeladmin, request, targets, lambda row: call(row, request.user), done)
-
-    action.__name__ = name
-    return action
+def _outcome(result: DnsOutcome) -> Outcome:
+    verified = result.domain.status == DomainStatus.VERIFIED
+    return Outcome(result.summary, messages.SUCCESS if verified else messages.WARNING)
 
 
-def _mailboxes_of(status_filter):
-    def rows(domains: QuerySet[SendingDomain]) -> QuerySet[Mailbox]:
-        return status_filter(Mailbox.objects.filter(domain__in=domains)).select_related(
-            "domain__workspace"
-        )
-
-    return rows
+def _mailboxes_of(domains: QuerySet[SendingDomain]) -> QuerySet[Mailbox]:
+    return Mailbox.objects.filter(domain__in=domains).select_related("domain__workspace")
 
 
-def _pause(mailbox: Mailbox, staff) -> Mailbox:
-    return mailbox_pause(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
+def _pause(mailbox: Mailbox, staff: User, reason: str) -> Mailbox:
+    return mailbox_pause(mailbox=mailbox, actor=staff, reason=reason)
 
 
-def _resume(mailbox: Mailbox, staff) -> Mailbox:
-    return mailbox_resume(mailbox=mailbox, actor=staff, reason=STAFF_REASON)
+def _resume(mailbox: Mailbox, staff: User, reason: str) -> Mailbox:
+    return mailbox_resume(mailbox=mailbox, actor=staff, reason=reason)
 
 
 DOMAIN_ACTIONS = [
-    staff_action(
-        "reverify",
-        "Re-verify DNS now",
-        "domain(s) re-checked",
-        lambda d, staff: domain_verify(domain=d, actor=staff),
+    ReasonedAction(
+        name="reverify",
+        description="Re-verify DNS now",
+        done="domain(s) re-checked",
+        call=lambda d, staff, why: _outcome(domain_recheck(domain=d, actor=staff, reason=why)),
+        rows=lambda qs: qs.exclude(status=DomainStatus.RETIRED),
+        nothing="Removed domains are not checked.",
+        note="The reason is recorded in the audit log with what the check found.",
     ),
-    staff_action(
-        "pause_mailboxes",
-        "Pause all its mailboxes",
-        "mailbox(es) paused",
-        _pause,
-        rows=_mailboxes_of(lambda qs: qs.filter(status="active")),
+    ReasonedAction(
+        name="pause_mailboxes",
+        description="Pause all its mailboxes",
+        done="mailbox(es) paused",
+        call=_pause,
+        rows=lambda qs: _mailboxes_of(qs).filter(status=MailboxStatus.ACTIVE),
+        nothing="The selected domains have no active mailboxes.",
+        note=CUSTOMER_SEES,
     ),
-    staff_action(
-        "resume_mailboxes",
-        "Resume all its mailboxes",
-        "mailbox(es) resumed",
-        _resume,
-        rows=_mailboxes_of(lambda qs: qs.exclude(status="active")),
+    ReasonedAction(
+        name="resume_mailboxes",
+        description="Resume all its mailboxes",
+        done="mailbox(es) resumed",
+        call=_resume,
+        rows=lambda qs: _mailboxes_of(qs).exclude(status=MailboxStatus.ACTIVE),
+        nothing="The selected domains have no paused or cooling-down mailboxes.",
+        note=CUSTOMER_SEES,
     ),
-    staff_action(
-        "cooldown",
-        "Cool-down for 14 days",
-        "domain(s) in cool-down",
-        lambda d, staff: domain_cooldown(domain=d, actor=staff, reason=STAFF_REASON),
+    ReasonedAction(
+        name="cooldown",
+        description="Cool-down for 14 days",
+        done="domain(s) in cool-down",
+        call=lambda d, staff, why: domain_cooldown(domain=d, actor=staff, reason=why),
+        rows=lambda qs: qs.exclude(status=DomainStatus.RETIRED),
+        nothing="Removed domains cannot be cooled down.",
+        note=CUSTOMER_SEES,
     ),
-    staff_action(
-        "quarantine",
-        "Quarantine (stop all sending)",
-        "domain(s) quarantined",
-        lambda d, staff: domain_quarantine(domain=d, actor=staff, reason=STAFF_REASON),
+    ReasonedAction(
+        name="quarantine",
+        description="Quarantine (stop all sending)",
+        done="domain(s) quarantined",
+        call=lambda d, staff, why: domain_quarantine(domain=d, actor=staff, reason=why),
+        rows=lambda qs: qs.exclude(status__in=[DomainStatus.RETIRED, DomainStatus.QUARANTINED]),
+        nothing="The selected domains are already quarantined or removed.",
+        note=CUSTOMER_SEES,
     ),
-    staff_action(
-        "release",
-        "Lift quarantine / end cool-down",
-        "domain(s) released",
-        lambda d, staff: domain_release(domain=d, actor=staff, reason=STAFF_REASON),
+    ReasonedAction(
+        name="release",
+        description="Lift quarantine / end cool-down (re-checks DNS)",
+        done="domain(s) released",
+        call=lambda d, staff, why: _outcome(domain_release(domain=d, actor=staff, reason=why)),
+        rows=lambda qs: qs.filter(status__in=PENALISED),
+        nothing="None of the selected domains is in cool-down or quarantine.",
+        note=CUSTOMER_SEES + " DNS is re-checked at once: the domain sends again only if its "
+        "records check out, otherwise it waits for DNS.",
     ),
 ]
 MAILBOX_ACTIONS = [
-    staff_action(
-        "pause",
-        "Pause",
-        "mailbox(es) paused",
-        _pause,
+    ReasonedAction(
+        name="pause",
+        description="Pause",
+        done="mailbox(es) paused",
+        call=_pause,
+        rows=lambda qs: qs.exclude(status=MailboxStatus.PAUSED),
+        nothing="The selected mailboxes are already paused.",
+        note=CUSTOMER_SEES,
     ),
-    staff_action(
-        "resume",
-        "Resume",
-        "mailbox(es) resumed",
-        _resume,
+    ReasonedAction(
+        name="resume",
+        description="Resume",
+        done="mailbox(es) resumed",
+        call=_resume,
+        rows=lambda qs: qs.exclude(status=MailboxStatus.ACTIVE),
+        nothing="The selected mailboxes are already active.",
+        note=CUSTOMER_SEES,
     ),
-    staff_action(
-        "cooldown",
-        "Cool-down for 14 days",
-        "mailbox(es) in cool-down",
-        lambda m, staff: mailbox_cooldown(mailbox=m, actor=staff, reason=STAFF_REASON),
+    ReasonedAction(
+        name="cooldown",
+        description="Cool-down for 14 days",
+        done="mailbox(es) in cool-down",
+        call=lambda m, staff, why: mailbox_cooldown(mailbox=m, actor=staff, reason=why),
+        note=CUSTOMER_SEES,
     ),
 ]
 
@@ -122,64 +129,135 @@ class DkimKeyInline(admin.TabularInline):
     model = DkimKey
     extra = 0
     can_delete = False
-    fields = ["selector", "state", "created_at", "activated_at", "retire_after", "retired_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "selector",
+        "state",
+        "created_at",
+        "activated_at",
+        "retire_after",
+        "retired_at",
+    )
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
 class AuditTrailMixin:
     @admin.display(description="Audit trail")
-    def audit_trail(self, obj) -> str:
+    def audit_trail(self, obj: Model) -> str:
         url = reverse("admin:accounts_auditlog_changelist")
         return format_html(
-            '<a href="{}?object_type={}&q={}">Audit log entries</a>',
+            '<a href="{}?object_type={}&object_id={}">Audit log entries</a>',
             url,
             obj._meta.label,
             obj.pk,
         )
 
 
+class TierFilter(admin.SimpleListFilter):
+    """The tiers are fixed: listing them needs no DISTINCT over the whole table."""
+
+    title = "tier"
+    parameter_name = "tier"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(tier.value, tier.value) for tier in Tier]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(tier=self.value()) if self.value() else queryset
+
+
 @admin.register(SendingDomain)
-class SendingDomainAdmin(AuditTrailMixin, admin.ModelAdmin):
-    list_display = [
-        "name",
-        "workspace",
-        "status",
-        "provider",
-        "dns_checked_at",
-        "verified_at",
-        "cooldown_until",
-        "created_at",
-    ]
-    list_filter = ["status", "provider", "created_at"]
+class SendingDomainAdmin(AuditTrailMixin, ServiceOwnedAdmin):
+    # What support looks at first (status, score, tier) comes first: the list must fit beside
+    # the navigation and the filters without scrolling sideways.
+    list_display = ["name", "status_label", "score", "tier", "workspace_name", "dns_checked"]
+    list_filter = ["status", TierFilter, "score_provisional", "provider", "created_at"]
     search_fields = ["name", "public_id", "workspace__name", "workspace__public_id"]
     list_select_related = ["workspace"]
-    readonly_fields = [
-        "public_id",
-        "workspace",
-        "name",
-        "status",
-        "status_reason",
-        "status_changed_at",
-        "cooldown_until",
-        "ownership_token",
-        "provider",
-        "dns_checked_at",
-        "verified_at",
-        "next_check_at",
-        "created_at",
-        "dns_results_table",
-        "audit_trail",
+    # Every field is service-owned (status machine, DNS checks, scoring): the page only shows.
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "public_id", "workspace", "provider", "is_demo", "created_at"]},
+        ),
+        (
+            "Status",
+            {"fields": ["status", "status_reason", "status_changed_at", "cooldown_until"]},
+        ),
+        (
+            "Reputation",
+            {
+                "fields": [
+                    "trust_score",
+                    "tier",
+                    "score_provisional",
+                    "scoring_version",
+                    "score_updated_at",
+                    "rehab_started_at",
+                    "score_metrics_table",
+                ]
+            },
+        ),
+        (
+            "DNS",
+            {
+                "fields": [
+                    "dns_checked_at",
+                    "verified_at",
+                    "next_check_at",
+                    "ownership_token",
+                    "dns_results_table",
+                ]
+            },
+        ),
+        ("History", {"fields": ["audit_trail"]}),
     ]
-    exclude = ["dns_results"]
+    readonly_fields = ["score_metrics_table", "dns_results_table", "audit_trail"]
     inlines = [DkimKeyInline]
     actions = DOMAIN_ACTIONS
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, domain: SendingDomain) -> str:
+        label = domain.get_status_display()
+        if domain.status == DomainStatus.COOLDOWN and domain.cooldown_until:
+            return f"{label} until {domain.cooldown_until:%Y-%m-%d}"
+        return label
+
+    @admin.display(description="Workspace", ordering="workspace__name")
+    def workspace_name(self, domain: SendingDomain) -> str:
+        return domain.workspace.name
+
+    @admin.display(description="DNS checked", ordering="dns_checked_at")
+    def dns_checked(self, domain: SendingDomain) -> str:
+        if domain.dns_checked_at is None:
+            return "never"
+        return f"{timezone.localtime(domain.dns_checked_at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Trust score", ordering="trust_score")
+    def score(self, domain: SendingDomain) -> str:
+        if domain.trust_score is None:
+            return "-"
+        return f"{domain.trust_score:.1f}" + (" (provisional)" if domain.score_provisional else "")
+
+    @admin.display(description="Score metrics (window)")
+    def score_metrics_table(self, domain: SendingDomain) -> str:
+        if not domain.score_metrics:
+            return "not scored yet"
+        # Counts first, then rates.
+        metrics = sorted(
+            domain.score_metrics.items(), key=lambda kv: (kv[0].endswith("_percent"), kv[0])
+        )
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            ((key.replace("_", " "), value) for key, value in metrics),
+        )
+        return format_html("<table><tbody>{}</tbody></table>", rows)
 
     @admin.display(description="DNS results")
     def dns_results_table(self, domain: SendingDomain) -> str:
@@ -194,7 +272,7 @@ class SendingDomainAdmin(AuditTrailMixin, admin.ModelAdmin):
 
 
 @admin.register(Mailbox)
-class MailboxAdmin(AuditTrailMixin, admin.ModelAdmin):
+class MailboxAdmin(AuditTrailMixin, ServiceOwnedAdmin):
     list_display = [
         "address",
         "workspace",
@@ -209,36 +287,70 @@ class MailboxAdmin(AuditTrailMixin, admin.ModelAdmin):
     list_filter = ["status", "connection", "provider", "warmup_enabled", "connection_ok"]
     search_fields = ["local_part", "domain__name", "domain__workspace__public_id"]
     list_select_related = ["domain", "domain__workspace"]
-    readonly_fields = [
-        "domain",
-        "local_part",
-        "connection",
-        "provider",
-        "status",
-        "status_reason",
-        "status_changed_at",
-        "cooldown_until",
-        "smtp_host",
-        "smtp_port",
-        "smtp_security",
-        "smtp_username",
-        "imap_host",
-        "imap_port",
-        "imap_security",
-        "imap_username",
-        "connection_checked_at",
-        "connection_ok",
-        "connection_error",
-        "created_at",
-        "audit_trail",
+    # Settings belong to the customer (changed through their pages and the API, audit-logged);
+    # status, limit cuts and connection results to the services. Passwords are never shown.
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "domain",
+                    "local_part",
+                    "display_name",
+                    "connection",
+                    "provider",
+                    "created_at",
+                ]
+            },
+        ),
+        (
+            "Status",
+            {
+                "fields": [
+                    "status",
+                    "status_reason",
+                    "status_changed_at",
+                    "status_set_by_system",
+                    "cooldown_until",
+                ]
+            },
+        ),
+        (
+            "Daily limit",
+            {
+                "fields": [
+                    "daily_limit",
+                    "warmup_enabled",
+                    "limit_cut_at",
+                    "limit_before_cut",
+                    "limit_restored_on",
+                ]
+            },
+        ),
+        (
+            "Connection",
+            {
+                "fields": [
+                    "smtp_host",
+                    "smtp_port",
+                    "smtp_security",
+                    "smtp_username",
+                    "imap_host",
+                    "imap_port",
+                    "imap_security",
+                    "imap_username",
+                    "connection_checked_at",
+                    "connection_ok",
+                    "connection_error",
+                ]
+            },
+        ),
+        ("History", {"fields": ["audit_trail"]}),
     ]
-    exclude = ["smtp_password_encrypted", "imap_password_encrypted"]
+    readonly_fields = ["audit_trail"]
     actions = MAILBOX_ACTIONS
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.display(description="Workspace")
+    @admin.display(description="Workspace", ordering="domain__workspace__name")
     def workspace(self, mailbox: Mailbox) -> str:
         return str(mailbox.domain.workspace)

@@ -1,5 +1,6 @@
 """A sending domain's lifecycle: claim, release from a penalty, removal, expiry of stale claims."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -9,12 +10,18 @@ from django.utils import timezone
 from accounts.models import User, Workspace
 from accounts.services import audit_log_record
 from config.errors import ApplicationError
+from sending.dns_checks import ERROR, PASS
 from sending.domain_names import DomainNameError, domain_name_normalise
 from sending.models import DkimKeyState, DomainStatus, MailboxStatus, SendingDomain
 from sending.services.dkim import dkim_key_new
 from sending.services.permissions import require_role
 from sending.services.status import domain_status_set
-from sending.services.verification import PENDING_RECHECK, domain_verify
+from sending.services.verification import (
+    PENDING_RECHECK,
+    REQUIRED_KINDS,
+    Verification,
+    domain_verify,
+)
 
 
 def domain_create(*, workspace: Workspace, actor: User | None, name: str) -> SendingDomain:
@@ -89,25 +96,129 @@ def domain_retire(*, domain: SendingDomain, actor: User | None, reason: str = ""
     )
 
 
-@transaction.atomic
-def domain_release(*, domain: SendingDomain, actor: User | None, reason: str) -> None:
-    """End a cool-down or quarantine; the domain goes back through DNS verification."""
-    if domain.status not in (DomainStatus.COOLDOWN, DomainStatus.QUARANTINED):
-        raise ApplicationError("This domain is not in cool-down or quarantine.")
-    action = (
-        "domain.quarantine_lift"
-        if domain.status == DomainStatus.QUARANTINED
-        else ("domain.cooldown_end")
-    )
-    domain_status_set(
+# The penalties staff (or time) lift, with the audit action and the words for it.
+PENALTIES = {
+    DomainStatus.QUARANTINED: ("domain.quarantine_lift", "quarantine lifted"),
+    DomainStatus.COOLDOWN: ("domain.cooldown_end", "cool-down ended"),
+}
+KIND_LABELS = {"ownership": "ownership record"}
+
+
+@dataclass(frozen=True)
+class DnsOutcome:
+    """What a DNS check made of a domain, in words for the console and the audit log."""
+
+    domain: SendingDomain
+    verification: Verification
+    summary: str  # "acme.com: quarantine lifted; DNS re-checked — verified"
+
+
+def _blocking(domain: SendingDomain, results: list[dict]) -> list[dict]:
+    """The records that keep the domain from verifying (the ones verification gates on: a
+    pending DKIM key only blocks its switch, not the domain)."""
+    keys = domain.dkim_keys.filter(state=DkimKeyState.ACTIVE)
+    active = keys.values_list("selector", flat=True).first()
+    return [
+        r
+        for r in results
+        if r["kind"] in REQUIRED_KINDS
+        and r["status"] != PASS
+        and (r["kind"] != "dkim" or r["selector"] == active)
+    ]
+
+
+def _problem(result: dict) -> str:
+    kind = result["kind"]
+    label = KIND_LABELS.get(kind, kind.upper())
+    if result["status"] == ERROR:
+        return f"{label} could not be checked"
+    words = " ".join(w for w in result["code"].split("_") if w != kind)
+    return f"{label} {words or 'wrong'}"
+
+
+def _dns_verdict(status: str, blocking: list[dict]) -> str:
+    """How a domain in `status` stands after a check that found `blocking` records."""
+    if status == DomainStatus.VERIFIED:
+        return "verified"
+    problems = ", ".join(_problem(r) for r in blocking)
+    if status == DomainStatus.PENDING_DNS:
+        return (
+            f"waiting for DNS: {problems or 'not verified yet'} (the domain cannot send until "
+            "the records check out)"
+        )
+    penalty = "in cool-down" if status == DomainStatus.COOLDOWN else "quarantined"
+    return f"still {penalty}; records: {problems or 'all check out'}"
+
+
+def _with_outcome(reason: str, outcome: str) -> str:
+    """The staff's reason, then what happened, as one audit-log reason."""
+    reason = reason.strip()
+    if not reason:
+        return outcome[:1].upper() + outcome[1:] + "."
+    end = "" if reason[-1] in ".!?" else "."
+    return f"{reason}{end} {outcome[:1].upper()}{outcome[1:]}."
+
+
+def domain_release(*, domain: SendingDomain, actor: User | None, reason: str) -> DnsOutcome:
+    """End a cool-down or quarantine and re-check DNS at once: the domain sends again only if
+    its records check out. The summary (also the lift's audit reason) says which way it went."""
+    if domain.status not in PENALTIES:
+        raise ApplicationError(f"{domain.name} is not in cool-down or quarantine.")
+    # DNS is asked first, while the penalty still holds and outside any lock, so that the
+    # lift's audit entry (and the reason the customer sees) can say what it found.
+    checked = domain_verify(domain=domain, actor=actor)
+    with transaction.atomic():
+        domain = (
+            SendingDomain.objects.select_for_update().select_related("workspace").get(pk=domain.pk)
+        )
+        if domain.status not in PENALTIES:
+            raise ApplicationError(f"{domain.name} is no longer in cool-down or quarantine.")
+        action, lifted = PENALTIES[DomainStatus(domain.status)]
+        blocking = _blocking(domain, checked.results)
+        expected = DomainStatus.PENDING_DNS if blocking else DomainStatus.VERIFIED
+        verdict = _dns_verdict(expected, blocking)
+        domain_status_set(
+            domain=domain,
+            status=DomainStatus.PENDING_DNS,
+            actor=actor,
+            now=timezone.now(),
+            reason=_with_outcome(reason, f"{lifted}; DNS re-checked — {verdict}"),
+            action=action,
+        )
+    if blocking:
+        verification = Verification(domain=domain, results=checked.results, verified=False)
+    else:
+        # The records check out: verification itself moves the domain back to verified.
+        verification = domain_verify(domain=domain, actor=actor)
+        domain = verification.domain
+    verdict = _dns_verdict(domain.status, _blocking(domain, verification.results))
+    return DnsOutcome(
         domain=domain,
-        status=DomainStatus.PENDING_DNS,
-        actor=actor,
-        now=timezone.now(),
-        reason=reason,
-        action=action,
+        verification=verification,
+        summary=f"{domain.name}: {lifted}; DNS re-checked — {verdict}",
     )
-    domain_verify(domain=domain, actor=actor)
+
+
+def domain_recheck(*, domain: SendingDomain, actor: User | None, reason: str) -> DnsOutcome:
+    """Check the domain's DNS now at staff request; the audit log says why and what was found."""
+    before = domain.status
+    verification = domain_verify(domain=domain, actor=actor)
+    domain = verification.domain
+    verdict = _dns_verdict(domain.status, _blocking(domain, verification.results))
+    audit_log_record(
+        action="domain.dns_recheck",
+        actor=actor,
+        obj=domain,
+        workspace=domain.workspace,
+        reason=_with_outcome(reason, f"DNS re-checked — {verdict}"),
+        before={"status": before},
+        after={"status": domain.status},
+    )
+    return DnsOutcome(
+        domain=domain,
+        verification=verification,
+        summary=f"{domain.name}: DNS re-checked — {verdict}",
+    )
 
 
 def domain_claims_expire(*, now: datetime | None = None) -> int:

@@ -63,23 +63,29 @@ def test_workspace_search_finds_by_member_email(staff_client, owner, stranger):
 def test_deactivating_users_from_the_console_is_audit_logged(staff_client, teammate):
     response = staff_client.post(
         "/admin/accounts/user/",
-        {"action": "deactivate", "_selected_action": [teammate.user.pk]},
+        {
+            "action": "deactivate",
+            "_selected_action": [teammate.user.pk],
+            "apply": "1",
+            "reason": "Left the company (ticket 7)",
+        },
     )
     assert response.status_code == 302
     teammate.user.refresh_from_db()
     assert not teammate.user.is_active
     log = AuditLog.objects.get(action="user.deactivate")
-    assert log.actor == staff_client.staff
+    assert (log.actor, log.reason) == (staff_client.staff, "Left the company (ticket 7)")
 
 
 def test_revoking_tokens_from_the_console_is_audit_logged(staff_client, owner):
     token = api_token_create(user=owner.user, workspace=owner.workspace, name="leaked").obj
     staff_client.post(
-        "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+        "/admin/accounts/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk], "apply": "1", "reason": "Leaked"},
     )
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
     log = AuditLog.objects.get(action="api_token.revoke")
-    assert (log.actor, log.reason) == (staff_client.staff, "staff action")
+    assert (log.actor, log.reason) == (staff_client.staff, "Leaked")
 
 
 def test_the_audit_log_is_read_only_in_the_console(staff_client, owner):
@@ -110,3 +116,80 @@ def test_staff_without_two_factor_are_sent_to_enrol_when_it_is_required(settings
     secret = totp_activation_page(client, password).context["form"].secret
     client.post("/accounts/2fa/totp/activate/", {"code": totp_now(secret)})
     assert client.get("/admin/").status_code == 200
+
+
+def test_deactivation_is_an_action_not_a_checkbox_on_the_user_form(staff_client, teammate):
+    user = teammate.user
+    membership = teammate
+    response = staff_client.post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {
+            "email": user.email,
+            "full_name": user.full_name,
+            # is_active left out: an unticked checkbox
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "1",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-id": str(membership.pk),
+            "memberships-0-user": str(user.pk),
+            "memberships-0-workspace": str(membership.workspace_id),
+            "memberships-0-role": "owner",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    membership.refresh_from_db()
+    assert user.is_active
+    assert membership.role == "member"
+    assert not AuditLog.objects.filter(actor=staff_client.staff).exists()
+
+
+def test_roles_change_through_the_workspace_not_the_console(staff_client, owner):
+    response = staff_client.post(
+        f"/admin/accounts/membership/{owner.pk}/change/",
+        {
+            "user": owner.user.pk,
+            "workspace": owner.workspace_id,
+            "role": "member",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 403
+    owner.refresh_from_db()
+    assert owner.role == "owner"  # the workspace's only owner stays one
+
+
+def test_reactivating_needs_a_reason_too(staff_client, teammate):
+    teammate.user.is_active = False
+    teammate.user.save()
+    page = staff_client.post(
+        "/admin/accounts/user/",
+        {"action": "reactivate", "_selected_action": [teammate.user.pk]},
+    )
+    assert page.status_code == 200
+    assert teammate.user.email in page.content.decode()
+    empty = staff_client.post(
+        "/admin/accounts/user/",
+        {"action": "reactivate", "_selected_action": [teammate.user.pk], "apply": "1"},
+    )
+    assert "Give a reason" in empty.content.decode()
+    teammate.user.refresh_from_db()
+    assert not teammate.user.is_active
+
+    staff_client.post(
+        "/admin/accounts/user/",
+        {
+            "action": "reactivate",
+            "_selected_action": [teammate.user.pk],
+            "apply": "1",
+            "reason": "Back from leave",
+        },
+    )
+    teammate.user.refresh_from_db()
+    assert teammate.user.is_active
+    log = AuditLog.objects.get(action="user.activate")
+    assert (log.actor, log.reason) == (staff_client.staff, "Back from leave")

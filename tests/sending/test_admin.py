@@ -19,7 +19,10 @@ def staff_client(db) -> Client:
 
 
 def act(client: Client, model: str, action: str, pk: int) -> None:
-    response = client.post(f"/admin/sending/{model}/", {"action": action, "_selected_action": [pk]})
+    response = client.post(
+        f"/admin/sending/{model}/",
+        {"action": action, "_selected_action": [pk], "apply": "1", "reason": "Support ticket 42"},
+    )
     assert response.status_code == 302
 
 
@@ -77,8 +80,31 @@ def test_staff_pause_resume_and_cool_down_a_mailbox(staff_client, verified_domai
     assert staff_client.get("/admin/sending/mailbox/", {"q": "acme"}).status_code == 200
 
 
-def test_a_refused_action_is_reported_and_changes_nothing(staff_client, domain, owner):
-    act(staff_client, "sendingdomain", "release", domain.pk)  # not in cool-down or quarantine
+def test_a_refused_action_is_reported_and_changes_nothing(staff_client, verified_domain, owner):
+    mailbox = mailbox_create(
+        domain=verified_domain, actor=owner.user, data={"connection": "platform", "local_part": "a"}
+    )
+    act(staff_client, "mailbox", "pause", mailbox.pk)
+    act(staff_client, "sendingdomain", "quarantine", verified_domain.pk)
+    response = staff_client.post(
+        "/admin/sending/mailbox/",
+        {"action": "resume", "_selected_action": [mailbox.pk], "apply": "1", "reason": "Fixed"},
+        follow=True,
+    )
+    assert "cannot send right now (Quarantined)" in response.content.decode()
+    mailbox.refresh_from_db()
+    assert mailbox.status == MailboxStatus.PAUSED
+
+
+def test_an_action_no_selected_row_needs_is_refused_without_asking(staff_client, domain):
+    response = staff_client.post(
+        "/admin/sending/sendingdomain/",
+        {"action": "release", "_selected_action": [domain.pk]},  # not in cool-down or quarantine
+        follow=True,
+    )
+    assert (
+        "None of the selected domains is in cool-down or quarantine." in response.content.decode()
+    )
     domain.refresh_from_db()
     assert domain.status == DomainStatus.PENDING_DNS
     assert not Mailbox.objects.filter(status=MailboxStatus.PAUSED).exists()
