@@ -1,16 +1,18 @@
 """Reads for the reputation views and API."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import AuditLog
 from reputation.charts import gauge, history_points
-from reputation.core.metrics import window_metrics
-from reputation.core.scores import rehab_numbers
-from reputation.models import Event, ScoreHistory
+from reputation.core.metrics import domain_window_sums, window_metrics
+from reputation.core.scores import domain_rehab_state, rehab_numbers
+from reputation.models import Event, EventKind, ScoreHistory
+from reputation.rehab import RehabState
+from reputation.scoring import WindowMetrics
 from sending.models import SendingDomain
 
 
@@ -33,28 +35,67 @@ def score_history(domain: SendingDomain, days: int = 30) -> list[ScoreHistory]:
 
 
 def rehab_progress(domain: SendingDomain) -> int:
-    """Internal warming messages sent since the demotion: they count toward the target."""
-    if domain.rehab_started_at is None:
+    """Clean internal warming messages since the demotion: warm-up mail the MTA accepted that
+    neither hard-bounced nor drew a complaint. They count toward the target."""
+    start = domain.rehab_started_at
+    if start is None:
         return 0
-    return Event.objects.filter(
-        domain=domain, kind="sent", message_kind="warmup", occurred_at__gte=domain.rehab_started_at
-    ).count()
+    spoiled = Event.objects.filter(
+        domain=domain,
+        kind__in=[EventKind.BOUNCE_HARD, EventKind.COMPLAINT],
+        occurred_at__gte=start,
+        message_id=OuterRef("message_id"),
+        recipient=OuterRef("recipient"),
+    )
+    return (
+        Event.objects.filter(
+            domain=domain, kind=EventKind.SENT, message_kind="warmup", occurred_at__gte=start
+        )
+        .exclude(~Q(message_id=""), Exists(spoiled))
+        .count()
+    )
+
+
+def _rehab_start_window(domain: SendingDomain) -> WindowMetrics | None:
+    """The window as it stood when rehabilitation began (the history point written then)."""
+    if domain.rehab_started_at is None:
+        return None
+    point = (
+        domain.score_history.filter(at__lte=domain.rehab_started_at, provisional=False)
+        .order_by("-at", "-id")
+        .only("metrics")
+        .first()
+    )
+    return window_metrics(point.metrics) if point and point.metrics else None
+
+
+def domain_rehab(domain: SendingDomain, now: datetime) -> dict:
+    """The rehabilitation meter: what is done, what remains now and why
+    (docs/rehabilitation.md)."""
+    state = domain_rehab_state(domain)
+    if state not in (RehabState.NEW, RehabState.REHAB, RehabState.COOLDOWN):
+        return rehab_numbers(domain, WindowMetrics(), now=now)
+    # What remains is recomputed from the window as it is now, not from the last score's
+    # snapshot (the window ages between hourly recomputations).
+    window = window_metrics(domain_window_sums([domain.pk], now).get(domain.pk))
+    if state == RehabState.NEW:
+        scored_before = domain.score_history.filter(provisional=False, score__isnull=False).exists()
+        return rehab_numbers(domain, window, now=now, first_score=not scored_before)
+    return rehab_numbers(
+        domain,
+        window,
+        now=now,
+        done=rehab_progress(domain),
+        start=_rehab_start_window(domain),
+    )
 
 
 def domain_reputation(domain: SendingDomain) -> dict:
     """Everything the domain page, the dashboard card and the API show about a domain's score."""
     snapshot = domain.score_metrics or {}
-    metrics = window_metrics(snapshot)
-    rehab = rehab_numbers(domain, metrics) if domain.tier in ("rehab",) else None
-    if rehab is not None:
-        # The remaining target shrinks as warm-up mail joins the window, so the whole distance
-        # is what was done plus what is left.
-        progress = rehab_progress(domain)
-        remaining = rehab["score_unlock"] or 0
-        rehab["progress"] = progress
-        rehab["percent"] = 100 if not remaining else round(100 * progress / (progress + remaining))
-    history = score_history(domain)
     now = timezone.now()
+    rehab = domain_rehab(domain, now)
+    history = score_history(domain)
     chart = history_points(
         [(h.at, h.score) for h in history], start=now - timedelta(days=30), end=now
     )

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from reputation.models import Event, EventKind
+from reputation.rehab import RehabState
 
 
 class WindowMetricsSerializer(serializers.Serializer):
@@ -17,15 +18,44 @@ class WindowMetricsSerializer(serializers.Serializer):
 
 
 class RehabSerializer(serializers.Serializer):
-    bounce_dilution = serializers.IntegerField(help_text="Clean sends to bring bounces to 1 %.")
+    state = serializers.ChoiceField(
+        choices=[state.value for state in RehabState],
+        help_text="new: too few messages for a first score; rehab: demoted, earning its way "
+        "back; cooldown: out of rotation until a date; unverified: no score until the DNS "
+        "records are verified; quarantine: lifted by staff; not_needed: sending externally.",
+    )
+    done = serializers.IntegerField(
+        help_text="rehab/cooldown: clean warm-up messages since `since`; new: messages sent "
+        "toward the first score."
+    )
+    remaining = serializers.IntegerField(
+        allow_null=True,
+        help_text="Messages still needed, recomputed from the current window; null when no "
+        "number of messages gets there.",
+    )
+    percent = serializers.IntegerField(
+        allow_null=True,
+        help_text="done / (done + remaining), rounded down (100 only when nothing remains); "
+        "null when there is no meter.",
+    )
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="When rehabilitation began (rehab and cooldown only)."
+    )
+    summary = serializers.CharField(allow_blank=True, help_text="The numbers in one sentence.")
+    explanation = serializers.CharField(allow_blank=True, help_text="Why, in plain words.")
+    target_score = serializers.FloatField(help_text="The score that unlocks external sending.")
     score_unlock = serializers.IntegerField(
-        allow_null=True, help_text="Clean internal warming messages to reach the promotion score."
+        allow_null=True,
+        help_text="rehab/cooldown: clean internal warming messages to reach the target score "
+        "from the current window (also when above the practical maximum).",
+    )
+    bounce_dilution = serializers.IntegerField(
+        allow_null=True, help_text="rehab/cooldown: clean sends to bring bounces to 1 %."
     )
     reachable = serializers.BooleanField()
-    limit_score = serializers.FloatField()
+    limit_score = serializers.FloatField(allow_null=True)
     reason = serializers.CharField(allow_blank=True)
-    progress = serializers.IntegerField()
-    percent = serializers.IntegerField()
+    progress = serializers.IntegerField(help_text="Same as `done` (kept for older clients).")
 
 
 class ActionSerializer(serializers.Serializer):
@@ -52,7 +82,7 @@ class ReputationSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(allow_null=True)
     window_days = serializers.IntegerField()
     metrics = WindowMetricsSerializer(allow_null=True)
-    rehab = RehabSerializer(allow_null=True)
+    rehab = RehabSerializer()
     history = HistoryPointSerializer(many=True)
     recent_actions = ActionSerializer(many=True)
 

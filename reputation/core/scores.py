@@ -11,13 +11,12 @@ from accounts.services import workspace_notify
 from reputation.core.metrics import domain_window_sums, window_metrics
 from reputation.core.pool_map import tenant_pool_publish
 from reputation.models import ScoreHistory
+from reputation.rehab import RehabRules, RehabState, rehab_meter, rehab_state
 from reputation.scoring import (
     SCORING_VERSION,
     Tier,
     TrustScore,
     WindowMetrics,
-    rehab_bounce_dilution,
-    rehab_score_unlock,
     tier_for,
     trust_score,
 )
@@ -82,23 +81,67 @@ def metrics_snapshot(metrics: WindowMetrics) -> dict:
     }
 
 
-def rehab_numbers(domain: SendingDomain, metrics: WindowMetrics) -> dict:
-    """SPEC 3.5: how many clean internal messages bring the domain back, and why not if never."""
-    unlock = rehab_score_unlock(
-        metrics,
+def rehab_rules() -> RehabRules:
+    return RehabRules(
         reply_rate=settings.REHAB_REPLY_RATE,
         open_rate=settings.REHAB_OPEN_RATE,
         target=70.0 + settings.REPUTATION_PROMOTION_HYSTERESIS,
         max_messages=settings.REHAB_MAX_MESSAGES,
+        window_days=settings.REPUTATION_WINDOW_DAYS,
     )
+
+
+def domain_rehab_state(domain: SendingDomain) -> RehabState:
+    return rehab_state(
+        tier=domain.tier,
+        scored=domain.trust_score is not None,
+        provisional=domain.score_provisional,
+        cooldown=domain.status == DomainStatus.COOLDOWN,
+    )
+
+
+def rehab_numbers(
+    domain: SendingDomain,
+    window: WindowMetrics,
+    *,
+    now: datetime,
+    done: int = 0,
+    start: WindowMetrics | None = None,
+    first_score: bool = True,
+) -> dict:
+    """The rehabilitation meter of a domain (docs/rehabilitation.md): its state, what is done,
+    what remains now (from the current `window`) and why."""
+    rules = rehab_rules()
+    state = domain_rehab_state(domain)
+    rehabilitating = state in (RehabState.REHAB, RehabState.COOLDOWN)
+    since = domain.rehab_started_at if rehabilitating else None
+    meter = rehab_meter(
+        state,
+        window=window,
+        rules=rules,
+        now=now,
+        done=done,
+        since=since,
+        start=start,
+        first_score=first_score,
+        cooldown_until=domain.cooldown_until if domain.status == DomainStatus.COOLDOWN else None,
+    )
+    unlock = meter.unlock
     return {
-        "bounce_dilution": rehab_bounce_dilution(
-            sent=metrics.sent, hard_bounces=metrics.hard_bounces
-        ),
-        "score_unlock": unlock.messages,
-        "reachable": unlock.reachable,
-        "limit_score": round(unlock.limit_score, 2),
-        "reason": unlock.reason,
+        "state": meter.state.value,
+        "done": meter.done,
+        "remaining": meter.remaining,
+        "percent": meter.percent,
+        "since": since,
+        "summary": meter.summary,
+        "explanation": meter.explanation,
+        "target_score": rules.target,
+        "score_unlock": unlock.messages if unlock else None,
+        "bounce_dilution": meter.bounce_dilution,
+        "reachable": unlock.reachable if unlock else meter.remaining is not None,
+        "limit_score": round(unlock.limit_score, 2) if unlock else None,
+        "reason": unlock.reason if unlock else "",
+        "progress": meter.done,  # the earlier name of `done`
     }
 
 
@@ -150,10 +193,15 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
                     metrics=snapshot,
                 )
             )
+        # Progress counts from the demotion on. A domain that waited in rehab while its score
+        # was provisional is demoted by its first real score below the gate: what it sent
+        # before that was not done toward the way back. (A passing DNS failure, or the end of
+        # a cool-down, goes through "no score" and keeps the count.)
+        first_real_score = value is not None and not score.provisional and domain.score_provisional
         if tier != Tier.REHAB:
             domain.rehab_started_at = None
-        elif domain.rehab_started_at is None or domain.tier != Tier.REHAB.value:
-            domain.rehab_started_at = now  # progress counts from the demotion on
+        elif domain.rehab_started_at is None or domain.tier != Tier.REHAB.value or first_real_score:
+            domain.rehab_started_at = now
         domain.trust_score = value
         domain.tier = tier.value
         domain.score_provisional = score.provisional

@@ -64,8 +64,10 @@ def test_the_reputation_endpoint_explains_the_score(post, sender, owner):
     assert body["metrics"]["bounce_percent"] == 5.0
     # docs/rehabilitation.md#bounce-dilution: N=100, B=5
     assert body["rehab"]["bounce_dilution"] == 400
+    assert body["rehab"]["state"] == "rehab"
     assert body["rehab"]["reachable"] is True
-    assert body["rehab"]["score_unlock"] > 0
+    assert body["rehab"]["score_unlock"] == body["rehab"]["remaining"] == 256
+    assert (body["rehab"]["done"], body["rehab"]["percent"]) == (0, 0)
     assert body["history"][-1]["tier"] == "rehab"
     assert {a["action"] for a in body["recent_actions"]} >= {"reputation.bounce_warning"}
 
@@ -96,7 +98,9 @@ def test_the_domain_page_shows_gauge_history_rehab_and_actions(post, sender, own
         'data-testid="trust-score"',
         "polyline",
         "Your way back",
-        "need 500 to fall to 1 %",
+        'data-state="rehab"',
+        "0 clean warm-up messages done since rehabilitation began on",
+        "6 hard bounces (6 % of sent, costing 60 points)",
         "reputation.bounce_pause",
         'hx-trigger="workspace:score from:document',
     ):

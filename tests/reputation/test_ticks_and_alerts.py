@@ -112,8 +112,8 @@ def test_rehab_progress_counts_internal_warming_since_the_demotion(post, sender)
     post(warmup)
     sender.refresh_from_db()
     after = domain_reputation(sender)["rehab"]
-    assert after["progress"] == 40
-    assert after["percent"] == round(100 * 40 / (40 + after["score_unlock"]))
+    assert after["progress"] == after["done"] == 40
+    assert after["percent"] == 100 * 40 // (40 + after["remaining"])
 
 
 class _Capture(BaseHTTPRequestHandler):
