@@ -1,3 +1,5 @@
+from typing import Any
+
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.http import HttpRequest
@@ -46,3 +48,9 @@ class RoleForm(forms.Form):
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=80, help_text="What the token is for, e.g. 'CRM sync'.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The settings page also shows WorkspaceForm, whose `name` would take `id_name` too:
+        # distinct ids let each label, error and help text find its own input.
+        kwargs.setdefault("auto_id", "id_token_%s")
+        super().__init__(*args, **kwargs)

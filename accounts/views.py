@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -90,6 +91,7 @@ def _dashboard_domains(request: HttpRequest) -> list:
 
 @workspace_view()
 def dashboard(request: HttpRequest) -> HttpResponse:
+    steps = selectors.onboarding_steps(workspace=request.workspace)
     return render(
         request,
         "accounts/dashboard.html",
@@ -97,6 +99,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "invitations": selectors.invitation_list_for_user(user=request.user),
             "audit_logs": selectors.audit_log_list(workspace=request.workspace, limit=10),
             "domains": _dashboard_domains(request),
+            "steps": steps,
+            "steps_done": sum(step.done for step in steps),
+            "next_step": next((step for step in steps if not step.done), None),
         },
     )
 
@@ -167,6 +172,18 @@ def workspace_rename(request: HttpRequest) -> HttpResponse:
     return _back_to_settings(request)
 
 
+def _form_errors(form: Form, error: ApplicationError) -> None:
+    """Put a service's refusal on the form: beside the fields it names, else on top."""
+    placed = False
+    for field, problems in error.fields.items():
+        if field in form.fields:
+            for problem in problems:
+                form.add_error(field, problem)
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)
+
+
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
 def invitation_create(request: HttpRequest) -> HttpResponse:
@@ -174,10 +191,14 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             services.invitation_create(
-                workspace=request.workspace, inviter=request.user, **form.cleaned_data
+                workspace=request.workspace,
+                inviter=request.user,
+                # The link points where the inviter reached us (host and port as served).
+                site_url=request.build_absolute_uri("/"),
+                **form.cleaned_data,
             )
         except ApplicationError as error:
-            form.add_error(None, error.message)
+            _form_errors(form, error)
         else:
             messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
             return _back_to_settings(request)

@@ -17,6 +17,9 @@ env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Django's technical error pages (tracebacks, settings) instead of the product's own 404/500
+# pages; only with DEBUG on, and only when a developer asks for them.
+DEBUG_PAGES = DEBUG and env.bool("DJANGO_DEBUG_PAGES", default=False)
 SECRET_KEY = env.str(
     "DJANGO_SECRET_KEY",
     default="insecure-development-key-do-not-use-in-production" if DEBUG else environ.Env.NOTSET,
@@ -68,6 +71,10 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.CurrentWorkspaceMiddleware",
+    # Last: process_exception runs bottom-up, so a refusal becomes a message before the error
+    # pages see it.
+    "config.middleware.ErrorPagesMiddleware",
+    "config.middleware.ApplicationErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

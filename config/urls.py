@@ -1,13 +1,20 @@
+import re
+from types import ModuleType
+
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import include, path
-from django.views import defaults
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+import accounts.api.urls
+import reputation.api.urls
+import sending.api.urls
 from accounts import views as account_views
 from accounts.api.errors import error_body
 from accounts.urls import workspace_urlpatterns as account_pages
 from billing.urls import workspace_urlpatterns as billing_pages
+from config import error_pages
 from leaderboard.urls import workspace_urlpatterns as leaderboard_pages
 from sending.urls import workspace_urlpatterns as sending_pages
 from warming.urls import workspace_urlpatterns as warming_pages
@@ -19,6 +26,48 @@ workspace_pages = [
     *leaderboard_pages,
     *billing_pages,
 ]
+API_V1: list[ModuleType] = [accounts.api.urls, sending.api.urls, reputation.api.urls]
+
+
+def _route(pattern: URLPattern | URLResolver) -> str:
+    """`^domains/(?P<id>[^/.]+)/$` or `me/` as `/api/v1/domains/{id}/`, `/api/v1/me/`."""
+    text = str(pattern.pattern).lstrip("^").rstrip("$")
+    text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", text)
+    text = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", text)
+    return "/api/v1/" + text
+
+
+def _methods(pattern: URLPattern) -> list[str]:
+    view = pattern.callback
+    actions = getattr(view, "actions", None)  # a DRF viewset route: {"get": "list", ...}
+    cls = getattr(view, "cls", None) or getattr(view, "view_class", None)
+    allowed = getattr(cls, "http_method_names", [])
+    names = actions.keys() if actions else [m for m in allowed if cls and hasattr(cls, m)]
+    return [m.upper() for m in names if m in allowed and m not in ("head", "options")]
+
+
+def api_index(request: HttpRequest) -> HttpResponse:
+    """GET /api/v1/: what the API offers, so the bare prefix answers something useful."""
+    if request.method not in ("GET", "HEAD"):
+        message = f"Method {request.method} is not allowed here; use GET."
+        return JsonResponse(error_body("method_not_allowed", message), status=405)
+    endpoints = [
+        {"path": _route(pattern), "methods": _methods(pattern)}
+        for module in API_V1
+        for pattern in module.urlpatterns
+        if isinstance(pattern, URLPattern)
+    ]
+    return JsonResponse(
+        {
+            "name": f"{settings.PRODUCT_NAME} API",
+            "version": "v1",
+            "authentication": "Authorization: Bearer <token> (a token is bound to one workspace)",
+            "documentation": "/api/docs/",
+            "schema": "/api/schema/",
+            "endpoints": endpoints,
+        }
+    )
+
 
 urlpatterns = [
     path("", account_views.landing, name="landing"),
@@ -27,18 +76,12 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("reputation.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("accounts.api.urls")),
-    path("api/v1/", include("sending.api.urls")),
-    path("api/v1/", include("reputation.api.urls")),
+    path("api/v1/", api_index, name="api-index"),
+    *[path("api/v1/", include(module)) for module in API_V1],
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-
-def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
-    return defaults.page_not_found(request, exception)
-
-
-handler404 = page_not_found
+handler404 = error_pages.page_not_found
+handler403 = error_pages.permission_denied
+handler500 = error_pages.server_error

@@ -10,8 +10,8 @@ from sending.models import ConnectionType, SendingDomain
 
 
 class DomainForm(forms.Form):
+    # No max_length: the name rules answer an over-long name with the DNS limit in words.
     name = forms.CharField(
-        max_length=300,
         label="Domain name",
         widget=forms.TextInput(attrs={"placeholder": "example.com", "autocomplete": "off"}),
     )

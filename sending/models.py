@@ -60,6 +60,13 @@ class SendingDomain(models.Model):
     score_metrics = models.JSONField(default=dict, blank=True)
     score_updated_at = models.DateTimeField(null=True, blank=True)
     rehab_started_at = models.DateTimeField(null=True, blank=True)
+    # db_default too: rows written by raw SQL (bulk loads, older code during a deploy) get it.
+    is_demo = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Demo data: shown as verified although its DNS is not published, so DNS "
+        "checks report but never change its status.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -198,6 +205,24 @@ class Mailbox(models.Model):
     @property
     def address(self) -> str:
         return f"{self.local_part}@{self.domain.name}"
+
+    @property
+    def is_connected(self) -> bool:
+        """Platform mailboxes send through our MTA; an external one only once its last
+        connection test passed (new server settings clear the result)."""
+        return self.connection != ConnectionType.EXTERNAL or self.connection_ok is True
+
+    @property
+    def warmup_active(self) -> bool:
+        """Enrolled in warm-up and able to send: an external mailbox waits for its test."""
+        return self.warmup_enabled and self.is_connected
+
+    @property
+    def warmup_status(self) -> str:
+        """`enrolled`, `waiting_for_connection_test` or `off`, for the pages and the API."""
+        if not self.warmup_enabled:
+            return "off"
+        return "enrolled" if self.is_connected else "waiting_for_connection_test"
 
 
 class Suppression(models.Model):

@@ -1,18 +1,26 @@
-"""Pages for sending domains, mailboxes and campaigns; every view is scoped to one workspace."""
+"""Pages for sending domains, mailboxes and campaigns; every view is scoped to one workspace.
 
+A service's refusal (ApplicationError) raised here becomes a message on the page the user came
+from (config.middleware.ApplicationErrorMiddleware); only forms catch it, to put it beside the
+fields it names."""
+
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
+from accounts.http import WorkspaceRequest
 from accounts.models import Role
 from config.errors import ApplicationError
 from reputation import selectors as reputation_selectors
 from sending import selectors
 from sending.forms import DomainForm, MailboxForm, MailboxSettingsForm
-from sending.models import SendingDomain
+from sending.models import Mailbox, SendingDomain
 from sending.services.connection import mailbox_test_connection
 from sending.services.dkim import dkim_rotation_start
 from sending.services.dns import domain_records
@@ -26,8 +34,10 @@ from sending.services.mailboxes import (
 )
 from sending.services.verification import domain_verify
 
+DEMO_CHECK = "Demo domain: its DNS is not really published, so checks change nothing."
 
-def _form_errors(form, error: ApplicationError) -> None:
+
+def _form_errors(form: forms.Form, error: ApplicationError) -> None:
     """Put a service's refusal on the form: per field where it says which, else on top."""
     placed = False
     for field, problems in error.fields.items():
@@ -39,19 +49,19 @@ def _form_errors(form, error: ApplicationError) -> None:
         form.add_error(None, error.message)
 
 
-def _domain_or_404(request: HttpRequest, public_id: str) -> SendingDomain:
+def _domain_or_404(request: WorkspaceRequest, public_id: str) -> SendingDomain:
     domain = selectors.domain_get(workspace=request.workspace, public_id=public_id)
     if domain is None:
         raise Http404("No such domain.")
     return domain
 
 
-def _can_manage(request: HttpRequest) -> bool:
+def _can_manage(request: WorkspaceRequest) -> bool:
     return request.membership.has_role(Role.ADMIN)
 
 
 @workspace_view()
-def domains(request: HttpRequest) -> HttpResponse:
+def domains(request: WorkspaceRequest) -> HttpResponse:
     form = DomainForm(request.POST or None)
     if request.method == "POST":
         if not _can_manage(request):
@@ -77,7 +87,7 @@ def domains(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _domain_context(request: HttpRequest, domain: SendingDomain) -> dict:
+def _domain_context(request: WorkspaceRequest, domain: SendingDomain) -> dict[str, Any]:
     results = {(r["kind"], r.get("selector", "")): r for r in domain.dns_results}
     rows = [
         {"record": record, "result": results.get((record.kind, record.selector))}
@@ -88,10 +98,11 @@ def _domain_context(request: HttpRequest, domain: SendingDomain) -> dict:
         "rows": rows,
         "keys": list(domain.dkim_keys.all()),
         "can_manage": _can_manage(request),
+        "demo_note": DEMO_CHECK,
     }
 
 
-def _reputation_context(domain: SendingDomain) -> dict:
+def _reputation_context(domain: SendingDomain) -> dict[str, Any]:
     return {
         "rep": reputation_selectors.domain_reputation(domain),
         "actions": reputation_selectors.domain_actions(domain),
@@ -99,14 +110,14 @@ def _reputation_context(domain: SendingDomain) -> dict:
 
 
 @workspace_view()
-def domain_detail(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_detail(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
     context = {**_domain_context(request, domain), **_reputation_context(domain)}
     return render(request, "sending/domain_detail.html", context)
 
 
 @workspace_view()
-def domain_reputation(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_reputation(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
     """The live reputation card (re-fetched by HTMX when a score event arrives)."""
     domain = _domain_or_404(request, domain_id)
     context = {"domain": domain, **_reputation_context(domain)}
@@ -115,50 +126,43 @@ def domain_reputation(request: HttpRequest, domain_id: str) -> HttpResponse:
 
 @workspace_view()
 @require_POST
-def domain_check(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_check(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
     """Check the records now; HTMX swaps the record table, a plain POST reloads the page."""
     domain = _domain_or_404(request, domain_id)
-    try:
-        verification = domain_verify(domain=domain, actor=request.user)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return redirect("domains", request.workspace.public_id)
-    domain = _domain_or_404(request, domain_id)
-    if verification.verified:
+    verification = domain_verify(domain=domain, actor=request.user)
+    if domain.is_demo:
+        messages.info(request, DEMO_CHECK)
+    elif verification.verified:
         messages.success(request, f"{domain.name} is verified and can send.")
-    template = (
-        "sending/partials/domain_records.html" if request.htmx else "sending/domain_detail.html"
-    )
-    return render(request, template, _domain_context(request, domain))
+    if not request.htmx:
+        return redirect("domain_detail", request.workspace.public_id, domain.public_id)
+    domain = _domain_or_404(request, domain_id)
+    return render(request, "sending/partials/domain_records.html", _domain_context(request, domain))
 
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def domain_rotate_dkim(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_rotate_dkim(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
-    try:
-        key = dkim_rotation_start(domain=domain, actor=request.user)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(
-            request,
-            f"New DKIM key {key.selector} created. Publish its record beside the current one; "
-            "we switch to it once it checks out.",
-        )
+    key = dkim_rotation_start(domain=domain, actor=request.user)
+    messages.success(
+        request,
+        f"New DKIM key {key.selector} created. Publish its record beside the current one; "
+        "we switch to it once it checks out.",
+    )
     return redirect("domain_detail", request.workspace.public_id, domain.public_id)
 
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def domain_remove(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_remove(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
     domain_retire(domain=domain, actor=request.user)
     messages.success(request, f"{domain.name} was removed; its mailboxes stopped sending.")
     return redirect("domains", request.workspace.public_id)
 
 
-def _mailbox_or_404(request: HttpRequest, mailbox_id: int):
+def _mailbox_or_404(request: WorkspaceRequest, mailbox_id: int) -> Mailbox:
     mailbox = selectors.mailbox_get(workspace=request.workspace, pk=mailbox_id)
     if mailbox is None:
         raise Http404("No such mailbox.")
@@ -166,7 +170,7 @@ def _mailbox_or_404(request: HttpRequest, mailbox_id: int):
 
 
 @workspace_view()
-def mailboxes(request: HttpRequest) -> HttpResponse:
+def mailboxes(request: WorkspaceRequest) -> HttpResponse:
     verified = list(selectors.domain_list_verified(workspace=request.workspace))
     form = MailboxForm(request.POST or None, domains=verified)
     if request.method == "POST":
@@ -179,7 +183,14 @@ def mailboxes(request: HttpRequest) -> HttpResponse:
             except ApplicationError as error:
                 _form_errors(form, error)
             else:
-                messages.success(request, f"{mailbox.address} added.")
+                if mailbox.is_connected:
+                    messages.success(request, f"{mailbox.address} added.")
+                else:
+                    messages.success(
+                        request,
+                        f"{mailbox.address} added. Run Test connection to connect it: it "
+                        "sends and warms up once both servers accept the login.",
+                    )
                 return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
     return render(
         request,
@@ -194,7 +205,7 @@ def mailboxes(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view()
-def mailbox_detail(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request, mailbox_id)
     form = MailboxSettingsForm(
         request.POST or None,
@@ -205,13 +216,22 @@ def mailbox_detail(request: HttpRequest, mailbox_id: int) -> HttpResponse:
         if not _can_manage(request):
             raise PermissionDenied
         if form.is_valid():
-            data = form.cleaned_data
+            was_connected = mailbox.is_connected
             try:
-                mailbox_update(mailbox=mailbox, actor=request.user, data=data)
+                mailbox = mailbox_update(
+                    mailbox=mailbox, actor=request.user, data=form.cleaned_data
+                )
             except ApplicationError as error:
                 _form_errors(form, error)
             else:
-                messages.success(request, "Mailbox saved.")
+                if was_connected and not mailbox.is_connected:
+                    messages.success(
+                        request,
+                        "Mailbox saved. Its server settings changed: run Test connection again "
+                        "to connect it.",
+                    )
+                else:
+                    messages.success(request, "Mailbox saved.")
                 return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
     return render(
         request,
@@ -222,43 +242,44 @@ def mailbox_detail(request: HttpRequest, mailbox_id: int) -> HttpResponse:
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def mailbox_test(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+def mailbox_test(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
+    """Test connection; HTMX swaps the connection card, a plain POST reloads the page."""
     mailbox = _mailbox_or_404(request, mailbox_id)
-    try:
-        results = mailbox_test_connection(mailbox=mailbox)
-    except ApplicationError as error:
-        results, error_message = [], error.message
-    else:
-        error_message = ""
+    results = mailbox_test_connection(mailbox=mailbox)
     mailbox.refresh_from_db()
+    if mailbox.is_connected:
+        messages.success(request, f"{mailbox.address} is connected: both servers accept it.")
+    else:
+        messages.error(request, f"{mailbox.address} is not connected. {mailbox.connection_error}")
+    if not request.htmx:
+        return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
     return render(
         request,
         "sending/partials/connection_results.html",
-        {"mailbox": mailbox, "results": results, "error_message": error_message},
+        {"mailbox": mailbox, "results": results, "can_manage": True},
     )
 
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def mailbox_status(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+def mailbox_status(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request, mailbox_id)
     action = request.POST.get("action")
-    try:
-        if action == "pause":
-            mailbox_pause(mailbox=mailbox, actor=request.user, reason="Paused by you.")
-        elif action == "resume":
-            mailbox_resume(mailbox=mailbox, actor=request.user, reason="Resumed by you.")
-        elif action == "delete":
-            mailbox_delete(mailbox=mailbox, actor=request.user)
-            messages.success(request, f"{mailbox.address} deleted.")
-            return redirect("mailboxes", request.workspace.public_id)
-        else:
-            raise ApplicationError("Unknown action.")
-    except ApplicationError as error:
-        messages.error(request, error.message)
+    if action == "pause":
+        mailbox_pause(mailbox=mailbox, actor=request.user, reason="Paused by you.")
+        messages.success(request, f"{mailbox.address} paused.")
+    elif action == "resume":
+        mailbox_resume(mailbox=mailbox, actor=request.user, reason="Resumed by you.")
+        messages.success(request, f"{mailbox.address} sends again.")
+    elif action == "delete":
+        mailbox_delete(mailbox=mailbox, actor=request.user)
+        messages.success(request, f"{mailbox.address} deleted.")
+        return redirect("mailboxes", request.workspace.public_id)
+    else:
+        raise ApplicationError("Unknown action.")
     return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
 
 
 @workspace_view()
-def campaigns(request: HttpRequest) -> HttpResponse:
+def campaigns(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "sending/campaigns.html")

@@ -25,6 +25,7 @@ class DomainSerializer(serializers.ModelSerializer):
             "verified_at",
             "dns_checked_at",
             "cooldown_until",
+            "is_demo",
             "created_at",
         ]
         read_only_fields = fields
@@ -67,11 +68,23 @@ class CheckResultSerializer(serializers.Serializer):
 class VerificationSerializer(serializers.Serializer):
     status = serializers.CharField()
     verified = serializers.BooleanField()
+    demo = serializers.BooleanField(
+        help_text="A demo domain: its DNS is not really published, so checks change nothing."
+    )
     results = CheckResultSerializer(many=True)
 
 
 class MailboxSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="domain.public_id", read_only=True)
+    is_connected = serializers.BooleanField(
+        read_only=True,
+        help_text="Platform mailboxes always; an external one once its connection test passed.",
+    )
+    warmup_status = serializers.ChoiceField(
+        choices=["enrolled", "waiting_for_connection_test", "off"],
+        read_only=True,
+        help_text="An external mailbox enrolled in warm-up waits for a passing connection test.",
+    )
 
     class Meta:
         model = Mailbox
@@ -88,6 +101,7 @@ class MailboxSerializer(serializers.ModelSerializer):
             "status_reason",
             "cooldown_until",
             "warmup_enabled",
+            "warmup_status",
             "smtp_host",
             "smtp_port",
             "smtp_security",
@@ -96,6 +110,7 @@ class MailboxSerializer(serializers.ModelSerializer):
             "imap_port",
             "imap_security",
             "imap_username",
+            "is_connected",
             "connection_ok",
             "connection_checked_at",
             "connection_error",

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.views import api_membership_for_write, api_memberships
+from accounts.http import api_user
 from reputation.api.serializers import ReputationSerializer
 from reputation.selectors import domain_actions, domain_reputation
 from sending.api.serializers import (
@@ -57,7 +58,9 @@ class DomainViewSet(
         data.is_valid(raise_exception=True)
         membership = api_membership_for_write(request, data.validated_data.get("workspace"))
         domain = domain_create(
-            workspace=membership.workspace, actor=request.user, name=data.validated_data["name"]
+            workspace=membership.workspace,
+            actor=api_user(request),
+            name=data.validated_data["name"],
         )
         return Response(
             DomainSerializer(self.get_queryset().get(pk=domain.pk)).data,
@@ -65,7 +68,7 @@ class DomainViewSet(
         )
 
     def perform_destroy(self, instance: SendingDomain) -> None:
-        domain_retire(domain=instance, actor=self.request.user)
+        domain_retire(domain=instance, actor=api_user(self.request))
 
     @extend_schema(responses=DnsRecordSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="dns-records")
@@ -88,11 +91,12 @@ class DomainViewSet(
     @action(detail=True, methods=["post"])
     def verify(self, request: Request, id: str) -> Response:
         """Check every record now and return the per-record results."""
-        verification = domain_verify(domain=self.get_object(), actor=request.user)
+        verification = domain_verify(domain=self.get_object(), actor=api_user(request))
         return Response(
             {
                 "status": verification.domain.status,
                 "verified": verification.verified,
+                "demo": verification.domain.is_demo,
                 "results": verification.results,
             }
         )
@@ -133,24 +137,24 @@ class MailboxViewSet(viewsets.ModelViewSet):
         )
         if domain is None:
             raise NotFound("No such sending domain.")
-        mailbox = mailbox_create(domain=domain, actor=request.user, data=data)
+        mailbox = mailbox_create(domain=domain, actor=api_user(request), data=data)
         return Response(MailboxSerializer(mailbox).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MailboxWriteSerializer, responses=MailboxSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         mailbox = mailbox_update(
-            mailbox=self.get_object(), actor=request.user, data=self._write_data(request)
+            mailbox=self.get_object(), actor=api_user(request), data=self._write_data(request)
         )
         return Response(MailboxSerializer(mailbox).data)
 
     def perform_destroy(self, instance: Mailbox) -> None:
-        mailbox_delete(mailbox=instance, actor=self.request.user)
+        mailbox_delete(mailbox=instance, actor=api_user(self.request))
 
     @extend_schema(request=None, responses=ConnectionResultSerializer(many=True))
     @action(detail=True, methods=["post"], url_path="test-connection")
     def test_connection(self, request: Request, pk: str) -> Response:
         """Log in to the mailbox's SMTP and IMAP servers; each result says why it failed."""
         mailbox = self.get_object()
-        require_role(workspace=mailbox.domain.workspace, user=request.user)
+        require_role(workspace=mailbox.domain.workspace, user=api_user(request))
         results = mailbox_test_connection(mailbox=mailbox)
         return Response([r.as_dict() for r in results])

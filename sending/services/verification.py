@@ -33,7 +33,8 @@ class Verification:
 def domain_verify(
     *, domain: SendingDomain, actor: User | None = None, now: datetime | None = None
 ) -> Verification:
-    """Check every record now; verify, demote or keep the domain by what DNS says.
+    """Check every record now; verify, demote or keep the domain by what DNS says (a demo
+    domain only records the results).
 
     DNS is asked outside any transaction (a slow resolver holds no lock); the outcome is then
     applied under a row lock, against the keys as they are at that moment."""
@@ -62,7 +63,7 @@ def _verification_apply(
     active = next((k for k in keys if k.state == DkimKeyState.ACTIVE), None)
     pending = next((k for k in keys if k.state == DkimKeyState.PENDING), None)
     pending_result = by_selector.get(pending.selector) if pending else None
-    if pending and pending_result and pending_result.status == PASS:
+    if pending and pending_result and pending_result.status == PASS and not domain.is_demo:
         dkim_switch(domain=domain, new=pending, old=active, actor=actor, now=now)
         active = pending
     # Verification needs ownership, SPF, DMARC and the signing key; a pending key only blocks
@@ -77,12 +78,16 @@ def _verification_apply(
     definitive_failure = any(r.status == FAIL for r in gating)
     lookup_errors = any(r.status == ERROR for r in results)
     mx = next((r for r in results if r.kind == "mx"), None)
-    if mx and mx.found:
+    if mx and mx.found and not domain.is_demo:
         domain.provider = provider_from_mx(mx.found)
 
     domain.dns_results = [r.as_dict() for r in results]
     domain.dns_checked_at = now
-    if domain.status == DomainStatus.PENDING_DNS and all_pass:
+    if domain.is_demo:
+        # Demo data is shown as verified but its DNS is not really published: report what DNS
+        # says and change nothing else, so checking the demo never breaks it.
+        domain.save(update_fields=["dns_results", "dns_checked_at"])
+    elif domain.status == DomainStatus.PENDING_DNS and all_pass:
         domain.verified_at = now
         domain.save(update_fields=CHECK_FIELDS)
         domain_status_set(

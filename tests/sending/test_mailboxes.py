@@ -259,8 +259,10 @@ def test_the_mailbox_pages_add_and_test_a_mailbox(
     fragment = owner_client.post(
         f"/w/{ws}/mailboxes/{mailbox.pk}/test/", HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert fragment.lstrip().startswith('<div id="connection-results">')
-    assert fragment.count("badge-pass") == 2
+    assert fragment.lstrip().startswith('<section class="card" id="connection"')
+    assert "<html" not in fragment  # the card, not a page
+    assert fragment.count('<span class="badge badge-pass">ok</span>') == 2
+    assert "Connected" in fragment
 
 
 def test_platform_mailboxes_and_statuses_are_audited(verified_domain, owner, owner_client):

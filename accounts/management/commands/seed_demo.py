@@ -1,6 +1,7 @@
 """Idempotent demo data: an operator and two customer workspaces with their users."""
 
 from io import StringIO
+from typing import TYPE_CHECKING
 
 from allauth.account.models import EmailAddress
 from django.core.management import call_command
@@ -11,6 +12,10 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role, User, Workspace
 from accounts.services import workspace_create
+from config.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from sending.models import SendingDomain
 
 DEMO_PASSWORD = "demo-password-1"
 OPERATOR = "ops@demo.trustgate.test"
@@ -31,27 +36,60 @@ DOMAINS = {
     ],
 }
 DEMO_MESSAGES = 600
+DEMO_REASON = "Demo domain: its DNS is not really published; shown as verified."
 
 
-def _demo_domains(workspace: Workspace, owner: User) -> None:
+def _demo_domain(
+    workspace: Workspace, owner: User, name: str, provider: str
+) -> "SendingDomain | None":
+    """The demo domain `name`, claimed again if it was removed and back to verified if a DNS
+    check demoted it (before demo domains were marked). Penalties the simulated traffic earned
+    (cool-down, quarantine) stay: they are part of the demo."""
     from sending.models import DomainStatus, SendingDomain
     from sending.services.domains import domain_create
-    from sending.services.mailboxes import mailbox_create
+    from sending.services.status import domain_status_set
     from sending.services.verification import VERIFIED_RECHECK
 
-    now = timezone.now()
-    for name, provider, locals_, (persona, seed) in DOMAINS.get(workspace.name, []):
-        domain = SendingDomain.objects.filter(workspace=workspace, name=name).first()
-        if domain is None:
+    domain = (
+        SendingDomain.objects.filter(workspace=workspace, name=name)
+        .exclude(status=DomainStatus.RETIRED)
+        .first()
+    )
+    if domain is None:
+        try:
             domain = domain_create(workspace=workspace, actor=owner, name=name)
-            SendingDomain.objects.filter(pk=domain.pk).update(
-                status=DomainStatus.VERIFIED,
-                status_reason="Demo data: DNS treated as verified.",
-                verified_at=now,
-                provider=provider,
-                next_check_at=now + VERIFIED_RECHECK,
-            )
-            domain.refresh_from_db()
+        except ApplicationError:
+            return None  # claimed by another workspace since: leave it to its holder
+    now = timezone.now()
+    SendingDomain.objects.filter(pk=domain.pk).update(
+        is_demo=True,
+        provider=provider,
+        verified_at=domain.verified_at or now,
+        next_check_at=now + VERIFIED_RECHECK,
+    )
+    domain.refresh_from_db()
+    if domain.status == DomainStatus.PENDING_DNS:
+        domain_status_set(
+            domain=domain,
+            status=DomainStatus.VERIFIED,
+            actor=None,
+            reason=DEMO_REASON,
+            now=now,
+            action="domain.verify",
+        )
+    return domain
+
+
+def _demo_domains(workspace: Workspace, owner: User) -> list[str]:
+    """Create or repair the workspace's demo domains; the names that could not be had."""
+    from sending.services.mailboxes import mailbox_create
+
+    skipped = []
+    for name, provider, locals_, (persona, seed) in DOMAINS.get(workspace.name, []):
+        domain = _demo_domain(workspace, owner, name, provider)
+        if domain is None:
+            skipped.append(name)
+            continue
         for local_part in locals_:
             if not domain.mailboxes.filter(local_part=local_part).exists():
                 mailbox_create(
@@ -73,6 +111,7 @@ def _demo_domains(workspace: Workspace, owner: User) -> None:
                 seed=seed,
                 stdout=StringIO(),
             )
+    return skipped
 
 
 def _user(email: str, *, staff: bool = False) -> User:
@@ -139,7 +178,8 @@ class Command(BaseCommand):
                 Membership.objects.get_or_create(
                     workspace=workspace, user=_user(email), defaults={"role": role}
                 )
-            _demo_domains(workspace, owner)
+            for name in _demo_domains(workspace, owner):
+                self.stdout.write(f"Skipped the demo domain {name}: another workspace holds it.")
             logins += [(email, f"{role} of {name}") for email, role in people]
         _demo_pools()
         from reputation.core.pool_map import pool_map_export
