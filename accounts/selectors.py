@@ -1,6 +1,8 @@
 """Reads for accounts: every query a customer can trigger is scoped to their memberships."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import F, QuerySet
 from django.urls import reverse
@@ -132,12 +134,12 @@ def onboarding_steps(*, workspace: Workspace) -> list[OnboardingStep]:
         )
     best = max(domains, key=lambda d: d["trust_score"] or 0, default=None)
 
-    def domain_url(domain: dict | None) -> str:
+    def domain_url(domain: Mapping[str, Any] | None) -> str:
         if domain is None:
             return reverse("domains", args=[ws])
         return reverse("domain_detail", args=[ws, domain["public_id"]])
 
-    def mailbox_url(mailbox: dict | None) -> str:
+    def mailbox_url(mailbox: Mapping[str, Any] | None) -> str:
         if mailbox is None:
             return reverse("mailboxes", args=[ws])
         return reverse("mailbox_detail", args=[ws, mailbox["pk"]])

@@ -1,10 +1,9 @@
 """HTML pages for the workspace: dashboard, settings, members, invitations and API tokens."""
 
-from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -13,8 +12,11 @@ from django.views.decorators.http import require_POST
 from accounts import selectors, services
 from accounts.decorators import workspace_view
 from accounts.forms import ApiTokenForm, InvitationForm, RoleForm, WorkspaceForm
-from accounts.models import ApiToken, Invitation, Role
+from accounts.http import AuthedRequest, WorkspaceRequest
+from accounts.models import ApiToken, Invitation, Role, User
 from config.errors import ApplicationError
+from config.forms import form_add_refusal
+from sending.models import SendingDomain
 from sending.selectors import domain_list
 
 
@@ -23,7 +25,7 @@ def landing(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def app_home(request: HttpRequest) -> HttpResponse:
+def app_home(request: AuthedRequest) -> HttpResponse:
     """Send the user to their current workspace, or help them get one."""
     membership = request.current_membership
     if membership:
@@ -35,7 +37,7 @@ def app_home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def workspace_new(request: HttpRequest) -> HttpResponse:
+def workspace_new(request: AuthedRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -43,7 +45,7 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
                 owner=request.user, name=form.cleaned_data["name"]
             )
         except ApplicationError as error:
-            form.add_error("name", error.message)
+            form_add_refusal(form, error)
         else:
             messages.success(request, f"Workspace “{workspace.name}” created.")
             return redirect("dashboard", workspace.public_id)
@@ -54,14 +56,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = selectors.invitation_get_by_token(token)
     if invitation is None:
         raise Http404("No such invitation.")
-    if request.method == "POST" and request.user.is_authenticated:
-        try:
-            membership = services.invitation_accept(invitation=invitation, user=request.user)
-        except ApplicationError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, f"You joined {membership.workspace.name}.")
-            return redirect("dashboard", membership.workspace.public_id)
+    if request.method == "POST" and isinstance(request.user, User):
+        membership = services.invitation_accept(invitation=invitation, user=request.user)
+        messages.success(request, f"You joined {membership.workspace.name}.")
+        return redirect("dashboard", membership.workspace.public_id)
     return render(
         request,
         "accounts/invitation.html",
@@ -71,26 +69,22 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def invitation_accept_listed(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def invitation_accept_listed(request: AuthedRequest, invitation_id: int) -> HttpResponse:
     """Accept one of the open invitations addressed to the signed-in user's email."""
     invitation = get_object_or_404(
         selectors.invitation_list_for_user(user=request.user), pk=invitation_id
     )
-    try:
-        membership = services.invitation_accept(invitation=invitation, user=request.user)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return redirect("app_home")
+    membership = services.invitation_accept(invitation=invitation, user=request.user)
     messages.success(request, f"You joined {membership.workspace.name}.")
     return redirect("dashboard", membership.workspace.public_id)
 
 
-def _dashboard_domains(request: HttpRequest) -> list:
+def _dashboard_domains(request: WorkspaceRequest) -> list[SendingDomain]:
     return list(domain_list(workspace=request.workspace))
 
 
 @workspace_view()
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: WorkspaceRequest) -> HttpResponse:
     steps = selectors.onboarding_steps(workspace=request.workspace)
     return render(
         request,
@@ -107,7 +101,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view()
-def dashboard_domains(request: HttpRequest) -> HttpResponse:
+def dashboard_domains(request: WorkspaceRequest) -> HttpResponse:
     """The live score table (re-fetched by HTMX when a score event arrives)."""
     return render(
         request,
@@ -116,7 +110,7 @@ def dashboard_domains(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _settings_context(request: HttpRequest, **extra) -> dict:
+def _settings_context(request: WorkspaceRequest, **extra: Any) -> dict[str, Any]:
     workspace = request.workspace
     is_owner = request.membership.has_role(Role.OWNER)
     context = {
@@ -138,28 +132,17 @@ def _settings_context(request: HttpRequest, **extra) -> dict:
 
 
 @workspace_view()
-def workspace_settings(request: HttpRequest) -> HttpResponse:
+def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "accounts/settings.html", _settings_context(request))
 
 
-def _back_to_settings(request: HttpRequest) -> HttpResponse:
+def _back_to_settings(request: WorkspaceRequest) -> HttpResponse:
     return redirect("workspace_settings", request.workspace.public_id)
-
-
-def _apply(request: HttpRequest, call: Callable[[], object], success: str) -> bool:
-    """Run a service call; flash its refusal or `success`. True when it went through."""
-    try:
-        call()
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return False
-    messages.success(request, success)
-    return True
 
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def workspace_rename(request: HttpRequest) -> HttpResponse:
+def workspace_rename(request: WorkspaceRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST)
     if not form.is_valid():
         return render(
@@ -172,21 +155,9 @@ def workspace_rename(request: HttpRequest) -> HttpResponse:
     return _back_to_settings(request)
 
 
-def _form_errors(form: Form, error: ApplicationError) -> None:
-    """Put a service's refusal on the form: beside the fields it names, else on top."""
-    placed = False
-    for field, problems in error.fields.items():
-        if field in form.fields:
-            for problem in problems:
-                form.add_error(field, problem)
-            placed = True
-    if not placed:
-        form.add_error(None, error.message)
-
-
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def invitation_create(request: HttpRequest) -> HttpResponse:
+def invitation_create(request: WorkspaceRequest) -> HttpResponse:
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
@@ -198,7 +169,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
                 **form.cleaned_data,
             )
         except ApplicationError as error:
-            _form_errors(form, error)
+            form_add_refusal(form, error)
         else:
             messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
             return _back_to_settings(request)
@@ -209,19 +180,16 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def invitation_revoke(request: WorkspaceRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=invitation_id, workspace=request.workspace)
-    _apply(
-        request,
-        lambda: services.invitation_revoke(invitation=invitation, actor=request.user),
-        f"Invitation to {invitation.email} revoked.",
-    )
+    services.invitation_revoke(invitation=invitation, actor=request.user)
+    messages.success(request, f"Invitation to {invitation.email} revoked.")
     return _back_to_settings(request)
 
 
 @workspace_view(min_role=Role.ADMIN)
 @require_POST
-def membership_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def membership_role(request: WorkspaceRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(
         selectors.membership_list(workspace=request.workspace), pk=membership_id
     )
@@ -230,36 +198,29 @@ def membership_role(request: HttpRequest, membership_id: int) -> HttpResponse:
         messages.error(request, "Choose a valid role.")
         return _back_to_settings(request)
     role = form.cleaned_data["role"]
-    _apply(
-        request,
-        lambda: services.membership_role_change(
-            membership=membership, actor=request.user, role=role
-        ),
-        f"{membership.user.email} is now {Role(role).label}.",
-    )
+    services.membership_role_change(membership=membership, actor=request.user, role=role)
+    messages.success(request, f"{membership.user.email} is now {Role(role).label}.")
     return _back_to_settings(request)
 
 
 @workspace_view()
 @require_POST
-def membership_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+def membership_remove(request: WorkspaceRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(
         selectors.membership_list(workspace=request.workspace), pk=membership_id
     )
     leaving = membership.user_id == request.user.pk
-    done = _apply(
-        request,
-        lambda: services.membership_remove(membership=membership, actor=request.user),
-        f"You left {request.workspace.name}."
-        if leaving
-        else f"{membership.user.email} was removed.",
-    )
-    return redirect("app_home") if done and leaving else _back_to_settings(request)
+    services.membership_remove(membership=membership, actor=request.user)
+    if leaving:
+        messages.success(request, f"You left {request.workspace.name}.")
+        return redirect("app_home")
+    messages.success(request, f"{membership.user.email} was removed.")
+    return _back_to_settings(request)
 
 
 @workspace_view()
 @require_POST
-def api_token_create(request: HttpRequest) -> HttpResponse:
+def api_token_create(request: WorkspaceRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST)
     issued = None
     if form.is_valid():
@@ -268,7 +229,7 @@ def api_token_create(request: HttpRequest) -> HttpResponse:
                 user=request.user, workspace=request.workspace, name=form.cleaned_data["name"]
             )
         except ApplicationError as error:
-            form.add_error(None, error.message)
+            form_add_refusal(form, error)
         else:
             form = ApiTokenForm()
     # Rendered, not redirected: the secret is shown in this response only and never stored.
@@ -281,11 +242,8 @@ def api_token_create(request: HttpRequest) -> HttpResponse:
 
 @workspace_view()
 @require_POST
-def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def api_token_revoke(request: WorkspaceRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=token_id, workspace=request.workspace)
-    _apply(
-        request,
-        lambda: services.api_token_revoke(token=token, actor=request.user),
-        f"Token “{token.name}” revoked.",
-    )
+    services.api_token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Token “{token.name}” revoked.")
     return _back_to_settings(request)

@@ -4,6 +4,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from reputation.scoring import EXTERNAL_THRESHOLD
+
 
 @dataclass(frozen=True)
 class Gauge:
@@ -27,28 +29,6 @@ def gauge(score: float | None, *, cx: float = 60, cy: float = 60, r: float = 50)
     )
 
 
-def history_points(
-    points: list[tuple[datetime, float | None]],
-    *,
-    start: datetime,
-    end: datetime,
-    width: int = 600,
-    height: int = 160,
-) -> str:
-    """`x,y` pairs for an SVG polyline: time on x from start to end, score 0-100 on y.
-
-    The domain page draws `history_chart` instead (axes, real-time step line)."""
-    span = max((end - start).total_seconds(), 1.0)
-    pairs = []
-    for at, score in points:
-        if score is None:
-            continue
-        x = width * min(1.0, max(0.0, (at - start).total_seconds() / span))
-        y = height * (1 - max(0.0, min(100.0, score)) / 100)
-        pairs.append(f"{x:.1f},{y:.1f}")
-    return " ".join(pairs)
-
-
 # --- The score history chart -------------------------------------------------------------------
 #
 # The plot is drawn in a 1000 x 100 box (x: per-mille of the time axis, y: 100 - score) that the
@@ -57,7 +37,7 @@ def history_points(
 
 PLOT_WIDTH = 1000
 PLOT_HEIGHT = 100
-THRESHOLD = 70.0  # the score that unlocks external sending
+THRESHOLD = EXTERNAL_THRESHOLD  # the score that unlocks external sending
 MIN_SPAN = timedelta(hours=1)
 MAX_TIME_TICKS = 6
 # Tick steps to try, smallest first: hours within a day, then whole days.

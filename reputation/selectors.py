@@ -7,7 +7,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from reputation.charts import gauge, history_points
+from reputation.charts import gauge
 from reputation.core.metrics import domain_window_sums, window_metrics
 from reputation.core.scores import domain_rehab_state, rehab_numbers
 from reputation.models import Event, EventKind, ScoreHistory
@@ -96,9 +96,6 @@ def domain_reputation(domain: SendingDomain) -> dict:
     now = timezone.now()
     rehab = domain_rehab(domain, now)
     history = score_history(domain)
-    chart = history_points(
-        [(h.at, h.score) for h in history], start=now - timedelta(days=30), end=now
-    )
     return {
         "score": domain.trust_score,
         "tier": domain.tier,
@@ -114,8 +111,6 @@ def domain_reputation(domain: SendingDomain) -> dict:
             for h in history
         ],
         "gauge": gauge(domain.trust_score),
-        "chart": chart,
-        "chart_dots": [pair.split(",") for pair in chart.split()][-30:],
     }
 
 

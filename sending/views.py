@@ -6,7 +6,6 @@ fields it names."""
 
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -17,6 +16,7 @@ from accounts.decorators import workspace_view
 from accounts.http import WorkspaceRequest
 from accounts.models import Role
 from config.errors import ApplicationError
+from config.forms import form_add_refusal
 from reputation import selectors as reputation_selectors
 from sending import selectors
 from sending.forms import DomainForm, MailboxForm, MailboxSettingsForm
@@ -35,18 +35,6 @@ from sending.services.mailboxes import (
 from sending.services.verification import domain_verify
 
 DEMO_CHECK = "Demo domain: its DNS is not really published, so checks change nothing."
-
-
-def _form_errors(form: forms.Form, error: ApplicationError) -> None:
-    """Put a service's refusal on the form: per field where it says which, else on top."""
-    placed = False
-    for field, problems in error.fields.items():
-        if field in form.fields:
-            for problem in problems:
-                form.add_error(field, problem)
-            placed = True
-    if not placed:
-        form.add_error(None, error.message)
 
 
 def _domain_or_404(request: WorkspaceRequest, public_id: str) -> SendingDomain:
@@ -72,7 +60,7 @@ def domains(request: WorkspaceRequest) -> HttpResponse:
                     workspace=request.workspace, actor=request.user, name=form.cleaned_data["name"]
                 )
             except ApplicationError as error:
-                _form_errors(form, error)
+                form_add_refusal(form, error)
             else:
                 messages.success(request, f"{domain.name} added. Publish the records below.")
                 return redirect("domain_detail", request.workspace.public_id, domain.public_id)
@@ -181,7 +169,7 @@ def mailboxes(request: WorkspaceRequest) -> HttpResponse:
             try:
                 mailbox = mailbox_create(domain=domain, actor=request.user, data=form.cleaned_data)
             except ApplicationError as error:
-                _form_errors(form, error)
+                form_add_refusal(form, error)
             else:
                 if mailbox.is_connected:
                     messages.success(request, f"{mailbox.address} added.")
@@ -222,7 +210,7 @@ def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
                     mailbox=mailbox, actor=request.user, data=form.cleaned_data
                 )
             except ApplicationError as error:
-                _form_errors(form, error)
+                form_add_refusal(form, error)
             else:
                 if was_connected and not mailbox.is_connected:
                     messages.success(

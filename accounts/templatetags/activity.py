@@ -133,7 +133,7 @@ def activity_sentence_for(
 
 
 def actor_name(log: AuditLog, viewer: User | None, system_name: str) -> str:
-    if log.actor_id is None:
+    if log.actor is None:
         return system_name
     if viewer is not None and log.actor_id == viewer.pk:
         return "You"
@@ -147,7 +147,7 @@ def activity_sentence(log: AuditLog, viewer: User | None = None) -> str:
     actor = actor_name(log, viewer, system_name)
     fields = activity_fields(log, actor=actor)
     action = log.action
-    if action == "membership.remove" and log.actor_id is not None:
+    if action == "membership.remove" and log.actor is not None:
         leaving = _value(log.before, "user").lower() == log.actor.email.lower()
         action = "membership.leave" if leaving else action
     return activity_sentence_for(

@@ -47,7 +47,8 @@ class DnsRecordSerializer(serializers.Serializer):
     host = serializers.CharField()
     type = serializers.CharField()
     value = serializers.CharField()
-    required = serializers.BooleanField()
+    # DRF's metaclass moves declared fields off the class; the stubs see Field.required.
+    required = serializers.BooleanField()  # type: ignore[assignment]
     purpose = serializers.CharField()
     selector = serializers.CharField(allow_blank=True)
 
@@ -57,7 +58,8 @@ class CheckResultSerializer(serializers.Serializer):
     host = serializers.CharField()
     type = serializers.CharField()
     expected = serializers.CharField()
-    required = serializers.BooleanField()
+    # DRF's metaclass moves declared fields off the class; the stubs see Field.required.
+    required = serializers.BooleanField()  # type: ignore[assignment]
     status = serializers.ChoiceField(choices=["pass", "fail", "error", "warn", "info"])
     code = serializers.CharField()
     message = serializers.CharField()

@@ -175,7 +175,9 @@ def test_invitation_flow_adds_a_member_with_the_invited_role(
     response = client.post(path)
     assert response["Location"] == f"/w/{owner.workspace.public_id}/"
     assert Membership.objects.get(user=joiner).role == Role.ADMIN
-    assert client.post(path).status_code == 200  # used: refused, nothing changes
+    again = client.post(path, follow=True)  # used: refused, back to the page with the reason
+    assert again.redirect_chain == [(path, 302)]
+    assert "no longer valid" in again.content.decode()
     assert Membership.objects.filter(user=joiner).count() == 1
 
 

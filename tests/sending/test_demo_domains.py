@@ -8,7 +8,8 @@ from django.core import mail
 from django.core.management import call_command
 
 from sending.models import DomainStatus, Mailbox, SendingDomain
-from sending.services.domains import domain_retire
+from sending.services.domains import domain_release, domain_retire
+from sending.services.status import domain_quarantine
 from sending.services.verification import domain_verify, domains_recheck_claim
 from tests.conftest import token_client
 
@@ -97,3 +98,11 @@ def test_running_the_seed_again_repairs_the_demo():
     assert live["acme-mail.io"].mailboxes.filter(local_part="hello").exists()
     assert live["acme-mail.io"].events.exists()
     assert {name: live[name].status for name in penalties} == penalties
+
+
+def test_lifting_a_demo_domains_quarantine_brings_it_back_to_verified(demo_domain, owner):
+    domain_quarantine(domain=demo_domain, actor=None, reason="Spam complaints above the line.")
+    outcome = domain_release(domain=demo_domain, actor=owner.user, reason="Reviewed by support")
+    assert outcome.verification.verified
+    assert "quarantine lifted" in outcome.summary and "verified" in outcome.summary
+    assert_still_verified(demo_domain)
