@@ -1,6 +1,6 @@
 """The score history chart's geometry (reputation/charts.py): examples and properties, no database.
 
-Beside the domain page's template tag (accounts/templatetags/score_history.py) that draws it."""
+Beside the domain page's template tag (reputation/templatetags/score_history.py) that draws it."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo

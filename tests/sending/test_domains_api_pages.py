@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 from accounts.models import AuditLog
 from sending.models import DkimKey, DomainStatus, SendingDomain
 from sending.services.domains import domain_create
+from sending.services.status import domain_quarantine
 from tests.conftest import publish, token_client
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +214,14 @@ def test_domain_list_queries_do_not_grow(owner, owner_client, django_assert_max_
         owner_client.get(page)
     with django_assert_max_num_queries(len(api_queries.captured_queries)):
         assert len(client.get(api).json()["results"]) == 6
+
+
+def test_the_domain_pages_action_log_reads_as_sentences(owner, owner_client, domain):
+    domain_quarantine(domain=domain, actor=None, reason="Complaints above 0.3 %.")
+    page = owner_client.get(f"/w/{owner.workspace.public_id}/domains/{domain.public_id}/")
+    body = page.content.decode()
+    log = body[body.index('data-testid="action-log"') :]
+    log = log[: log.index("</table>")]
+    assert f"{domain.name} was quarantined" in log
+    assert "You added the domain" in log
+    assert "domain.quarantine" not in log and "domain.create" not in log
