@@ -341,7 +341,7 @@ REPUTATION_PROMOTION_HYSTERESIS = env.float("REPUTATION_PROMOTION_HYSTERESIS", d
 # Rate-based automatic actions wait for this many sent messages in the window.
 REPUTATION_ACTION_MIN_SENT = env.int("REPUTATION_ACTION_MIN_SENT", default=20)
 REPUTATION_COOLDOWN_DAYS = env.int("REPUTATION_COOLDOWN_DAYS", default=14)
-# The warming network's typical engagement, for the rehabilitation target (SPEC 3.5).
+# The warming network's typical engagement, for the rehabilitation target (docs/rehabilitation.md).
 REHAB_REPLY_RATE = env.float("REHAB_REPLY_RATE", default=0.25)
 REHAB_OPEN_RATE = env.float("REHAB_OPEN_RATE", default=0.60)
 REHAB_MAX_MESSAGES = env.int("REHAB_MAX_MESSAGES", default=50000)
@@ -352,7 +352,7 @@ STAFF_ALERT_TELEGRAM_BOT_TOKEN = env.str("STAFF_ALERT_TELEGRAM_BOT_TOKEN", defau
 STAFF_ALERT_TELEGRAM_CHAT_ID = env.str("STAFF_ALERT_TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")
 
-# --- KumoMTA pool map (SPEC 8) --------------------------------------------------------------------
+# --- KumoMTA pool map (docs/pool-map.md) ---------------------------------------------------------
 # The MTA nodes read the tenant->pool map from this Redis; with none set (embedded profile) an
 # in-process stand-in (fakeredis) holds it.
 KUMO_REDIS_URL = env.str("KUMO_REDIS_URL", default=REDIS_URL)
@@ -379,5 +379,6 @@ DNSBL_IP_ZONES = env.list(
     "DNSBL_IP_ZONES", default=["zen.spamhaus.org", "b.barracudacentral.org", "bl.spamcop.net"]
 )
 DNSBL_DOMAIN_ZONES = env.list("DNSBL_DOMAIN_ZONES", default=["dbl.spamhaus.org", "multi.surbl.org"])
-# Pool-level rates over the last hour above which the worst tenants are quarantined (SPEC 3.4).
+# Pool-level rates over the last hour above which the worst tenants are quarantined
+# (docs/tiers-and-actions.md#bad-apple-isolation).
 BAD_APPLE_MIN_SENT = env.int("BAD_APPLE_MIN_SENT", default=200)

@@ -1,4 +1,5 @@
-"""Platform Trust Score rules (SPEC 3.2, 3.3, 3.5) as pure maths: no Django, no Celery.
+"""Platform Trust Score rules as pure maths: no Django, no Celery (docs/trust-score.md,
+docs/tiers-and-actions.md#tier-rules, docs/rehabilitation.md).
 
 Scores are computed with exact fractions from the integer counts so that thresholds, worked
 examples and the rehabilitation targets agree to the last digit; floats only leave this module.
@@ -17,7 +18,8 @@ PREMIUM_THRESHOLD = 85.0
 PROMOTION_HYSTERESIS = 2.0  # back to an external tier needs T >= 72
 QUARANTINE_SPAM_PERCENT = 0.3
 
-# SPEC 3.2 weights per percentage point; the 100 of "percent" is folded in where rates are used.
+# Score weights per percentage point (docs/trust-score.md#score-formula); the 100 of "percent"
+# is folded in where rates are used.
 _REPLY_WEIGHT = Fraction(3, 2)
 _OPEN_WEIGHT = Fraction(1, 5)
 _BOUNCE_WEIGHT = Fraction(10)
@@ -84,7 +86,7 @@ def _decimal(value: float) -> Fraction:
 
 
 def _percent(part: Fraction | int, whole: Fraction | int) -> Fraction:
-    # A zero denominator means "nothing to measure", not an error (SPEC 3.1 rates are 0 then).
+    # A zero denominator means "nothing to measure", not an error (rates are 0 then).
     return Fraction(100) * part / whole if whole else Fraction(0)
 
 
@@ -122,12 +124,12 @@ def _raw_of(metrics: WindowMetrics) -> Fraction:
 
 
 def raw_score(metrics: WindowMetrics) -> float:
-    """The SPEC 3.2 formula before clamping (diagnostics and tests; never a stored score)."""
+    """The score formula before clamping (diagnostics and tests; never a stored score)."""
     return float(_raw_of(metrics))
 
 
 def trust_score(metrics: WindowMetrics, *, verified: bool) -> TrustScore:
-    """SPEC 3.2: the domain's trust score for its window, or no score when not verified."""
+    """The domain's trust score for its window, or no score when not verified."""
     if not verified:
         return TrustScore(None, provisional=False)
     if metrics.sent < MIN_SENT_FOR_SCORE:
@@ -148,7 +150,7 @@ def tier_for(
     spam_percent: float = 0.0,
     hysteresis: float = PROMOTION_HYSTERESIS,
 ) -> Tier:
-    """SPEC 3.3: the tier for a score, with immediate demotion and hysteresis on promotion."""
+    """The tier for a score, with immediate demotion and hysteresis on promotion."""
     # Quarantine outranks everything, including "not verified" and "provisional": a spam rate
     # above the line stops all sending whatever else is true.
     if quarantined or spam_percent > QUARANTINE_SPAM_PERCENT:
@@ -167,7 +169,8 @@ def tier_for(
 
 
 def rehab_bounce_dilution(*, sent: int, hard_bounces: int, target_percent: float = 1.0) -> int:
-    """SPEC 3.5: smallest x >= 0 clean sends with hard_bounces / (sent + x) <= target_percent."""
+    """Bounce dilution: the smallest x >= 0 clean sends with
+    hard_bounces / (sent + x) <= target_percent."""
     if hard_bounces <= 0:
         return 0
     target = _decimal(target_percent)
@@ -198,7 +201,7 @@ def _after_clean_exact(
 def score_after_clean(
     metrics: WindowMetrics, x: int, reply_rate: float = 0.25, open_rate: float = 0.60
 ) -> float:
-    """Unrounded clamped T after adding x clean internal warming messages (SPEC 3.5)."""
+    """Unrounded clamped T after adding x clean internal warming messages."""
     return float(_after_clean_exact(metrics, x, _decimal(reply_rate), _decimal(open_rate)))
 
 
@@ -256,7 +259,7 @@ def rehab_score_unlock(
     target: float = 72.0,
     max_messages: int | None = None,
 ) -> RehabTarget:
-    """SPEC 3.5: fewest clean internal warming messages that lift T to target, or why never."""
+    """Score unlock: fewest clean internal warming messages that lift T to target, or why never."""
     rr, orr, goal = _decimal(reply_rate), _decimal(open_rate), _decimal(target)
     limit_exact = Fraction(BASELINE) + 100 * (_REPLY_WEIGHT * rr + _OPEN_WEIGHT * orr)
     limit = float(_clamp(limit_exact))

@@ -44,7 +44,8 @@ class ScoreChange:
 
 
 def _is_verified(domain: SendingDomain) -> bool:
-    # The baseline is granted only while SPF, DKIM and DMARC check out (SPEC 3.2).
+    # The baseline is granted only while SPF, DKIM and DMARC check out
+    # (docs/trust-score.md#verified-domains-only).
     return domain.verified_at is not None and domain.status not in (
         DomainStatus.PENDING_DNS,
         DomainStatus.RETIRED,

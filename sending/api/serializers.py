@@ -36,7 +36,9 @@ class DomainSerializer(serializers.ModelSerializer):
 
 
 class DomainCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=300)
+    name = serializers.CharField(
+        help_text="The domain name (checked by the service: at most 253 characters)."
+    )
     workspace = serializers.CharField(
         required=False, help_text="Workspace public id (not needed with a token)."
     )

@@ -79,7 +79,9 @@ def test_the_page_refuses_beside_the_field_and_writes_nothing(owner, owner_clien
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("name", "message"), [("outlook.com", PROVIDER), ("x" * 260, LIMIT)])
+@pytest.mark.parametrize(
+    ("name", "message"), [("outlook.com", PROVIDER), ("x" * 260, LIMIT), ("x" * 400, LIMIT)]
+)
 def test_the_api_refuses_with_the_error_shape(owner, name, message):
     response = token_client(owner).post("/api/v1/domains/", {"name": name}, format="json")
     assert response.status_code == 400
