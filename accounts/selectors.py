@@ -199,7 +199,7 @@ def onboarding_steps(*, workspace: Workspace) -> list[OnboardingStep]:
         ),
         OnboardingStep(
             key="score",
-            title="Reach a trust score of 70 to unlock campaigns",
+            title="Reach a trust score of 70 to unlock external sending",
             done=any((d["trust_score"] or 0) >= 70 for d in domains),
             link_text="See the score",
             url=domain_url(best),

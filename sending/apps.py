@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class SendingConfig(AppConfig):
     name = "sending"
-    verbose_name = "Sending domains, mailboxes and campaigns"
+    verbose_name = "Sending domains and mailboxes"

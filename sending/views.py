@@ -1,4 +1,5 @@
-"""Pages for sending domains, mailboxes and campaigns; every view is scoped to one workspace.
+"""Pages for sending domains and mailboxes (and the campaigns placeholder); every view is
+scoped to one workspace.
 
 A service's refusal (ApplicationError) raised here becomes a message on the page the user came
 from (config.middleware.ApplicationErrorMiddleware); only forms catch it, to put it beside the
