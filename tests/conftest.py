@@ -277,3 +277,53 @@ def sender(verified_domain: SendingDomain, owner):
         data={"connection": "platform", "local_part": "alex", "warmup_enabled": True},
     )
     return verified_domain
+
+
+# --- Mailboxes on the test mail servers ------------------------------------------------------
+
+
+@pytest.fixture
+def mail_servers(settings, test_ca, dovecot, smtp_auth_server):
+    """Dovecot and the SMTP AUTH server, reachable by Test connection (loopback, test CA)."""
+    settings.MAILBOX_TLS_CA_FILE = str(test_ca.ca_file)
+    settings.MAILBOX_ALLOW_PRIVATE_HOSTS = True  # the test servers live on loopback
+    settings.MAILBOX_CONNECT_TIMEOUT_SECONDS = 2
+    return dovecot, smtp_auth_server
+
+
+def external_data(servers, account, **overrides) -> dict:
+    """Settings of an external mailbox on the test servers, logging in as `account`."""
+    dovecot, smtp = servers
+    data = {
+        "connection": "external",
+        "local_part": account.address.split("@")[0],
+        "display_name": "Alex",
+        "daily_limit": 30,
+        "smtp_host": smtp.host,
+        "smtp_port": smtp.port,
+        "smtp_security": "starttls",
+        "smtp_username": account.address,
+        "smtp_password": account.password,
+        "imap_host": dovecot.host,
+        "imap_port": dovecot.port,
+        "imap_security": "starttls",
+        "imap_username": account.address,
+        "imap_password": account.password,
+    }
+    data.update(overrides)
+    return data
+
+
+# Settings of an external mailbox whose servers nobody listens on (never connected).
+UNTESTED_SERVERS = {
+    "smtp_host": "smtp.example.net",
+    "smtp_port": 587,
+    "smtp_security": "starttls",
+    "smtp_username": "alex@example.net",
+    "smtp_password": "app-password-1",
+    "imap_host": "imap.example.net",
+    "imap_port": 993,
+    "imap_security": "ssl",
+    "imap_username": "alex@example.net",
+    "imap_password": "app-password-1",
+}

@@ -11,7 +11,6 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.accounts.test_signup import CONFIRM_LINK
-from tests.sending.test_mailboxes import mail_servers  # noqa: F401 (fixture)
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -105,7 +104,7 @@ def test_a_new_customer_signs_up_verifies_a_domain_and_connects_their_own_mailbo
     smtp_mail,
     password,
     zone,
-    mail_servers,  # noqa: F811
+    mail_servers,
     mail_account,
 ):
     in_a_browser(

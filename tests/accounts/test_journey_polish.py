@@ -16,7 +16,7 @@ from accounts.templatetags.activity import ACTIVITY_SENTENCES, activity_sentence
 from reputation.models import ScoreHistory
 from sending.models import Mailbox, SendingDomain
 from sending.services.mailboxes import mailbox_create
-from tests.conftest import publish
+from tests.conftest import external_data, publish
 
 pytestmark = pytest.mark.django_db
 
@@ -115,14 +115,6 @@ def checklist(client, workspace) -> tuple[dict[str, bool], str]:
     return {k: v == "true" for k, v in steps.items()}, next_link.group(1) if next_link else ""
 
 
-@pytest.fixture
-def mail_servers(settings, test_ca, dovecot, smtp_auth_server):
-    settings.MAILBOX_TLS_CA_FILE = str(test_ca.ca_file)
-    settings.MAILBOX_ALLOW_PRIVATE_HOSTS = True  # the test servers live on loopback
-    settings.MAILBOX_CONNECT_TIMEOUT_SECONDS = 2
-    return dovecot, smtp_auth_server
-
-
 def test_the_checklist_ticks_each_step_when_it_is_really_done(
     owner, owner_client, zone, mail_servers, mail_account
 ):
@@ -146,25 +138,8 @@ def test_the_checklist_ticks_each_step_when_it_is_really_done(
     assert next_url == f"{base}/mailboxes/"
 
     domain.refresh_from_db()
-    dovecot, smtp = mail_servers
-    account = mail_account
     mailbox = mailbox_create(
-        domain=domain,
-        actor=owner.user,
-        data={
-            "connection": "external",
-            "local_part": "alex",
-            "smtp_host": smtp.host,
-            "smtp_port": smtp.port,
-            "smtp_security": "starttls",
-            "smtp_username": account.address,
-            "smtp_password": account.password,
-            "imap_host": dovecot.host,
-            "imap_port": dovecot.port,
-            "imap_security": "starttls",
-            "imap_username": account.address,
-            "imap_password": account.password,
-        },
+        domain=domain, actor=owner.user, data=external_data(mail_servers, mail_account)
     )
     steps, next_url = checklist(owner_client, ws)
     assert steps["mailbox"] and not steps["connect"] and not steps["warming"]

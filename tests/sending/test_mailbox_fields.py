@@ -6,22 +6,11 @@ from django.urls import reverse
 from sending.mailbox_fields import MailboxInputError, mailbox_input_parse
 from sending.models import Mailbox
 from sending.services.mailboxes import mailbox_create
-from tests.conftest import token_client
+from tests.conftest import UNTESTED_SERVERS, token_client
 
 pytestmark = pytest.mark.django_db
 
-SERVERS = {
-    "smtp_host": "smtp.example.net",
-    "smtp_port": 587,
-    "smtp_security": "starttls",
-    "smtp_username": "alex@example.net",
-    "smtp_password": "app-password-1",
-    "imap_host": "imap.example.net",
-    "imap_port": 993,
-    "imap_security": "ssl",
-    "imap_username": "alex@example.net",
-    "imap_password": "app-password-1",
-}
+SERVERS = UNTESTED_SERVERS
 
 
 @pytest.fixture

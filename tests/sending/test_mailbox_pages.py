@@ -8,8 +8,7 @@ import pytest
 
 from sending.models import Mailbox
 from sending.services.mailboxes import mailbox_create
-from tests.conftest import token_client
-from tests.sending.test_mailboxes import external_data, mail_servers  # noqa: F401 (fixture)
+from tests.conftest import UNTESTED_SERVERS, external_data, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +41,7 @@ def external(verified_domain, owner) -> Mailbox:
             "connection": "external",
             "local_part": "alex",
             "warmup_enabled": True,
-            "smtp_host": "smtp.example.net",
-            "smtp_port": 587,
-            "smtp_security": "starttls",
-            "smtp_username": "alex@example.net",
-            "smtp_password": "app-password-1",
-            "imap_host": "imap.example.net",
-            "imap_port": 993,
-            "imap_security": "ssl",
-            "imap_username": "alex@example.net",
-            "imap_password": "app-password-1",
+            **UNTESTED_SERVERS,
         },
     )
 
@@ -136,7 +126,7 @@ def test_a_failed_submit_keeps_the_passwords_and_puts_errors_beside_their_fields
 
 
 def test_adding_and_testing_an_external_mailbox_connects_it(
-    mail_servers,  # noqa: F811
+    mail_servers,
     mail_account,
     verified_domain,
     owner,

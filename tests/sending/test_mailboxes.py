@@ -8,39 +8,9 @@ from accounts.models import AuditLog
 from sending.models import Mailbox, MailboxStatus
 from sending.services.connection import mailbox_test_connection
 from sending.services.mailboxes import mailbox_create
-from tests.conftest import free_port, token_client
+from tests.conftest import external_data, free_port, token_client
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def mail_servers(settings, test_ca, dovecot, smtp_auth_server):
-    settings.MAILBOX_TLS_CA_FILE = str(test_ca.ca_file)
-    settings.MAILBOX_ALLOW_PRIVATE_HOSTS = True  # the test servers live on loopback
-    settings.MAILBOX_CONNECT_TIMEOUT_SECONDS = 2
-    return dovecot, smtp_auth_server
-
-
-def external_data(servers, account, **overrides) -> dict:
-    dovecot, smtp = servers
-    data = {
-        "connection": "external",
-        "local_part": account.address.split("@")[0],
-        "display_name": "Alex",
-        "daily_limit": 30,
-        "smtp_host": smtp.host,
-        "smtp_port": smtp.port,
-        "smtp_security": "starttls",
-        "smtp_username": account.address,
-        "smtp_password": account.password,
-        "imap_host": dovecot.host,
-        "imap_port": dovecot.port,
-        "imap_security": "starttls",
-        "imap_username": account.address,
-        "imap_password": account.password,
-    }
-    data.update(overrides)
-    return data
 
 
 def connection_results(verified_domain, owner, data: dict) -> dict:
