@@ -101,7 +101,7 @@ def test_the_domain_page_shows_gauge_history_rehab_and_actions(post, sender, own
         'data-state="rehab"',
         "0 clean warm-up messages done since rehabilitation began on",
         "6 hard bounces (6 % of sent, costing 60 points)",
-        "reputation.bounce_pause",
+        "alex@" + sender.name + " was paused for bouncing too much",
         'hx-trigger="workspace:score from:document',
     ):
         assert expected in body
