@@ -1,8 +1,10 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.crypto import secret_decrypt, secret_encrypt
 
@@ -16,6 +18,18 @@ class AccountAdapter(DefaultAccountAdapter):
         if request.user.is_staff:
             return reverse("admin:index")
         return super().get_login_redirect_url(request)
+
+    def validation_error(self, code: str, *args) -> ValidationError:
+        """Too many failed sign-ins: point to the password reset, which lets the owner in now
+        (and clears the count) instead of waiting for the limit to pass."""
+        if code == "too_many_login_attempts":
+            message = format_html(
+                'Too many failed sign-in attempts. <a href="{}">Reset your password</a> to sign '
+                "in now, or try again later.",
+                reverse("account_reset_password"),
+            )
+            return ValidationError(message, code=code)
+        return super().validation_error(code, *args)
 
 
 class MFAAdapter(DefaultMFAAdapter):

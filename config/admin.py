@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 
 def staff_mfa_satisfied(user) -> bool:
@@ -32,7 +33,7 @@ class OpsAdminSite(admin.AdminSite):
 
         if request.user.is_authenticated:
             if self.has_permission(request):
-                return redirect(request.GET.get("next") or reverse("admin:index"))
+                return redirect(self._safe_next(request))
             needs_mfa = request.user.is_active and request.user.is_staff
             return render(request, "admin/not_staff.html", {"needs_mfa": needs_mfa}, status=403)
         if request.method == "GET" and "next" not in request.GET:
@@ -40,6 +41,16 @@ class OpsAdminSite(admin.AdminSite):
             query["next"] = reverse("admin:index")
             request.GET = query  # type: ignore[assignment]  # allauth reads `next` from GET
         return LoginView.as_view()(request)
+
+    @staticmethod
+    def _safe_next(request: HttpRequest) -> str:
+        """`next` when it stays on this site (a relative path or this host), else the console."""
+        target = request.GET.get("next", "")
+        if target and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return target
+        return reverse("admin:index")
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         from accounts.tasks import HEARTBEAT_KEY

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "csp",
     "accounts",
     "sending",
     "warming",
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -92,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.workspace",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -109,8 +113,30 @@ if EMBEDDED:
     }
 else:
     DATABASES = {"default": env.db_url("DATABASE_URL")}
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # No persistent connections by default. Under ASGI each request runs in its own async
+    # context, so a connection kept for reuse is never reused: it lingers, idle, until the
+    # garbage collector closes it, and a busy web process exhausts PostgreSQL's max_connections
+    # ("too many clients already"). Pool connections in PgBouncer instead (README, "Scaling
+    # past one machine"); a WSGI or worker-only deployment may still set a positive age.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+    # A connection that went bad (database restarted, PgBouncer recycled it) is replaced before
+    # a request uses it rather than failing that request.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # With PgBouncer in transaction pooling mode a server-side cursor (.iterator()) may outlive
+    # the transaction's server connection: turn them off there.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
+    # A database that accepts connections but never answers must not hold requests forever:
+    # connecting gives up after this many seconds and the request fails fast (the MTA's log
+    # hook answers 503 so the MTA retries). Statement timeouts are set per request where a
+    # bound matters (the hook: KUMO_WEBHOOK_STATEMENT_TIMEOUT_SECONDS), not for every
+    # connection: migrations and batch tasks share these settings.
+    url_options = DATABASES["default"].get("OPTIONS")
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=5),
+        **(url_options if isinstance(url_options, dict) else {}),  # options in the URL win
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
@@ -119,13 +145,32 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="tg"),
+            # A Redis that stalls must not stall requests. Errors are not ignored here
+            # (IGNORE_EXCEPTIONS): login rate limits and TOTP replay marks live in this cache
+            # and must not silently switch off; the API's throttles degrade on their own
+            # (config/throttling.py).
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": env.float("CACHE_TIMEOUT_SECONDS", default=2.0),
+                "SOCKET_TIMEOUT": env.float("CACHE_TIMEOUT_SECONDS", default=2.0),
+            },
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # channels-redis waits for messages with a 5 s blocking read, and redis-py's
+                # default socket timeout is also 5 s: every idle socket then failed at 5.0 s.
+                # Reads get three times the wait; keepalive and health checks find dead links.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        "health_check_interval": 30,
+                    }
+                ],
                 "prefix": env.str("CHANNELS_PREFIX", default="tg:asgi"),
             },
         }
@@ -143,6 +188,27 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDI
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Broker outages (README, "Broker outages"): the worker waits for Redis at start and reconnects
+# for as long as it is gone; kombu's Redis transport is wrapped so that losing the connection
+# while tasks are unacknowledged does not stop the worker (config/celery.py).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "config.celery:RedisTransport"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # never give up
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A Redis that stalls (or a dead network path) must not hold a publish, and so the MTA's
+    # log hook, forever: the records are stored already and the periodic tick queues them.
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
+    "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
+    # Half-open consumer connections are noticed and replaced within about 20 s.
+    "health_check_interval": 10,
+}
+# A task running when the broker drops keeps running: its results go to PostgreSQL, not to
+# the broker, and every task is safe to run twice should its message be delivered again.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A task stuck on a connection that never answers is killed, not left to block its worker
+# process forever; its transaction rolls back and the periodic tick retries the work.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1800)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The periodic schedule, declared once in code. django-celery-beat's database scheduler syncs it
@@ -195,6 +261,20 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PRODUCT_NAME}] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+# A reset request for an address nobody signed up with sends nothing (no mail to strangers).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# Failed sign-ins are counted per client address first: one address gets 5 tries per 5 minutes,
+# so guessing from one place stops there, and a stranger's guesses cannot lock the owner out
+# from elsewhere. The per-account limit is higher (spread-out guessing from many addresses);
+# when it trips, the message offers the password reset, which lets the owner in and clears it.
+ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/ip,20/1h/key"}
+
+# --- Client addresses ----------------------------------------------------------------------------
+# How many reverse proxies of ours sit in front of the app, each appending to X-Forwarded-For.
+# 0 (the default): the header is ignored and the connecting address is the client's, so a client
+# cannot choose the address that rate limits and throttles count against.
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = PRODUCT_NAME
 MFA_TOTP_TOLERANCE = 1  # accept the neighbouring 30 s step (clock skew)
@@ -227,13 +307,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        # DRF's anonymous and per-user throttles, letting requests through (and logging) when
+        # the cache is down instead of answering 500.
+        "config.throttling.AnonRateThrottle",
+        "config.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
     },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
@@ -251,6 +334,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"TlsModeEnum": "sending.models.TlsMode"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.schema.error_responses",
+    ],
 }
 
 # --- Secrets at rest -----------------------------------------------------------------------------
@@ -284,6 +371,22 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts and stylesheets come only from our own static files (inline <script>/<style> only
+# with the per-response nonce, as on the API docs page). Style *attributes* stay allowed: pages
+# draw meters and chart ticks with server-computed widths, and they cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    }
+}
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
@@ -337,12 +440,20 @@ KUMO_WEBHOOK_TOKEN = env.str(
     "KUMO_WEBHOOK_TOKEN", default="dev-kumo-webhook-token" if DEBUG else environ.Env.NOTSET
 )
 KUMO_WEBHOOK_MAX_BYTES = env.int("KUMO_WEBHOOK_MAX_BYTES", default=8 * 1024 * 1024)
+# Storing one posted batch may take this long at most (PostgreSQL statement_timeout, set for the
+# hook's transaction only); past it the hook answers 503 and the MTA retries.
+KUMO_WEBHOOK_STATEMENT_TIMEOUT_SECONDS = env.float(
+    "KUMO_WEBHOOK_STATEMENT_TIMEOUT_SECONDS", default=15.0
+)
 INTAKE_BATCH_SIZE = env.int("INTAKE_BATCH_SIZE", default=10000)
 REPUTATION_WINDOW_DAYS = env.int("REPUTATION_WINDOW_DAYS", default=30)
 REPUTATION_PROMOTION_HYSTERESIS = env.float("REPUTATION_PROMOTION_HYSTERESIS", default=2.0)
 # Rate-based automatic actions wait for this many sent messages in the window.
 REPUTATION_ACTION_MIN_SENT = env.int("REPUTATION_ACTION_MIN_SENT", default=20)
 REPUTATION_COOLDOWN_DAYS = env.int("REPUTATION_COOLDOWN_DAYS", default=14)
+# Spam blocks from this many distinct receiving domains (within the last 24 hours) start a
+# cool-down; fewer only raise a warning (docs/tiers-and-actions.md#cool-down).
+REPUTATION_SPAM_BLOCK_MIN_DOMAINS = env.int("REPUTATION_SPAM_BLOCK_MIN_DOMAINS", default=3)
 # The warming network's typical engagement, for the rehabilitation target (docs/rehabilitation.md).
 REHAB_REPLY_RATE = env.float("REHAB_REPLY_RATE", default=0.25)
 REHAB_OPEN_RATE = env.float("REHAB_OPEN_RATE", default=0.60)

@@ -6,11 +6,12 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from accounts.models import User
-from config.admin_actions import ConsoleAdmin, Outcome, ReasonedAction
+from config.admin_actions import ConsoleAdmin, Outcome, ReasonedAction, ServiceOwnedAdmin
 from reputation.core.pool_map import pool_map_export
 from reputation.ipwarmup import pool_weights, warmup_share, warmup_week
 from reputation.models import (
     BlocklistCheck,
+    DeadLetterRecord,
     EgressSource,
     Event,
     Pool,
@@ -21,6 +22,7 @@ from reputation.models import (
     ScoreHistory,
 )
 from reputation.services import blocklists as blocklist_services
+from reputation.services.dead_letters import dead_letter_replay
 from sending.models import SendingDomain
 
 
@@ -55,6 +57,75 @@ class RawRecordAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="Waiting to be processed")
     def waiting(self, record: RawRecord) -> bool:
         return hasattr(record, "pending")
+
+
+DEAD_LETTER_FIELDS = (
+    "raw_record_id",
+    "record_key",
+    "received_at",
+    "error",
+    "attempts",
+    "first_failed_at",
+    "last_failed_at",
+    "replayed_at",
+    "payload",
+)
+
+
+@admin.register(DeadLetterRecord)
+class DeadLetterRecordAdmin(ServiceOwnedAdmin):
+    """Records processing set aside with their error; replaying queues one again (after a fix)."""
+
+    show_full_result_count = False
+    list_display = [
+        "id",
+        "raw_record_id",
+        "short_error",
+        "attempts",
+        "first_failed_at",
+        "last_failed_at",
+        "replayed_at",
+        "waiting",
+    ]
+    list_filter = ["last_failed_at", ("replayed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["raw_record__record_key", "error"]
+    list_select_related = ["raw_record", "raw_record__pending"]
+    fields = DEAD_LETTER_FIELDS
+    readonly_fields = DEAD_LETTER_FIELDS
+    actions = [
+        ReasonedAction(
+            name="replay",
+            description="Replay: queue the record for processing again",
+            done="record(s) queued again",
+            call=lambda row, staff, why: dead_letter_replay(
+                dead_letter=row, actor=staff, reason=why
+            ),
+            rows=lambda qs: qs.filter(raw_record__pending__isnull=True),
+            nothing="The selected records are already queued.",
+            note="The reason is recorded in the audit log with your name. A record that fails "
+            "again comes back here with one more attempt.",
+        )
+    ]
+
+    @admin.display(description="Error")
+    def short_error(self, row: DeadLetterRecord) -> str:
+        return row.error[:120]
+
+    @admin.display(boolean=True, description="Queued again")
+    def waiting(self, row: DeadLetterRecord) -> bool:
+        return hasattr(row.raw_record, "pending")
+
+    @admin.display(description="Record key")
+    def record_key(self, row: DeadLetterRecord) -> str:
+        return row.raw_record.record_key
+
+    @admin.display(description="Received at")
+    def received_at(self, row: DeadLetterRecord) -> str:
+        return f"{row.raw_record.received_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="Record (JSON)")
+    def payload(self, row: DeadLetterRecord) -> str:
+        return row.raw_record.payload
 
 
 @admin.register(ScoreHistory)

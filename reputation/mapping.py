@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -49,26 +50,103 @@ class MappedEvent:
 TRANSIENT_CLASSES = frozenset(
     {"QuotaIssues", "TransientFailure", "NoAnswerFromHost", "BadConnection"}
 )
+# KumoMTA's own spam classes (crates/bounce-classify: "blocked ... as coming from a known spam
+# source", "blocked ... as spam", "refused or blocked due to spam related reasons"). The operator
+# chooses the classifier rules, so these are trusted; free text from a receiving server is not.
 SPAM_BLOCK_CLASSES = frozenset({"SpamBlock", "SpamContent", "SpamRelated"})
 AUTO_REPLY_CLASS = "AutoReply"
 
+
+@dataclass(frozen=True)
+class PublicBlocklist:
+    """A public blocklist, recognised by the reply format its documentation gives receivers.
+
+    `needle` is a lower-case text every matching reply contains: a cheap test first, and what
+    makes "no list named, no spam block" hold."""
+
+    name: str
+    needle: str
+    pattern: re.Pattern[str]
+
+
 # The stock IANA classifier files a DNSBL rejection ("554 5.7.1 ... blocked using
-# zen.spamhaus.org") under a generic class, so the response text is checked as well.
-BLOCKLIST_MARKERS = (
-    "spamhaus",
-    "spamcop",
-    "barracuda",
-    "blocklist",
-    "block list",
-    "blacklist",
-    "denylist",
-    "listed at",
-    "blocked using",
-    "dnsbl",
+# zen.spamhaus.org") under a generic class, so a reply that names a public list counts too. A
+# receiver's own wording ("listed at our local denylist") names no list and is an ordinary
+# bounce: one server's private policy must not take a domain out of rotation. Patterns run on
+# the lower-cased reply.
+PUBLIC_BLOCKLISTS = (
+    # Spamhaus (ZEN, SBL, XBL, PBL, DBL, ZRD and the DQS zones): "blocked using
+    # zen.spamhaus.org", "https://www.spamhaus.org/query/ip/203.0.113.5", "check.spamhaus.org".
+    PublicBlocklist(
+        "Spamhaus",
+        "spamhaus",
+        re.compile(
+            r"\b(?:zen|sbl|xbl|pbl|dbl|sbl-xbl|zrd|authbl)\.spamhaus\.org\b"
+            r"|\.(?:zen|sbl|xbl|pbl|dbl|zrd)\.dq\.spamhaus\.net\b"
+            r"|\bspamhaus\.org/(?:query|lookup|sbl|xbl|pbl|dbl)\b"
+            r"|\bcheck\.spamhaus\.org\b"
+        ),
+    ),
+    # SpamCop Blocking List: "listed at bl.spamcop.net", "https://www.spamcop.net/bl.shtml?...".
+    PublicBlocklist(
+        "SpamCop",
+        "spamcop",
+        re.compile(r"\bbl\.spamcop\.net\b|\bspamcop\.net/(?:bl\.shtml|w3m\?action=checkblock)"),
+    ),
+    # Barracuda Reputation Block List: "b.barracudacentral.org",
+    # "http://www.barracudanetworks.com/reputation/?pr=1&ip=...", "barracudacentral.org/rbl/...".
+    PublicBlocklist(
+        "Barracuda",
+        "barracuda",
+        re.compile(
+            r"\bbb?\.barracudacentral\.org\b|\bbarracudacentral\.org/(?:rbl|lookups)"
+            r"|\bbarracudanetworks\.com/reputation\b"
+        ),
+    ),
+    # SURBL (URIs in the message): "multi.surbl.org", "https://www.surbl.org/lists".
+    PublicBlocklist("SURBL", "surbl", re.compile(r"\bmulti\.surbl\.org\b|\bsurbl\.org/")),
+    # URIBL: "multi.uribl.com", "https://admin.uribl.com/...".
+    PublicBlocklist("URIBL", "uribl", re.compile(r"\bmulti\.uribl\.com\b|\buribl\.com/")),
+    # Microsoft (Outlook.com, Hotmail): "part of their network is on our block list (S3150)";
+    # S3140 is the same list for a single IP.
+    PublicBlocklist(
+        "Microsoft block list",
+        "on our block list (s31",
+        re.compile(r"\bon our block list \(s31[45]0\)"),
+    ),
+    # Microsoft 365 (Exchange Online Protection), 5.7.606-649: "Access denied, banned sending
+    # IP [203.0.113.5]. To request removal from this list please visit https://sender.office.com/".
+    PublicBlocklist(
+        "Microsoft banned sending IP",
+        "banned sending ip",
+        re.compile(r"\baccess denied, banned sending ip\b"),
+    ),
+    # UCEPROTECT levels 1-3: "dnsbl-1.uceprotect.net".
+    PublicBlocklist("UCEPROTECT", "uceprotect", re.compile(r"\bdnsbl-[123]\.uceprotect\.net\b")),
+    # Passive Spam Block List: "psbl.surriel.com".
+    PublicBlocklist("PSBL", "psbl.surriel", re.compile(r"\bpsbl\.surriel\.com\b")),
+    # Abusix Mail Intelligence: "combined.mail.abusix.zone", "lookup.abusix.com".
+    PublicBlocklist(
+        "Abusix",
+        "abusix",
+        re.compile(r"\.mail\.abusix\.zone\b|\blookup\.abusix\.com\b"),
+    ),
+    # Mailspike: "bl.mailspike.net", "z.mailspike.net".
+    PublicBlocklist("Mailspike", "mailspike", re.compile(r"\b(?:bl|z)\.mailspike\.net\b")),
 )
 
 MESSAGE_KINDS = frozenset({"campaign", "warmup"})
 RESPONSE_MAX_CHARS = 500
+ADDRESS_MAX_CHARS = 320  # longer is not an address (RFC 5321 allows 64 + 1 + 255)
+ID_MAX_CHARS = 64
+
+# A record's time outside this range is not believed (a year-9999 or negative timestamp, from a
+# broken node or a forged complaint, must neither crash processing nor land in a far day's
+# counters): the record then counts at the time it was received. Records may run a little
+# ahead of this server's clock, never more than CLOCK_SKEW.
+EARLIEST_TIME = 946_684_800.0  # 2000-01-01T00:00:00Z
+LATEST_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z, when the time of receipt is not known
+CLOCK_SKEW = 3600.0
 
 _FAILURE_TYPES = frozenset({"Bounce", "Expiration", "OOB"})
 Record = dict[str, Any]  # one MTA log record as parsed from JSON
@@ -109,8 +187,11 @@ def tenant_of(record: Record) -> str:
     return _envelope_tenant(record)
 
 
-def map_record(record: Record) -> list[MappedEvent]:
-    """Normalized events for one KumoMTA log record; [] for record types the product ignores."""
+def map_record(record: Record, *, received_at: float | None = None) -> list[MappedEvent]:
+    """Normalized events for one KumoMTA log record; [] for record types the product ignores.
+
+    Text is cleaned to what the database stores (no NUL characters, addresses and ids within
+    their columns); `received_at` (unix seconds) stands in for a missing or unbelievable time."""
     if not isinstance(record, dict):
         raise ValueError("a KumoMTA log record must be a JSON object")
     record_type = record.get("type")
@@ -118,33 +199,50 @@ def map_record(record: Record) -> list[MappedEvent]:
         raise ValueError("a KumoMTA log record must have a type")
 
     if record_type == "Reception":
-        return _events(record, EventKind.SENT)
+        return _events(record, EventKind.SENT, received_at)
     if record_type == "Delivery":
-        return _events(record, EventKind.DELIVERED)
+        return _events(record, EventKind.DELIVERED, received_at)
     if record_type == "TransientFailure":
         if record.get("bounce_classification") == AUTO_REPLY_CLASS:
             return []  # an auto-reply is not a bounce, and must not feed the 5-soft rule
         # Five consecutive soft bounces become a hard one in the service, which sees history.
-        return _events(record, EventKind.BOUNCE_SOFT)
+        return _events(record, EventKind.BOUNCE_SOFT, received_at)
     if record_type in _FAILURE_TYPES:
         classification = _text(record.get("bounce_classification"))
         if classification == AUTO_REPLY_CLASS:
             return []
-        if classification in SPAM_BLOCK_CLASSES or _mentions_blocklist(record.get("response")):
-            return _events(record, EventKind.SPAM_BLOCK)
+        if is_spam_block(classification, record.get("response")):
+            return _events(record, EventKind.SPAM_BLOCK, received_at)
         if classification in TRANSIENT_CLASSES:
-            return _events(record, EventKind.BOUNCE_SOFT)
-        return _events(record, EventKind.BOUNCE_HARD)
+            return _events(record, EventKind.BOUNCE_SOFT, received_at)
+        return _events(record, EventKind.BOUNCE_HARD, received_at)
     if record_type == "Feedback":
-        return _complaints(record)
+        return _complaints(record, received_at)
     # AdminBounce, Rejection, Delayed, XferOut/XferIn, rebinds and future types: accepted, unused.
     return []
+
+
+def is_spam_block(classification: str, response: object) -> bool:
+    """True for a rejection KumoMTA classed as spam, or one that names a public blocklist."""
+    return classification in SPAM_BLOCK_CLASSES or bool(blocklist_named(response))
+
+
+def blocklist_named(response: object) -> str:
+    """The public blocklist a rejection names in its documented reply format, or ""."""
+    content = response.get("content") if isinstance(response, dict) else response
+    if not isinstance(content, str) or not content:
+        return ""
+    content = content.lower()
+    for blocklist in PUBLIC_BLOCKLISTS:
+        if blocklist.needle in content and blocklist.pattern.search(content):
+            return blocklist.name
+    return ""
 
 
 # --- building events ---------------------------------------------------------------------------
 
 
-def _events(record: Record, kind: EventKind) -> list[MappedEvent]:
+def _events(record: Record, kind: EventKind, received_at: float | None) -> list[MappedEvent]:
     meta = record.get("meta")
     if not isinstance(meta, dict):
         meta = _EMPTY
@@ -154,8 +252,8 @@ def _events(record: Record, kind: EventKind) -> list[MappedEvent]:
         kind=kind,
         tenant=tenant,
         recipient="",
-        message_id=_text(record.get("id")),
-        occurred_at=_occurred_at(record),
+        message_id=_text(record.get("id"))[:ID_MAX_CHARS],
+        occurred_at=_occurred_at(record, received_at),
         classification=_text(record.get("bounce_classification")),
         response=_response_summary(record.get("response")),
         mailbox=_address(record.get("sender")),
@@ -167,7 +265,7 @@ def _events(record: Record, kind: EventKind) -> list[MappedEvent]:
     return [replace(shared, recipient=rcpt) for rcpt in _recipients(record.get("recipient"))]
 
 
-def _complaints(record: Record) -> list[MappedEvent]:
+def _complaints(record: Record, received_at: float | None) -> list[MappedEvent]:
     # The top-level sender/recipient are the ARF report's envelope (e.g. fbl@provider ->
     # fbl@us): the complainer and the original sender only exist inside feedback_report.
     report = _feedback_report(record)
@@ -180,8 +278,8 @@ def _complaints(record: Record) -> list[MappedEvent]:
         tenant=_text(trace.get("tenant")) or _envelope_tenant(record),
         recipient="",
         # The report's own spool id would mislead joins; only the traced id is the original's.
-        message_id=_text(trace.get("id")) or _text(trace.get("message_id")),
-        occurred_at=_occurred_at(record),
+        message_id=(_text(trace.get("id")) or _text(trace.get("message_id")))[:ID_MAX_CHARS],
+        occurred_at=_occurred_at(record, received_at),
         classification=_text(record.get("bounce_classification")),
         response="",
         mailbox=_address(report.get("original_mail_from")),
@@ -195,16 +293,26 @@ def _complaints(record: Record) -> list[MappedEvent]:
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    # PostgreSQL text cannot hold NUL (one would fail the whole batch), and an id, tenant or
+    # address with a NUL in it is no real one: unknown, rather than stripped into a real one.
+    if not isinstance(value, str) or "\x00" in value:
+        return ""
+    return value
+
+
+def _prose(value: object) -> str:
+    """Free text (a server's reply) without the NULs the database cannot store."""
+    if not isinstance(value, str):
+        return ""
+    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def _address(value: object) -> str:
     if isinstance(value, list):
         value = value[0] if value else ""
-    if not isinstance(value, str):
-        return ""
     # ARF reports may keep the angle brackets of the original envelope ("<a@b>").
-    return value.strip().strip("<>").strip().lower()
+    address = _text(value).strip().strip("<>").strip().lower()
+    return address if len(address) <= ADDRESS_MAX_CHARS else ""
 
 
 def _recipients(value: object) -> list[str]:
@@ -234,7 +342,7 @@ def _queue_tenant(queue: object) -> str:
     # and rpartition keeps a campaign that itself contains ":" out of the tenant.
     if not isinstance(queue, str):
         return ""
-    left, at, _domain = queue.rpartition("@")
+    left, at, _domain = _text(queue).rpartition("@")
     if not at:
         return ""
     return left.rpartition(":")[2]
@@ -243,33 +351,41 @@ def _queue_tenant(queue: object) -> str:
 def _queue_campaign(queue: object) -> str:
     if not isinstance(queue, str):
         return ""
-    left, at, _domain = queue.rpartition("@")
+    left, at, _domain = _text(queue).rpartition("@")
     if not at:
         left = _domain
     campaign, colon, _tenant = left.rpartition(":")
     return campaign if colon else ""
 
 
-def _occurred_at(record: Record) -> float:
+def _occurred_at(record: Record, received_at: float | None) -> float:
+    latest = LATEST_TIME if received_at is None else min(LATEST_TIME, received_at + CLOCK_SKEW)
     timestamp = record.get("timestamp")
-    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+    # Compared before float(): an integer beyond a double's range would raise there.
+    if (
+        isinstance(timestamp, int | float)
+        and not isinstance(timestamp, bool)
+        and EARLIEST_TIME <= timestamp <= latest
+    ):
         return float(timestamp)
     event_time = record.get("event_time")
     if isinstance(event_time, str) and event_time:
         try:
             # Python 3.11 accepts "Z" and truncates KumoMTA's nanoseconds to microseconds.
             parsed = datetime.fromisoformat(event_time)
-        except ValueError:
-            return 0.0
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    return 0.0
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            seconds = parsed.timestamp()
+        except (ValueError, OverflowError):
+            seconds = -1.0
+        if EARLIEST_TIME <= seconds <= latest:
+            return seconds
+    return 0.0 if received_at is None else received_at
 
 
 def _response_summary(response: object) -> str:
     if isinstance(response, str):
-        return response[:RESPONSE_MAX_CHARS]
+        return _prose(response)[:RESPONSE_MAX_CHARS]
     if not isinstance(response, dict):
         return ""
     parts = []
@@ -278,21 +394,14 @@ def _response_summary(response: object) -> str:
         parts.append(str(code))
     enhanced = response.get("enhanced_code")
     if isinstance(enhanced, dict):
-        parts.append(f"{enhanced.get('class')}.{enhanced.get('subject')}.{enhanced.get('detail')}")
-    content = response.get("content")
-    if isinstance(content, str) and content:
+        code_text = f"{enhanced.get('class')}.{enhanced.get('subject')}.{enhanced.get('detail')}"
+        parts.append(_prose(code_text[:RESPONSE_MAX_CHARS]))
+    content = _prose(response.get("content"))
+    if content:
         if "\n" in content or "\r" in content:
             content = " ".join(content.split())  # multi-line replies are stored on one line
         parts.append(content)
     return " ".join(parts)[:RESPONSE_MAX_CHARS]
-
-
-def _mentions_blocklist(response: object) -> bool:
-    content = response.get("content") if isinstance(response, dict) else response
-    if not isinstance(content, str) or not content:
-        return False
-    content = content.lower()
-    return any(marker in content for marker in BLOCKLIST_MARKERS)
 
 
 def _feedback_report(record: Record) -> Record:
@@ -307,7 +416,7 @@ def _supplemental_trace(report: Record) -> Record:
     if isinstance(trace, str) and trace:
         try:
             decoded = json.loads(trace)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             return _EMPTY
         if isinstance(decoded, dict):
             return decoded

@@ -29,6 +29,26 @@ class PendingRecord(models.Model):
         return str(self.raw_record_id)
 
 
+class DeadLetterRecord(models.Model):
+    """A stored record that processing could not turn into events, set aside with its error so
+    the rest of its batch (and every later batch) goes on; staff replay it from the console."""
+
+    raw_record = models.OneToOneField(
+        RawRecord, on_delete=models.CASCADE, related_name="dead_letter"
+    )
+    error = models.TextField()
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    attempts = models.PositiveIntegerField(default=1)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_failed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"record {self.raw_record_id}"
+
+
 class EventKind(models.TextChoices):
     SENT = "sent", "Sent"
     DELIVERED = "delivered", "Delivered"

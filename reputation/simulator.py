@@ -249,6 +249,42 @@ def simulate_records(
     return simulation.records()
 
 
+# How often recipients open and reply to delivered mail (observed by the product, not the MTA).
+ENGAGEMENT = {
+    "good": (0.60, 0.22),
+    "average": (0.50, 0.15),
+    "reckless": (0.20, 0.02),
+    "spammer": (0.10, 0.0),
+}
+
+
+def simulate_engagement(
+    records: list[dict[str, Any]], *, persona: str, seed: int | None = None
+) -> list[dict[str, str]]:
+    """The opens and replies recipients make to the delivered messages among `records`, as
+    product events (kind, source_key, recipient, message_id); deterministic for a seed."""
+    open_rate, reply_rate = ENGAGEMENT[persona]
+    rng = random.Random(seed)
+    events: list[dict[str, str]] = []
+    for record in records:
+        if record.get("type") != "Delivery":
+            continue
+        recipient = record.get("recipient")
+        recipient = recipient[0] if isinstance(recipient, list) else recipient or ""
+        message_id = record.get("id", "")
+        for kind, rate in (("opened", open_rate), ("replied", reply_rate)):
+            if rng.random() < rate:
+                events.append(
+                    {
+                        "kind": kind,
+                        "source_key": f"sim:{message_id}:{kind}",
+                        "recipient": recipient,
+                        "message_id": message_id,
+                    }
+                )
+    return events
+
+
 class _Simulation:
     """One run: a shared random stream and the records logged so far."""
 

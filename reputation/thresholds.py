@@ -5,6 +5,7 @@ Rate findings need a minimum sample (`min_sent`) so one bounce in three sends pa
 "above" means strictly above the threshold, "below" strictly below.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ SPAM_QUARANTINE = 0.3
 DELIVERY_WARNING = 95.0
 DELIVERY_CRITICAL = 90.0
 LIMIT_CUT = 0.40
+# Spam blocks count toward a cool-down over this many hours (by the time they happened).
+SPAM_BLOCK_WINDOW_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,47 @@ def mailbox_findings(
             )
         )
     return found
+
+
+def receiving_domain(address: str) -> str:
+    """The domain part of a recipient address (lower-cased), "" when there is none."""
+    local, at, domain = address.rpartition("@")
+    return domain.strip().lower() if at and local else ""
+
+
+def spam_block_finding(
+    recipients: Sequence[str], *, example: str, min_domains: int
+) -> Finding | None:
+    """Spam blocks of the recent window, by recipient: critical (a cool-down) once `min_domains`
+    distinct receiving domains agree, a warning while fewer do. One receiving server's verdict
+    is its own policy, not the sender's reputation; a public listing shows up everywhere."""
+    if not recipients:
+        return None
+    domains = sorted({d for d in map(receiving_domain, recipients) if d})
+    numbers: dict[str, Any] = {
+        "spam_blocks": len(recipients),
+        "receiving_domains": len(domains),
+        "domains": domains[:10],
+        "min_domains": min_domains,
+    }
+    quoted = f"“{example[:160]}”" if example else "no reply text"
+    if len(domains) >= min_domains:
+        return Finding(
+            "spam_block",
+            "critical",
+            f"{len(domains)} receiving domains ({', '.join(domains[:5])}) rejected mail as spam "
+            f"or blocklisted within {SPAM_BLOCK_WINDOW_HOURS} hours, e.g. {quoted}.",
+            numbers,
+        )
+    where = ", ".join(domains) if domains else "a receiving server"
+    return Finding(
+        "spam_block",
+        "warning",
+        f"{where} rejected mail as spam or blocklisted, e.g. {quoted}. A cool-down starts only "
+        f"when {min_domains} distinct receiving domains do so within "
+        f"{SPAM_BLOCK_WINDOW_HOURS} hours.",
+        numbers,
+    )
 
 
 def limit_after_cut(limit: int) -> int:

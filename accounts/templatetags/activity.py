@@ -78,6 +78,7 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     "reputation.spam_block": "Receiving servers rejected mail from {subject} as spam",
     "reputation.delivery_warning": "{subject}'s delivery rate dropped",
     "reputation.delivery_critical": "{subject}'s delivery rate is below the limit",
+    "reputation.dead_letter_replay": "A set-aside MTA record was queued for processing again",
     # The platform's own sending infrastructure (operations console)
     "source.pull": "The sending source {subject} was taken out of service",
     "source.activate": "The sending source {subject} was put into service",

@@ -18,11 +18,13 @@ from reputation.core.metrics import domain_window_sums, mailbox_window_sums, win
 from reputation.models import Event, ReputationAlert
 from reputation.scoring import Tier, WindowMetrics
 from reputation.thresholds import (
+    SPAM_BLOCK_WINDOW_HOURS,
     Finding,
     domain_findings,
     limit_after_cut,
     limit_restored_step,
     mailbox_findings,
+    spam_block_finding,
 )
 from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
 from sending.services.mailboxes import mailbox_pause
@@ -166,6 +168,25 @@ def _last_24h(mailbox_ids: list[int], now: datetime) -> dict[int, WindowMetrics]
     return {r["mailbox_id"]: WindowMetrics(sent=r["sent"], hard_bounces=r["hard"]) for r in rows}
 
 
+def _recent_spam_blocks(domain_ids: set[int], now: datetime) -> dict[int, list[tuple[str, str]]]:
+    """(recipient, reply) of each domain's spam blocks in the window, newest first."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    if not domain_ids:
+        return found
+    rows = (
+        Event.objects.filter(
+            domain_id__in=domain_ids,
+            kind="spam_block",
+            occurred_at__gte=now - timedelta(hours=SPAM_BLOCK_WINDOW_HOURS),
+        )
+        .order_by("-occurred_at")
+        .values_list("domain_id", "recipient", "detail")
+    )
+    for domain_id, recipient, detail in rows:
+        found.setdefault(domain_id, []).append((recipient, detail))
+    return found
+
+
 def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
     """Apply the automatic actions to the domains and mailboxes a batch touched."""
     min_sent = settings.REPUTATION_ACTION_MIN_SENT
@@ -175,6 +196,14 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
     }
     sums = domain_window_sums(domains, now)
     book = AlertBook(domains)
+    # Domains with new spam blocks, and those whose spam-block warning is still open (it is
+    # resolved once the window holds none): rare, so the event table is read only for them.
+    watched = set(outcome.spam_blocks) | {
+        domain_id
+        for domain_id, mailbox_id, code in book.open
+        if mailbox_id is None and code == "spam_block"
+    }
+    spam_blocks = _recent_spam_blocks(watched & set(domains), now)
     for domain in domains.values():
         counters = sums.get(domain.pk, {})
         metrics = window_metrics(counters)
@@ -183,20 +212,22 @@ def actions_evaluate(*, outcome, now: datetime, scores: dict) -> None:
         findings = domain_findings(
             metrics, delivered=delivered, final_outcomes=finals, min_sent=min_sent
         )
-        if domain.pk in outcome.spam_blocks:
-            responses = outcome.spam_blocks[domain.pk]
-            findings.append(
-                Finding(
-                    "spam_block",
-                    "critical",
-                    f"The MTA reported {len(responses)} spam/blocklist rejection(s), e.g. "
-                    f"“{responses[0][:160]}”.",
-                    {"spam_blocks": len(responses)},
-                )
+        if domain.pk in spam_blocks:
+            fresh = outcome.spam_blocks.get(domain.pk)
+            recipients = [recipient for recipient, _ in spam_blocks[domain.pk]]
+            example = fresh[0] if fresh else spam_blocks[domain.pk][0][1]
+            finding = spam_block_finding(
+                recipients,
+                example=example,
+                min_domains=settings.REPUTATION_SPAM_BLOCK_MIN_DOMAINS,
             )
+            if finding:
+                findings.append(finding)
         for finding in findings:
-            if finding.code == "spam_block":
-                if domain.status in (DomainStatus.VERIFIED,):
+            if finding.code == "spam_block" and finding.level == "critical":
+                # Not an episode: every run that brings new blocks re-checks (a domain released
+                # from cool-down early is not put back by the same old blocks).
+                if domain.pk in outcome.spam_blocks and domain.status == DomainStatus.VERIFIED:
                     domain_cooldown(
                         domain=domain,
                         actor=None,

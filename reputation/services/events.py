@@ -1,6 +1,8 @@
 """The one entry point for events the product itself observes (opens, clicks, replies, ...)."""
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -10,7 +12,7 @@ from config.errors import ApplicationError
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from reputation.core.scores import scores_recompute
 from reputation.models import Event, EventKind
-from sending.models import Mailbox, SendingDomain, Suppression
+from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
 
 RECORDABLE = {
     EventKind.OPENED,
@@ -86,3 +88,56 @@ def event_record(
     if rescore:
         scores_recompute(domain_ids=[domain.pk])
     return event
+
+
+@dataclass(frozen=True)
+class ProductEvent:
+    """One event as another process reports it: its domain by public id."""
+
+    domain: str
+    kind: str
+    source_key: str
+    recipient: str = ""
+    message_id: str = ""
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventsRecorded:
+    received: int
+    recorded: int
+
+
+@transaction.atomic
+def events_record(*, events: Sequence[ProductEvent]) -> EventsRecorded:
+    """Record a batch of product events, each once, and rescore every domain it touches once.
+
+    The rescoring runs here, in the process that serves the pages, so its pushes reach them."""
+    wanted = {event.domain for event in events}
+    domains = {
+        domain.public_id: domain
+        for domain in SendingDomain.objects.filter(public_id__in=wanted).exclude(
+            status=DomainStatus.RETIRED
+        )
+    }
+    unknown = sorted(wanted - domains.keys())
+    if unknown:
+        raise ApplicationError(
+            f"No sending domain {unknown[0]}.",
+            code="unknown_domain",
+            fields={"events": [f"No sending domain {public_id}." for public_id in unknown]},
+        )
+    recorded = 0
+    for event in events:
+        if event_record(
+            domain=domains[event.domain],
+            kind=event.kind,
+            source_key=event.source_key,
+            recipient=event.recipient,
+            message_id=event.message_id,
+            occurred_at=event.occurred_at,
+            rescore=False,
+        ):
+            recorded += 1
+    scores_recompute(domain_ids=sorted(domain.pk for domain in domains.values()))
+    return EventsRecorded(received=len(events), recorded=recorded)

@@ -1,5 +1,6 @@
 """Storing the MTA's log records durably, before the hook answers."""
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,12 @@ def records_processing_enqueue() -> None:
     try:
         if cache.add(PROCESSING_SCHEDULED, 1, timeout=30):
             task_enqueue(PROCESSING_TASK, countdown=PROCESSING_DELAY)
-    except Exception:
-        cache.delete(PROCESSING_SCHEDULED)
-        logger.warning("could not queue record processing; the periodic tick will pick it up")
+    except Exception as error:
+        # The records are stored: the hook must still answer 2xx (or the MTA would post them
+        # again and again). Redis (cache and broker) being down is the usual cause.
+        logger.warning(
+            "could not queue record processing (%r); the periodic tick will pick them up", error
+        )
+        # The next batch may try again; if the cache is down too, the flag expires on its own.
+        with contextlib.suppress(Exception):
+            cache.delete(PROCESSING_SCHEDULED)

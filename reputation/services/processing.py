@@ -1,13 +1,21 @@
-"""Turning stored records into events, counters, suppressions and fresh scores, in batches."""
+"""Turning stored records into events, counters, suppressions and fresh scores, in batches.
 
+A batch is processed set-based (a handful of statements for thousands of records) inside a
+savepoint. Should a record make it fail, the batch is split in halves and each half retried in
+its own savepoint, down to the single record, which is set aside as a dead letter with its
+error: one bad record costs a few extra statements, never the batch, and is never claimed again.
+"""
+
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import orjson
+import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
@@ -15,7 +23,10 @@ from reputation.core.scores import scores_recompute
 from reputation.mapping import EventKind, MappedEvent, map_record
 from reputation.models import Event, PendingRecord, RawRecord, SoftBounceStreak
 from reputation.services.actions import actions_evaluate
+from reputation.services.dead_letters import dead_letters_record
 from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
+
+logger = logging.getLogger(__name__)
 
 SOFT_BOUNCES_TO_HARD = 5
 STREAK_LOCK = 4201  # advisory lock namespace for soft-bounce streaks
@@ -203,7 +214,14 @@ def _suppress(rows: list[_Row], now: datetime) -> None:
 POSTGRES = "postgresql"
 
 
-def _claim(limit: int) -> list[tuple[int, str, dict]]:
+class _Claimed(NamedTuple):
+    raw_id: int
+    key: str
+    payload: str  # JSON text, decoded record by record (one bad row must not fail the batch)
+    received_at: datetime
+
+
+def _claim(limit: int) -> list[_Claimed]:
     """Take queued records by deleting their queue rows; concurrent workers skip each other's
     rows, and a rollback puts them back."""
     raw, pending = RawRecord._meta.db_table, PendingRecord._meta.db_table
@@ -213,7 +231,7 @@ def _claim(limit: int) -> list[tuple[int, str, dict]]:
                 f"WITH claimed AS (DELETE FROM {pending} WHERE raw_record_id IN ("
                 f"SELECT raw_record_id FROM {pending} ORDER BY raw_record_id LIMIT %s "
                 "FOR UPDATE SKIP LOCKED) RETURNING raw_record_id) "
-                f"SELECT r.id, r.record_key, r.payload FROM {raw} r "
+                f"SELECT r.id, r.record_key, r.payload, r.received_at FROM {raw} r "
                 "JOIN claimed c ON c.raw_record_id = r.id ORDER BY r.id",
                 [limit],
             )
@@ -221,12 +239,12 @@ def _claim(limit: int) -> list[tuple[int, str, dict]]:
     else:
         ids = list(PendingRecord.objects.order_by("pk").values_list("pk", flat=True)[:limit])
         PendingRecord.objects.filter(pk__in=ids).delete()
-        found = (
+        found = list(
             RawRecord.objects.filter(pk__in=ids)
             .order_by("pk")
-            .values_list("id", "record_key", "payload")
+            .values_list("id", "record_key", "payload", "received_at")
         )
-    return [(pk, key, orjson.loads(text)) for pk, key, text in found]
+    return [_Claimed(*row) for row in found]
 
 
 EVENT_COLUMNS = (
@@ -263,7 +281,7 @@ def _events_insert(rows: list[tuple]) -> None:
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             _copy(cursor, f"COPY {table} ({columns}) FROM STDIN", rows)
-    except IntegrityError:
+    except (IntegrityError, psycopg.IntegrityError):  # COPY runs on psycopg's own cursor
         with connection.cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS event_batch ON COMMIT DELETE ROWS AS "
@@ -274,6 +292,7 @@ def _events_insert(rows: list[tuple]) -> None:
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM event_batch "
                 "ON CONFLICT (source_key) DO NOTHING"
             )
+            cursor.execute("DELETE FROM event_batch")  # a later chunk of this batch reuses it
 
 
 def _copy(cursor, sql: str, rows: list[tuple]) -> None:
@@ -282,64 +301,119 @@ def _copy(cursor, sql: str, rows: list[tuple]) -> None:
             copy.write_row(row)
 
 
+Mapped = list[tuple[int, str, MappedEvent]]  # (raw record id, source key, event)
+
+
 def records_process_batch(*, limit: int | None = None, now: datetime | None = None) -> BatchOutcome:
     """Turn one batch of stored records into events and counters, exactly once (claimed with
-    SKIP LOCKED); scores and actions follow in `outcome_apply`."""
+    SKIP LOCKED); a record that cannot be processed becomes a dead letter and the rest go on.
+    Scores and actions follow in `outcome_apply`."""
     now = now or timezone.now()
     limit = limit or settings.INTAKE_BATCH_SIZE
-    outcome = BatchOutcome()
     with transaction.atomic():
         claimed = _claim(limit)
         if not claimed:
-            return outcome
-        mapped = []
-        for raw_id, key, payload in claimed:
+            return BatchOutcome()
+        failed: dict[int, str] = {}
+        groups: list[Mapped] = []
+        for raw_id, key, payload, received_at in claimed:
             try:
-                events = map_record(payload)
+                record = orjson.loads(payload)
+            except orjson.JSONDecodeError as error:
+                failed[raw_id] = _error_text(error)
+                continue
+            try:
+                events = map_record(record, received_at=received_at.timestamp())
             except ValueError:
-                continue  # stored for the record, nothing to count
-            mapped += [(raw_id, f"{key}:{i}", e) for i, e in enumerate(events)]
-        rows = _resolve(mapped)
-        derived, dropped = _soft_bounce_streaks(rows, now)
-        rows = [r for r in rows if r.key not in dropped] + derived
-        _events_insert(
-            [
-                (
-                    r.domain_id,
-                    r.mailbox_id,
-                    r.event.kind.value,
-                    r.event.recipient[:320],
-                    r.event.message_id[:64],
-                    r.event.message_kind[:16],
-                    r.event.classification[:40],
-                    r.event.response[:500],
-                    _when(r.event.occurred_at),
-                    r.key[:80],
-                    r.raw_id,
-                    now,
-                )
-                for r in rows
-            ]
-        )
-        domain_counts, mailbox_counts = _count(rows)
-        domain_counters_add(domain_counts)
-        mailbox_counters_add(mailbox_counts)
-        _suppress(rows, now)
-
+                continue  # not a log record: stored, nothing to count
+            except Exception as error:
+                failed[raw_id] = _error_text(error)
+                continue
+            if events:
+                groups.append([(raw_id, f"{key}:{i}", e) for i, e in enumerate(events)])
+        outcome = _apply_isolating(groups, now, failed)
+        if failed:
+            dead_letters_record(failures=failed, now=now)
         outcome.records = len(claimed)
-        outcome.events = len(rows)
-        for row in rows:
-            outcome.domains.add(row.domain_id)
-            if row.mailbox_id:
-                outcome.mailboxes.add(row.mailbox_id)
-            if row.event.kind == EventKind.SPAM_BLOCK:
-                outcome.spam_blocks[row.domain_id].append(row.event.response)
-            if (
-                row.event.kind == EventKind.COMPLAINT
-                and row.mailbox_id
-                and row.event.message_kind == "warmup"
-            ):
-                outcome.warmup_complaints[row.mailbox_id].append(row.event.recipient)
+    return outcome
+
+
+def _apply_isolating(groups: list[Mapped], now: datetime, failed: dict[int, str]) -> BatchOutcome:
+    """`_apply` in a savepoint; on a failure the records are retried in halves until the one
+    at fault is alone, and its error goes to `failed` (raw record id -> error text)."""
+    if not groups:
+        return BatchOutcome()
+    try:
+        with transaction.atomic():
+            return _apply([m for group in groups for m in group], now)
+    except Exception as error:
+        if _infrastructure_error(error):
+            raise  # the database went away or a deadlock: the whole batch is retried later
+        if len(groups) == 1:
+            failed[groups[0][0][0]] = _error_text(error)
+            logger.warning("record %s set aside as a dead letter: %r", groups[0][0][0], error)
+            return BatchOutcome()
+    half = len(groups) // 2
+    outcome = _apply_isolating(groups[:half], now, failed)
+    outcome_merge(outcome, _apply_isolating(groups[half:], now, failed))
+    return outcome
+
+
+def _infrastructure_error(error: Exception) -> bool:
+    return isinstance(
+        error, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError
+    )
+
+
+def _error_text(error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text.replace("\x00", "\\x00")[:2000]
+
+
+def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
+    """The set-based steps for mapped events: resolve tenants, streaks, events, counters,
+    suppressions."""
+    outcome = BatchOutcome()
+    rows = _resolve(mapped)
+    derived, dropped = _soft_bounce_streaks(rows, now)
+    rows = [r for r in rows if r.key not in dropped] + derived
+    _events_insert(
+        [
+            (
+                r.domain_id,
+                r.mailbox_id,
+                r.event.kind.value,
+                r.event.recipient[:320],
+                r.event.message_id[:64],
+                r.event.message_kind[:16],
+                r.event.classification[:40],
+                r.event.response[:500],
+                _when(r.event.occurred_at),
+                r.key[:80],
+                r.raw_id,
+                now,
+            )
+            for r in rows
+        ]
+    )
+    domain_counts, mailbox_counts = _count(rows)
+    domain_counters_add(domain_counts)
+    mailbox_counters_add(mailbox_counts)
+    _suppress(rows, now)
+
+    outcome.events = len(rows)
+    for row in rows:
+        outcome.domains.add(row.domain_id)
+        if row.mailbox_id:
+            outcome.mailboxes.add(row.mailbox_id)
+        if row.event.kind == EventKind.SPAM_BLOCK:
+            outcome.spam_blocks[row.domain_id].append(row.event.response)
+        if (
+            row.event.kind == EventKind.COMPLAINT
+            and row.mailbox_id
+            and row.event.message_kind == "warmup"
+        ):
+            outcome.warmup_complaints[row.mailbox_id].append(row.event.recipient)
     return outcome
 
 

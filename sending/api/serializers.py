@@ -3,7 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from sending.mailbox_fields import FIELDS, FieldSpec
-from sending.models import ConnectionType, Mailbox, SendingDomain
+from sending.models import ConnectionType, Mailbox, SendingDomain, TlsMode
 
 
 class DomainSerializer(serializers.ModelSerializer):
@@ -88,6 +88,14 @@ class MailboxSerializer(serializers.ModelSerializer):
         choices=["enrolled", "waiting_for_connection_test", "off"],
         read_only=True,
         help_text="An external mailbox enrolled in warm-up waits for a passing connection test.",
+    )
+
+    # Blank for platform mailboxes (no servers of their own): part of the documented values.
+    smtp_security = serializers.ChoiceField(
+        choices=TlsMode.choices, allow_blank=True, read_only=True
+    )
+    imap_security = serializers.ChoiceField(
+        choices=TlsMode.choices, allow_blank=True, read_only=True
     )
 
     class Meta:

@@ -71,7 +71,7 @@ class DomainViewSet(
         domain_retire(domain=instance, actor=api_user(self.request))
 
     @extend_schema(responses=DnsRecordSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="dns-records")
+    @action(detail=True, methods=["get"], url_path="dns-records", pagination_class=None)
     def dns_records(self, request: Request, id: str) -> Response:
         """The records to publish, as JSON."""
         domain = self.get_object()
@@ -151,7 +151,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         mailbox_delete(mailbox=instance, actor=api_user(self.request))
 
     @extend_schema(request=None, responses=ConnectionResultSerializer(many=True))
-    @action(detail=True, methods=["post"], url_path="test-connection")
+    @action(detail=True, methods=["post"], url_path="test-connection", pagination_class=None)
     def test_connection(self, request: Request, pk: str) -> Response:
         """Log in to the mailbox's SMTP and IMAP servers; each result says why it failed."""
         mailbox = self.get_object()

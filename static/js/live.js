@@ -1,10 +1,13 @@
 // Live updates for the current workspace over /ws/workspace/. Pages listen for
 // "workspace:<event>" DOM events; the feed shows a short notice for each message.
+// Whatever was pushed while the socket was down is lost, so on every reconnect the page is told
+// its scores may have moved ("workspace:score" with {resync: true}) and re-fetches its cards.
 (function () {
   "use strict";
   var status = document.getElementById("live-status");
   var feed = document.getElementById("live-feed");
   var delay = 1000;
+  var connectedBefore = false;
 
   function setStatus(ok) {
     if (status) status.classList.toggle("on", ok);
@@ -23,7 +26,14 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + location.host + "/ws/workspace/");
-    socket.onopen = function () { delay = 1000; setStatus(true); };
+    socket.onopen = function () {
+      delay = 1000;
+      setStatus(true);
+      if (connectedBefore) {
+        document.dispatchEvent(new CustomEvent("workspace:score", { detail: { resync: true } }));
+      }
+      connectedBefore = true;
+    };
     socket.onmessage = function (e) {
       var message = JSON.parse(e.data);
       show(message);

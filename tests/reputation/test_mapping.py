@@ -181,7 +181,8 @@ def test_it_maps_spam_classes_to_spam_blocks_instead_of_hard_bounces(classificat
         "Unfortunately, messages from [203.0.113.5] weren't sent. Please contact your Internet "
         "service provider since part of their network is on our block list (S3150).",
         "Rejected: 203.0.113.5 listed at bl.spamcop.net",
-        "Your IP is on our BLACKLIST",
+        "5.7.606 Access denied, banned sending IP [203.0.113.5]. To request removal from this "
+        "list please visit https://sender.office.com/",
     ],
 )
 def test_it_maps_blocklist_responses_to_spam_blocks_whatever_the_classifier_said(content):

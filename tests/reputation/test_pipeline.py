@@ -189,7 +189,9 @@ def test_spam_between_point_fifteen_and_point_three_pauses_the_mailboxes(post, s
 
 
 def test_a_spam_block_puts_the_domain_in_cooldown_for_fourteen_days(post, sender, owner):
-    post([sent(sender, "x@gmail.com"), spam_block(sender, "x@gmail.com")])
+    # Three receiving domains agree (docs/tiers-and-actions.md#cool-down).
+    rcpts = ["x@gmail.com", "y@outlook.com", "z@example.org"]
+    post([sent(sender, r) for r in rcpts] + [spam_block(sender, r) for r in rcpts])
     sender.refresh_from_db()
     assert sender.status == DomainStatus.COOLDOWN
     assert sender.tier == "rehab"

@@ -1,36 +1,43 @@
-"""Post realistic KumoMTA log records for a domain through the real intake endpoint."""
+"""Post realistic KumoMTA log records for a domain through the real intake endpoint, and the
+recipients' opens and replies through the product-events hook."""
 
-import random
+import time
+import urllib.error
+import urllib.parse
+from collections.abc import Callable
 
 import orjson
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
+from django.urls import reverse
 
 from config.http import post_json
-from reputation.core.scores import scores_recompute
-from reputation.services.events import event_record
-from reputation.simulator import PERSONAS, simulate_records
+from reputation.simulator import PERSONAS, simulate_engagement, simulate_records
 from sending.models import DomainStatus, SendingDomain
 
-# Engagement the recipients show (opens and replies are observed by the product, not the MTA).
-ENGAGEMENT = {
-    "good": (0.60, 0.22),
-    "average": (0.50, 0.15),
-    "reckless": (0.20, 0.02),
-    "spammer": (0.10, 0.0),
-}
 BATCH = 500
+EVENTS_BATCH = 1000  # the events hook's limit per request
+RETRIES = 5  # answers of 429 (rate limited) waited out before giving up
+
+Post = Callable[[str, bytes], bytes]
 
 
 class Command(BaseCommand):
-    help = "Simulate a domain's traffic as KumoMTA log records posted to /hooks/kumomta/."
+    help = (
+        "Simulate a domain's traffic: KumoMTA log records posted to /hooks/kumomta/ and the "
+        "recipients' opens and replies posted to /hooks/events/."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--domain", required=True, help="Sending domain name")
         parser.add_argument("--persona", required=True, choices=sorted(PERSONAS))
         parser.add_argument("--messages", type=int, default=500)
-        parser.add_argument("--url", help="Post over HTTP to this hook URL (default: in-process)")
+        parser.add_argument(
+            "--url",
+            help="Post over HTTP to this hook URL, e.g. http://127.0.0.1:8000/hooks/kumomta/; "
+            "opens and replies go to /hooks/events/ on the same server (default: in-process)",
+        )
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument(
             "--no-engagement",
@@ -67,71 +74,88 @@ class Command(BaseCommand):
             seed=seed,
             mailboxes=mailboxes or None,
         )
-        post = self._http(url) if url else self._in_process()
+        post = self._http() if url else self._in_process()
+        hook = url or reverse("kumomta_hook")
         for start in range(0, len(records), BATCH):
-            post(orjson.dumps(records[start : start + BATCH]))
+            post(hook, orjson.dumps(records[start : start + BATCH]))
         if not url:
             from reputation.services.processing import records_process
 
             records_process()
-        engaged = 0 if no_engagement else self._engage(target, records, persona, seed)
+        engaged = 0
+        if not no_engagement:
+            # Engagement goes to the server too: the score it moves is pushed to open pages by
+            # the process that recomputes it, and only the server's pushes reach them.
+            events_hook = urllib.parse.urljoin(url, reverse("events_hook")) if url else None
+            events = [
+                {"domain": target.public_id, **event}
+                for event in simulate_engagement(records, persona=persona, seed=seed)
+            ]
+            for start in range(0, len(events), EVENTS_BATCH):
+                answer = post(
+                    events_hook or reverse("events_hook"),
+                    orjson.dumps({"events": events[start : start + EVENTS_BATCH]}),
+                )
+                engaged += orjson.loads(answer)["recorded"]
         target.refresh_from_db()
         self.stdout.write(
             f"{target.name}: posted {len(records)} records for {messages} messages "
             f"({engaged} opens/replies); score {target.trust_score}, tier {target.tier}"
         )
+        if not url and "InMemory" in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
+            self.stderr.write(
+                "Pages open in a running server hear of this run only with --url "
+                "(e.g. --url http://127.0.0.1:8000/hooks/kumomta/)."
+            )
 
-    def _in_process(self):
+    def _in_process(self) -> Post:
         host = next((h for h in settings.ALLOWED_HOSTS if h and not h.startswith(".")), "localhost")
         client = Client(HTTP_HOST=host.replace("*", "localhost"))
         auth = f"Bearer {settings.KUMO_WEBHOOK_TOKEN}"
 
-        def post(body: bytes) -> None:
-            response = client.post(
-                "/hooks/kumomta/",
-                body,
-                content_type="application/json",
-                HTTP_AUTHORIZATION=auth,
-                secure=not settings.DEBUG,
-            )
-            if response.status_code != 200:
-                raise CommandError(
-                    f"The hook answered {response.status_code}: {response.content!r}"
+        def post(path: str, body: bytes) -> bytes:
+            attempt = 0
+            while True:
+                response = client.post(
+                    path,
+                    body,
+                    content_type="application/json",
+                    HTTP_AUTHORIZATION=auth,
+                    secure=not settings.DEBUG,
                 )
+                if response.status_code == 200:
+                    return response.content
+                if response.status_code != 429 or attempt == RETRIES:
+                    raise CommandError(
+                        f"{path} answered {response.status_code}: {response.content!r}"
+                    )
+                attempt += 1
+                time.sleep(_retry_after(response.headers.get("Retry-After")))
 
         return post
 
-    def _http(self, url: str):
-        def post(body: bytes) -> None:
-            headers = {"Authorization": f"Bearer {settings.KUMO_WEBHOOK_TOKEN}"}
-            try:
-                post_json(url, body, headers=headers, timeout=30)
-            except (OSError, ValueError) as error:
-                raise CommandError(f"Posting to {url} failed: {error}") from None
+    def _http(self) -> Post:
+        headers = {"Authorization": f"Bearer {settings.KUMO_WEBHOOK_TOKEN}"}
+
+        def post(url: str, body: bytes) -> bytes:
+            attempt = 0
+            while True:
+                try:
+                    return post_json(url, body, headers=headers, timeout=30)
+                except urllib.error.HTTPError as error:
+                    if error.code != 429 or attempt == RETRIES:
+                        detail = error.read()[:500]
+                        raise CommandError(f"Posting to {url} failed: {error} {detail!r}") from None
+                    attempt += 1
+                    time.sleep(_retry_after(error.headers.get("Retry-After")))
+                except (OSError, ValueError) as error:
+                    raise CommandError(f"Posting to {url} failed: {error}") from None
 
         return post
 
-    def _engage(
-        self, domain: SendingDomain, records: list[dict], persona: str, seed: int | None
-    ) -> int:
-        open_rate, reply_rate = ENGAGEMENT[persona]
-        rng = random.Random(seed)
-        recorded = 0
-        for record in records:
-            if record.get("type") != "Delivery":
-                continue
-            recipient = record.get("recipient")
-            recipient = recipient[0] if isinstance(recipient, list) else recipient or ""
-            message_id = record.get("id", "")
-            for kind, rate in (("opened", open_rate), ("replied", reply_rate)):
-                if rng.random() < rate and event_record(
-                    domain=domain,
-                    kind=kind,
-                    source_key=f"sim:{message_id}:{kind}",
-                    recipient=recipient,
-                    message_id=message_id,
-                    rescore=False,
-                ):
-                    recorded += 1
-        scores_recompute(domain_ids=[domain.pk])
-        return recorded
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 1), 0.1), 60.0)
+    except ValueError:
+        return 1.0
