@@ -18,6 +18,7 @@ from sending.models import SendingDomain
 from sending.services.domains import domain_create
 from sending.services.verification import domain_verify
 from tests.conftest import free_port, publish
+from tests.reputation.records import events_post, opened_event
 from tests.test_browser import CHROMIUM
 from tests.test_browser_phone import Chromium
 from tests.test_profiles import ROOT, wait_for_port
@@ -224,28 +225,11 @@ def test_the_dashboard_refetches_its_scores_when_the_socket_reconnects(
 # --- The product-events hook ------------------------------------------------------------------
 
 
-def events_post(client: Client, body: dict, token: str = TOKEN):
-    auth = f"Bearer {token}"
-    return client.post(
-        "/hooks/events/", body, content_type="application/json", HTTP_AUTHORIZATION=auth
-    )
-
-
-def opened(domain: SendingDomain, n: int) -> dict:
-    return {
-        "domain": domain.public_id,
-        "kind": "opened",
-        "source_key": f"t:{n}:opened",
-        "message_id": f"m{n}",
-        "recipient": f"p{n}@example.org",
-    }
-
-
 def test_it_refuses_events_without_the_hook_token(settings, verified_domain):
     settings.KUMO_WEBHOOK_TOKEN = TOKEN
     client = Client()
     assert client.post("/hooks/events/", {}, content_type="application/json").status_code == 401
-    answer = events_post(client, {"events": [opened(verified_domain, 1)]}, token="wrong")
+    answer = events_post(client, {"events": [opened_event(verified_domain, 1)]}, "wrong")
     assert answer.status_code == 401
     assert answer["WWW-Authenticate"] == 'Bearer realm="hooks"'
     assert not Event.objects.exists()
@@ -254,12 +238,12 @@ def test_it_refuses_events_without_the_hook_token(settings, verified_domain):
 def test_it_rejects_a_batch_with_an_unknown_domain_or_an_mta_kind(settings, verified_domain):
     settings.KUMO_WEBHOOK_TOKEN = TOKEN
     client = Client()
-    unknown = {**opened(verified_domain, 2), "domain": "dom_nope"}
-    answer = events_post(client, {"events": [opened(verified_domain, 1), unknown]})
+    unknown = {**opened_event(verified_domain, 2), "domain": "dom_nope"}
+    answer = events_post(client, {"events": [opened_event(verified_domain, 1), unknown]}, TOKEN)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "unknown_domain"
-    bounce = {**opened(verified_domain, 3), "kind": "bounce_hard"}
-    answer = events_post(client, {"events": [bounce]})
+    bounce = {**opened_event(verified_domain, 3), "kind": "bounce_hard"}
+    answer = events_post(client, {"events": [bounce]}, TOKEN)
     assert answer.status_code == 400
     assert "kind" in str(answer.json()["error"]["fields"])
     assert not Event.objects.exists()
@@ -270,7 +254,10 @@ def test_it_rate_limits_each_caller(settings, verified_domain, monkeypatch):
     monkeypatch.setattr(EventsHookThrottle, "rate", "2/min")
     client = Client()
     for n in range(2):
-        assert events_post(client, {"events": [opened(verified_domain, n)]}).status_code == 200
-    answer = events_post(client, {"events": [opened(verified_domain, 9)]})
+        assert (
+            events_post(client, {"events": [opened_event(verified_domain, n)]}, TOKEN).status_code
+            == 200
+        )
+    answer = events_post(client, {"events": [opened_event(verified_domain, 9)]}, TOKEN)
     assert answer.status_code == 429
     assert int(answer["Retry-After"]) > 0

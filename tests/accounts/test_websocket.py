@@ -6,7 +6,6 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpResponse
 from django.test import Client
 
 from accounts.services import workspace_notify
@@ -14,6 +13,7 @@ from config.asgi import application
 from reputation.models import Event
 from sending.models import DomainStatus, SendingDomain
 from sending.services.domains import domain_create
+from tests.reputation.records import events_post, opened_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,23 +105,6 @@ async def test_a_foreign_origin_is_refused(owner):
 HOOK_TOKEN = "events-hook-token"
 
 
-def events_post(body: dict) -> HttpResponse:
-    auth = f"Bearer {HOOK_TOKEN}"
-    return Client().post(
-        "/hooks/events/", body, content_type="application/json", HTTP_AUTHORIZATION=auth
-    )
-
-
-def opened(domain: SendingDomain, n: int) -> dict:
-    return {
-        "domain": domain.public_id,
-        "kind": "opened",
-        "source_key": f"t:{n}:opened",
-        "message_id": f"m{n}",
-        "recipient": f"p{n}@example.org",
-    }
-
-
 async def test_an_open_socket_hears_the_score_that_posted_events_move(settings, owner):
     settings.KUMO_WEBHOOK_TOKEN = HOOK_TOKEN
     domain = await database_sync_to_async(
@@ -133,8 +116,8 @@ async def test_an_open_socket_hears_the_score_that_posted_events_move(settings, 
     assert (await listener.connect())[0]
     await listener.receive_json_from(timeout=5)  # hello
 
-    events = [opened(domain, n) for n in range(3)] + [opened(domain, 0)]  # one replayed
-    answer = await database_sync_to_async(events_post)({"events": events})
+    events = [opened_event(domain, n) for n in range(3)] + [opened_event(domain, 0)]  # one replayed
+    answer = await database_sync_to_async(events_post)(Client(), {"events": events}, HOOK_TOKEN)
     assert answer.status_code == 200
     assert answer.json() == {"received": 4, "recorded": 3}
     pushed = await listener.receive_json_from(timeout=5)

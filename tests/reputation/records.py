@@ -141,3 +141,24 @@ def traffic(domain, n: int, *, bounces: int = 0, prefix: str = "p") -> list[dict
         out.append(sent(domain, rcpt))
         out.append(hard_bounce(domain, rcpt) if i < bounces else delivered(domain, rcpt))
     return out
+
+
+def opened_event(domain, n: int) -> dict:
+    """A product event for POST /hooks/events/: message `m{n}` was opened."""
+    return {
+        "domain": domain.public_id,
+        "kind": "opened",
+        "source_key": f"t:{n}:opened",
+        "message_id": f"m{n}",
+        "recipient": f"p{n}@example.org",
+    }
+
+
+def events_post(client, body: dict, token: str):
+    """POST product events as the simulator does."""
+    return client.post(
+        "/hooks/events/",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
