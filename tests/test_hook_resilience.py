@@ -2,9 +2,7 @@
 and never a hang."""
 
 import logging
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from reputation.models import PendingRecord, RawRecord
 from reputation.services.intake import PROCESSING_SCHEDULED
 from tests.conftest import free_port, token_client
 from tests.reputation.records import sent
+from tests.servers.chaos import RedisServer
 
 pytestmark = pytest.mark.django_db
 
@@ -42,26 +41,10 @@ def redis_cache(url: str) -> dict:
 
 
 @pytest.fixture
-def throwaway_redis(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A Redis of this test's own (its URL and process), so the test can stop it."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is needed for this test"
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def throwaway_redis(tmp_path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, so the test can stop it."""
+    with RedisServer(tmp_path) as server:
+        yield server
 
 
 def queue_through(broker_url: str, settings, monkeypatch) -> None:
@@ -106,12 +89,10 @@ def test_it_answers_2xx_when_redis_is_down_because_the_records_are_stored(
     hook, sender, settings, throwaway_redis, monkeypatch, caplog
 ):
     # Cache (the "processing scheduled" flag) and broker are the same Redis, which goes down.
-    url, redis_server = throwaway_redis
-    queue_through(url, settings, monkeypatch)
-    settings.CACHES = redis_cache(url)
+    queue_through(throwaway_redis.url, settings, monkeypatch)
+    settings.CACHES = redis_cache(throwaway_redis.url)
     cache.set("warm", 1)  # a pooled connection that the outage breaks
-    redis_server.terminate()
-    redis_server.wait(timeout=10)
+    throwaway_redis.kill()
 
     with caplog.at_level(logging.WARNING, logger="reputation.services.intake"):
         response = hook.post(
