@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # DRF loads this module while rest_framework.views is still i
 logger = logging.getLogger(__name__)
 
 
-class _FailOpen:
+class FailOpen:
     """Mixed into a DRF throttle: a cache error lets the request through, with a warning."""
 
     def allow_request(self, request: "Request", view: "APIView") -> bool:
@@ -35,9 +35,9 @@ class _FailOpen:
             return True
 
 
-class AnonRateThrottle(_FailOpen, throttling.AnonRateThrottle):
+class AnonRateThrottle(FailOpen, throttling.AnonRateThrottle):
     pass
 
 
-class UserRateThrottle(_FailOpen, throttling.UserRateThrottle):
+class UserRateThrottle(FailOpen, throttling.UserRateThrottle):
     pass

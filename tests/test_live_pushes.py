@@ -261,3 +261,27 @@ def test_it_rate_limits_each_caller(settings, verified_domain, monkeypatch):
     answer = events_post(client, {"events": [opened_event(verified_domain, 9)]}, TOKEN)
     assert answer.status_code == 429
     assert int(answer["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T00:00:00Z", "1970-01-02T00:00:00Z"])
+def test_it_refuses_event_times_no_window_can_read(settings, verified_domain, at):
+    settings.KUMO_WEBHOOK_TOKEN = TOKEN
+    event = {**opened_event(verified_domain, 1), "occurred_at": at}
+    answer = events_post(Client(), {"events": [event]}, TOKEN)
+    assert answer.status_code == 400
+    assert "occurred_at" in str(answer.json()["error"]["fields"])
+    assert not Event.objects.exists()
+
+
+def test_the_hook_goes_on_when_the_cache_that_counts_its_rate_is_down(settings, verified_domain):
+    settings.KUMO_WEBHOOK_TOKEN = TOKEN
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        }
+    }
+    answer = events_post(Client(), {"events": [opened_event(verified_domain, 1)]}, TOKEN)
+    assert answer.status_code == 200, answer.content
+    assert Event.objects.filter(kind="opened").count() == 1

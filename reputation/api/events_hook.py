@@ -7,6 +7,8 @@ reports it here instead of writing it to the database itself. MTA records go to 
 """
 
 import hmac
+import time
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +22,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from config.throttling import FailOpen
+from reputation.mapping import CLOCK_SKEW, EARLIEST_TIME
 from reputation.services.events import RECORDABLE, ProductEvent, events_record
 
 EVENTS_PER_REQUEST = 1000
@@ -47,8 +51,9 @@ class HookTokenRequired(BasePermission):
         return request.auth == HOOK_AUTH
 
 
-class EventsHookThrottle(SimpleRateThrottle):
-    """Per client address; a caller told to wait gets Retry-After."""
+class EventsHookThrottle(FailOpen, SimpleRateThrottle):
+    """Per client address; a caller told to wait gets Retry-After (counting needs the cache: while
+    it is down the hook, which is authenticated, goes on like the rest of the API)."""
 
     scope = "events_hook"
     rate = "600/min"
@@ -66,6 +71,18 @@ class ProductEventSerializer(serializers.Serializer):
     recipient = serializers.CharField(max_length=320, required=False, default="", allow_blank=True)
     message_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
     occurred_at = serializers.DateTimeField(required=False, default=None, allow_null=True)
+
+    def validate_occurred_at(self, value: datetime | None) -> datetime | None:
+        # The bounds MTA records get (mapping): a far past or future time would land the event
+        # in a day no window ever reads, or in a future day's counters.
+        if value is None:
+            return None
+        latest = time.time() + CLOCK_SKEW
+        if not EARLIEST_TIME <= value.timestamp() <= latest:
+            raise serializers.ValidationError(
+                "Must lie between 2000-01-01 and an hour from now; leave it out for now."
+            )
+        return value
 
 
 class ProductEventsSerializer(serializers.Serializer):
