@@ -15,6 +15,7 @@ from reputation.rehab import (
     rehab_state,
 )
 from reputation.scoring import MIN_SENT_FOR_SCORE, Tier, WindowMetrics
+from tests.reputation.test_scoring import windows
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 BEGAN = datetime(2026, 11, 3, 9, tzinfo=UTC)
@@ -30,21 +31,6 @@ def demoted(window: WindowMetrics, *, done: int = 0, start: WindowMetrics | None
 
 def text(meter: RehabMeter) -> str:
     return f"{meter.summary} {meter.explanation}"
-
-
-@st.composite
-def windows(draw: st.DrawFn, min_sent: int = MIN_SENT_FOR_SCORE, max_sent: int = 5000):
-    # Consistent counts: bounces within sent; complaints, replies and opens within delivered.
-    sent = draw(st.integers(min_sent, max_sent))
-    hard = draw(st.integers(0, sent))
-    delivered = sent - hard
-    return WindowMetrics(
-        sent=sent,
-        hard_bounces=hard,
-        complaints=draw(st.integers(0, min(delivered, 50))),
-        replies=draw(st.integers(0, delivered)),
-        unique_opens=draw(st.integers(0, delivered)),
-    )
 
 
 # Rates in twentieths: 20 clean messages then bring whole numbers of replies and opens, so a
@@ -204,7 +190,7 @@ def test_it_has_nothing_to_count_for_unverified_quarantined_or_healthy_domains()
 
 
 @settings(deadline=None)
-@given(windows(), st.integers(0, 100_000), twentieths, twentieths, st.booleans())
+@given(windows(max_complaints=50), st.integers(0, 100_000), twentieths, twentieths, st.booleans())
 def test_the_numbers_agree_with_each_other(
     window: WindowMetrics, done: int, reply_rate: float, open_rate: float, cooling: bool
 ) -> None:
@@ -227,7 +213,7 @@ def test_the_numbers_agree_with_each_other(
 
 
 @settings(deadline=None)
-@given(windows(), st.integers(1, 60), st.integers(0, 5000), twentieths, twentieths)
+@given(windows(max_complaints=50), st.integers(1, 60), st.integers(0, 5000), twentieths, twentieths)
 def test_clean_messages_never_raise_what_remains(
     window: WindowMetrics, batches: int, done: int, reply_rate: float, open_rate: float
 ) -> None:
@@ -255,7 +241,7 @@ def test_clean_messages_never_raise_what_remains(
 
 
 @given(
-    windows(min_sent=0, max_sent=MIN_SENT_FOR_SCORE - 1),
+    windows(max_complaints=50, min_sent=0, max_sent=MIN_SENT_FOR_SCORE - 1),
     st.sampled_from(list(Tier)),
     st.booleans(),
     st.booleans(),
@@ -279,7 +265,11 @@ def test_a_new_domain_is_never_described_as_a_rehabilitation_case(
         assert meter.percent is not None and 0 <= meter.percent < 100
 
 
-@given(windows(min_sent=0), st.integers(0, 10_000), st.sampled_from(list(RehabState)))
+@given(
+    windows(max_complaints=50, min_sent=0),
+    st.integers(0, 10_000),
+    st.sampled_from(list(RehabState)),
+)
 def test_remaining_is_never_negative(window: WindowMetrics, done: int, state: RehabState) -> None:
     meter = rehab_meter(state, window=window, rules=RULES, now=NOW, done=done, since=BEGAN)
     assert meter.remaining is None or meter.remaining >= 0

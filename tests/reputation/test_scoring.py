@@ -35,15 +35,21 @@ def scored(value: float) -> TrustScore:
 
 
 @st.composite
-def windows(draw: st.DrawFn, min_sent: int = MIN_SENT_FOR_SCORE, max_sent: int = 5000):
+def windows(
+    draw: st.DrawFn,
+    min_sent: int = MIN_SENT_FOR_SCORE,
+    max_sent: int = 5000,
+    max_complaints: int | None = None,
+):
     # Consistent counts: bounces within sent; complaints, replies and opens within delivered.
     sent = draw(st.integers(min_sent, max_sent))
     hard = draw(st.integers(0, sent))
     delivered = sent - hard
+    complaints_cap = delivered if max_complaints is None else min(delivered, max_complaints)
     return WindowMetrics(
         sent=sent,
         hard_bounces=hard,
-        complaints=draw(st.integers(0, delivered)),
+        complaints=draw(st.integers(0, complaints_cap)),
         replies=draw(st.integers(0, delivered)),
         unique_opens=draw(st.integers(0, delivered)),
     )
