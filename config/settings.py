@@ -434,6 +434,35 @@ MAILBOX_TLS_CA_FILE = env.str("MAILBOX_TLS_CA_FILE", default="")
 MAILBOX_ALLOW_PRIVATE_HOSTS = env.bool("MAILBOX_ALLOW_PRIVATE_HOSTS", default=False)
 MAILBOX_DAILY_LIMIT_MAX = env.int("MAILBOX_DAILY_LIMIT_MAX", default=500)
 
+# --- Outbound path (docs/outbound.md) ------------------------------------------------------------
+# How platform mailboxes hand mail over: "kumo_http" (KumoMTA's /api/inject/v1) or "smtp_relay"
+# (SMTP submission to KumoMTA or any relay). External mailboxes always use their own server.
+OUTBOUND_TRANSPORT = env.str("OUTBOUND_TRANSPORT", default="kumo_http")
+# KumoMTA's HTTP listener, e.g. http://kumo.internal:8000 (Basic auth checked by the node's
+# http_server_validate_auth_basic). Empty in the embedded profile: an in-process stand-in runs.
+KUMO_INJECT_URL = env.str("KUMO_INJECT_URL", default="")
+KUMO_INJECT_USERNAME = env.str("KUMO_INJECT_USERNAME", default="")
+KUMO_INJECT_PASSWORD = env.str("KUMO_INJECT_PASSWORD", default="")
+KUMO_INJECT_TIMEOUT_SECONDS = env.float("KUMO_INJECT_TIMEOUT_SECONDS", default=30.0)
+# Recipients per injection request (each with its own rendered message).
+KUMO_INJECT_BATCH_SIZE = env.int("KUMO_INJECT_BATCH_SIZE", default=200)
+SMTP_RELAY_HOST = env.str("SMTP_RELAY_HOST", default="127.0.0.1")
+SMTP_RELAY_PORT = env.int("SMTP_RELAY_PORT", default=25)
+SMTP_RELAY_SECURITY = env.str("SMTP_RELAY_SECURITY", default="none")  # ssl | starttls | none
+SMTP_RELAY_USERNAME = env.str("SMTP_RELAY_USERNAME", default="")
+SMTP_RELAY_PASSWORD = env.str("SMTP_RELAY_PASSWORD", default="")
+# True when the relay is our KumoMTA (it reads X-Tenant and drops a Message-ID it already
+# has); false for Postfix, SES, Mailgun: no routing headers, no re-send after a lost answer.
+SMTP_RELAY_IS_KUMOMTA = env.bool("SMTP_RELAY_IS_KUMOMTA", default=True)
+OUTBOUND_SMTP_TIMEOUT_SECONDS = env.float("OUTBOUND_SMTP_TIMEOUT_SECONDS", default=30.0)
+OUTBOUND_MAX_ATTEMPTS = env.int("OUTBOUND_MAX_ATTEMPTS", default=8)
+# A hand-over claimed longer ago than this was interrupted (the worker died): reconcile it.
+OUTBOUND_HANDOVER_LEASE_SECONDS = env.int("OUTBOUND_HANDOVER_LEASE_SECONDS", default=300)
+# Messages one hand-over run claims.
+OUTBOUND_BATCH_SIZE = env.int("OUTBOUND_BATCH_SIZE", default=1000)
+# The Traffic Shaping Automation daemon (kumo-tsa-daemon), read for the console; empty = none.
+KUMO_TSA_URL = env.str("KUMO_TSA_URL", default="")
+
 # --- Reputation ----------------------------------------------------------------------------------
 # The MTA's log hook authenticates with this token (Bearer, or Basic with it as the password).
 KUMO_WEBHOOK_TOKEN = env.str(

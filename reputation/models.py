@@ -2,7 +2,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from sending.models import Mailbox, SendingDomain
+from sending.models import Mailbox, Message, SendingDomain
 
 
 class RawRecord(models.Model):
@@ -83,6 +83,11 @@ class Event(models.Model):
     source_key = models.CharField(max_length=80, unique=True)
     raw_record = models.ForeignKey(
         RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The outbound message this record is about, when it can be told (see processing);
+    # `message_id` above is the MTA's spool id.
+    outbound = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -173,29 +173,55 @@ def _classify(server: str, spec: ServerSpec, error: BaseException) -> Connection
     )
 
 
+class ConnectionProblem(Exception):
+    """A connection or login failed; `result` says why, in words a customer can act on."""
+
+    def __init__(self, result: ConnectionResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def smtp_connect(
+    spec: ServerSpec, *, timeout: float, ca_file: str = "", allow_private: bool = False
+) -> smtplib.SMTP:
+    """An SMTP session, secured as configured and logged in when a username is given; raises
+    ConnectionProblem. The caller closes it (`quit`)."""
+    address, problem = _resolve(spec.host, spec.port, allow_private)
+    if problem:
+        raise ConnectionProblem(ConnectionResult("smtp", False, problem.reason, problem.message))
+    context = _tls_context(ca_file)
+    client: smtplib.SMTP | None = None
+    try:
+        if spec.security == "ssl":
+            cls: type[smtplib.SMTP] = type("PinnedSMTPSSL", (_PinnedSMTPSSL,), {"pinned": address})
+            client = cls(spec.host, spec.port, timeout=timeout, context=context)  # type: ignore[call-arg]
+        else:
+            cls = type("PinnedSMTP", (_PinnedSMTP,), {"pinned": address})
+            client = cls(spec.host, spec.port, timeout=timeout)
+        client.ehlo()
+        if spec.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        if spec.username:
+            client.login(spec.username, spec.password)
+    except (OSError, smtplib.SMTPException) as error:
+        if client is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                client.close()
+        raise ConnectionProblem(_classify("smtp", spec, error)) from error
+    return client
+
+
 def smtp_login(
     spec: ServerSpec, *, timeout: float, ca_file: str = "", allow_private: bool = False
 ) -> ConnectionResult:
     """Connect, secure the connection as configured, and log in (no mail is sent)."""
-    address, problem = _resolve(spec.host, spec.port, allow_private)
-    if problem:
-        return ConnectionResult("smtp", False, problem.reason, problem.message)
-    context = _tls_context(ca_file)
     try:
-        if spec.security == "ssl":
-            cls = type("PinnedSMTPSSL", (_PinnedSMTPSSL,), {"pinned": address})
-            client = cls(spec.host, spec.port, timeout=timeout, context=context)
-        else:
-            cls = type("PinnedSMTP", (_PinnedSMTP,), {"pinned": address})
-            client = cls(spec.host, spec.port, timeout=timeout)
-        with client:
-            client.ehlo()
-            if spec.security == "starttls":
-                client.starttls(context=context)
-                client.ehlo()
-            client.login(spec.username, spec.password)
-    except (OSError, smtplib.SMTPException) as error:
-        return _classify("smtp", spec, error)
+        client = smtp_connect(spec, timeout=timeout, ca_file=ca_file, allow_private=allow_private)
+    except ConnectionProblem as problem:
+        return problem.result
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        client.quit()
     return ConnectionResult("smtp", True, "ok", f"Logged in to {spec.host}:{spec.port}.")
 
 

@@ -258,3 +258,85 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.reason})"
+
+
+class MessageKind(models.TextChoices):
+    WARMUP = "warmup", "Warm-up"
+    CAMPAIGN = "campaign", "Campaign"
+
+
+class MessageState(models.TextChoices):
+    RESERVED = "reserved", "Reserved"
+    SENDING = "sending", "Handing over"
+    HANDED_OVER = "handed_over", "Handed over"
+    DELIVERED = "delivered", "Delivered"
+    BOUNCED = "bounced", "Bounced"
+    FAILED = "failed", "Failed"
+
+
+class TransportName(models.TextChoices):
+    KUMO_HTTP = "kumo_http", "KumoMTA HTTP injection"
+    SMTP_RELAY = "smtp_relay", "SMTP relay"
+    MAILBOX_SMTP = "mailbox_smtp", "The mailbox's own SMTP server"
+
+
+def message_token_new() -> str:
+    return secrets.token_hex(16)
+
+
+class Message(models.Model):
+    """One outbound email. The row (with its Message-ID) exists before any transport sees it,
+    and the hand-over is claimed by a conditional update, so a message is sent at most once."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages")
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="messages")
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    kind = models.CharField(max_length=16, choices=MessageKind.choices)
+    # The campaign or warm-up id the MTA sees (meta `campaign`).
+    campaign_ref = models.CharField(max_length=64, blank=True)
+    sender = models.CharField(max_length=320)
+    sender_name = models.CharField(max_length=120, blank=True)
+    recipient = models.CharField(max_length=320)
+    recipient_name = models.CharField(max_length=120, blank=True)
+    subject = models.CharField(max_length=500, blank=True)
+    text_body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    headers = models.JSONField(
+        default=dict, blank=True, help_text="Extra headers (In-Reply-To, List-Unsubscribe, ...)."
+    )
+    # RFC 5322 msg-id without its angle brackets: "<token>@<sending domain>".
+    message_id = models.CharField(max_length=255, unique=True)
+    mta_id = models.CharField(max_length=64, blank=True, help_text="The MTA's spool id.")
+    transport = models.CharField(max_length=16, choices=TransportName.choices, blank=True)
+    state = models.CharField(
+        max_length=16, choices=MessageState.choices, default=MessageState.RESERVED
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state="reserved"),
+                name="message_due",
+            ),
+            models.Index(
+                fields=["claimed_at"], condition=Q(state="sending"), name="message_in_hand"
+            ),
+            models.Index(fields=["domain", "created_at"]),
+            models.Index(fields=["domain", "recipient", "created_at"]),
+            models.Index(fields=["mta_id"], condition=~Q(mta_id=""), name="message_mta_id"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.sender} -> {self.recipient}"

@@ -20,8 +20,8 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
         "allow_private": settings.MAILBOX_ALLOW_PRIVATE_HOSTS,
     }
     results = [
-        smtp_login(_server_spec(mailbox, "smtp"), **options),
-        imap_login(_server_spec(mailbox, "imap"), **options),
+        smtp_login(mailbox_server_spec(mailbox, "smtp"), **options),
+        imap_login(mailbox_server_spec(mailbox, "imap"), **options),
     ]
     failures = [f"{r.server.upper()}: {r.message}" for r in results if not r.ok]
     Mailbox.objects.filter(pk=mailbox.pk).update(
@@ -32,7 +32,8 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
     return results
 
 
-def _server_spec(mailbox: Mailbox, prefix: str) -> ServerSpec:
+def mailbox_server_spec(mailbox: Mailbox, prefix: str) -> ServerSpec:
+    """The mailbox's SMTP or IMAP server and login, password decrypted."""
     encrypted = getattr(mailbox, f"{prefix}_password_encrypted")
     return ServerSpec(
         host=getattr(mailbox, f"{prefix}_host"),

@@ -1,0 +1,440 @@
+"""The outbound path: reserve a message, hand it to its transport exactly once, keep the books.
+
+1. `messages_reserve` commits one row per message, with its Message-ID, before anything is sent.
+2. `messages_hand_over` claims due rows with a conditional update (committed), hands them to
+   their transport in batches and records each result right after its batch.
+3. `messages_reconcile` settles hand-overs a dead worker left half done: the MTA's records (linked
+   by Message-ID) prove a message went; if they do not, a transport whose next hop drops a
+   Message-ID it already has may send again; any other is failed rather than risk a duplicate.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from config.celery import task_enqueue
+from config.errors import ApplicationError
+from reputation.models import Event
+from sending.connection_test import ServerSpec
+from sending.mime import MessageContentError, Outgoing, mime_build, outgoing_check
+from sending.models import (
+    ConnectionType,
+    Mailbox,
+    MailboxStatus,
+    Message,
+    MessageKind,
+    MessageState,
+    Suppression,
+    TransportName,
+    message_token_new,
+)
+from sending.services.connection import mailbox_server_spec
+from sending.transports.base import Outcome, SendResult, Transport
+from sending.transports.kumo_http import KumoHttpTransport
+from sending.transports.smtp import SmtpTransport
+
+logger = logging.getLogger(__name__)
+
+SEND_TASK = "sending.tasks.messages_send"
+RETRY_BASE_SECONDS = 60
+RETRY_MAX_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    mailbox: Mailbox
+    kind: str
+    recipient: str
+    subject: str
+    text_body: str
+    html_body: str = ""
+    recipient_name: str = ""
+    campaign_ref: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    send_at: datetime | None = None
+
+
+def _platform_transport_name() -> str:
+    if settings.OUTBOUND_TRANSPORT == TransportName.SMTP_RELAY:
+        return TransportName.SMTP_RELAY
+    return TransportName.KUMO_HTTP
+
+
+def transport_name_for(mailbox: Mailbox) -> str:
+    """External mailboxes send through their own server; platform ones through our MTA."""
+    if mailbox.connection == ConnectionType.EXTERNAL:
+        return TransportName.MAILBOX_SMTP
+    return _platform_transport_name()
+
+
+def _outgoing(message: Message) -> Outgoing:
+    return Outgoing(
+        key=message.pk or 0,
+        message_id=message.message_id,
+        sender=message.sender,
+        sender_name=message.sender_name,
+        recipient=message.recipient,
+        recipient_name=message.recipient_name,
+        subject=message.subject,
+        text_body=message.text_body,
+        html_body=message.html_body,
+        headers=message.headers,
+        tenant=message.domain.public_id,
+        kind=message.kind,
+        campaign=message.campaign_ref,
+    )
+
+
+def messages_reserve(
+    *, drafts: Sequence[MessageDraft], now: datetime | None = None, enqueue: bool = True
+) -> list[Message]:
+    """Commit one message row per draft (each with its own Message-ID) before anything is sent;
+    the hand-over is queued after the commit. Refuses the whole batch on any bad draft."""
+    now = now or timezone.now()
+    rows = []
+    for index, draft in enumerate(drafts):
+        mailbox, domain = draft.mailbox, draft.mailbox.domain
+        where = f"Message {index + 1} ({draft.recipient})" if len(drafts) > 1 else "The message"
+        if draft.kind not in MessageKind.values:
+            raise ApplicationError(f"{where}: unknown kind {draft.kind!r}.", code="invalid")
+        if not domain.can_send:
+            raise ApplicationError(
+                f"{where}: {domain.name} cannot send while it is {domain.get_status_display()}.",
+                code="domain_cannot_send",
+            )
+        if mailbox.status != MailboxStatus.ACTIVE:
+            raise ApplicationError(
+                f"{where}: {mailbox.address} is {mailbox.get_status_display().lower()}.",
+                code="mailbox_not_active",
+            )
+        message = Message(
+            workspace_id=domain.workspace_id,
+            domain=domain,
+            mailbox=mailbox,
+            kind=draft.kind,
+            campaign_ref=draft.campaign_ref,
+            sender=mailbox.address,
+            sender_name=mailbox.display_name,
+            recipient=draft.recipient.strip().lower(),
+            recipient_name=draft.recipient_name,
+            subject=draft.subject,
+            text_body=draft.text_body,
+            html_body=draft.html_body,
+            headers=dict(draft.headers),
+            message_id=f"{message_token_new()}@{domain.name}",
+            transport=transport_name_for(mailbox),
+            next_attempt_at=draft.send_at or now,
+            created_at=now,
+        )
+        try:
+            outgoing_check(_outgoing(message))
+        except MessageContentError as error:
+            raise ApplicationError(f"{where}: {error}", code="invalid") from error
+        rows.append(message)
+    _refuse_suppressed(rows)
+    with transaction.atomic():
+        created = Message.objects.bulk_create(rows, batch_size=1000)
+        if enqueue and created:
+            ids = [m.pk for m in created]
+            transaction.on_commit(lambda: task_enqueue(SEND_TASK, ids))
+    return created
+
+
+def _refuse_suppressed(rows: list[Message]) -> None:
+    recipients = {m.recipient for m in rows}
+    workspaces = {m.workspace_id for m in rows}
+    found = (
+        Suppression.objects.filter(address__in=recipients)
+        .filter(Q(workspace__isnull=True) | Q(workspace_id__in=workspaces))
+        .values_list("workspace_id", "address", "reason")
+    )
+    blocked = {(ws, address): reason for ws, address, reason in found}
+    for message in rows:
+        reason = blocked.get((message.workspace_id, message.recipient)) or blocked.get(
+            (None, message.recipient)
+        )
+        if reason:
+            raise ApplicationError(
+                f"{message.recipient} is on the suppression list ({reason.replace('_', ' ')}): "
+                "it is never sent to again.",
+                code="suppressed",
+            )
+
+
+@dataclass
+class HandOverSummary:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome is Outcome.SENT:
+            self.sent += 1
+        elif outcome is Outcome.RETRY:
+            self.retried += 1
+        else:
+            self.failed += 1
+
+
+def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list[int]:
+    """Due reserved messages become `sending`, committed before any transport is called; a
+    concurrent worker skips the locked rows and the conditional update, so no row is taken
+    twice."""
+    with transaction.atomic():
+        due = Message.objects.filter(state=MessageState.RESERVED, next_attempt_at__lte=now)
+        if message_ids is not None:
+            due = due.filter(pk__in=list(message_ids))
+        ids = list(
+            due.select_for_update(skip_locked=True)
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Message.objects.filter(pk__in=ids, state=MessageState.RESERVED).update(
+            state=MessageState.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        )
+    return ids
+
+
+def messages_hand_over(
+    *,
+    message_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> HandOverSummary:
+    """Hand due messages (or the given ones, when due) to their transports, once each."""
+    now = now or timezone.now()
+    summary = HandOverSummary()
+    ids = _claim(message_ids, limit or settings.OUTBOUND_BATCH_SIZE, now)
+    if not ids:
+        return summary
+    summary.claimed = len(ids)
+    messages = Message.objects.filter(pk__in=ids).select_related("domain", "mailbox__domain")
+    groups: dict[tuple[str, int | None], list[Message]] = defaultdict(list)
+    for message in messages.order_by("pk"):
+        own_server = message.transport == TransportName.MAILBOX_SMTP
+        groups[(message.transport, message.mailbox_id if own_server else None)].append(message)
+    for (name, _mailbox_id), group in groups.items():
+        _hand_over_group(name, group, now, summary)
+    return summary
+
+
+def _hand_over_group(
+    name: str, group: list[Message], now: datetime, summary: HandOverSummary
+) -> None:
+    try:
+        transport = _transport(name, group[0].mailbox)
+    except ApplicationError as error:
+        _book([(m, SendResult(Outcome.RETRY, str(error))) for m in group], now, summary)
+        return
+    try:
+        for chunk in _chunks(group, _batch_size(transport)):
+            _send_chunk(transport, chunk, now, summary)
+    finally:
+        transport.close()
+
+
+def _send_chunk(
+    transport: Transport, chunk: list[Message], now: datetime, summary: HandOverSummary
+) -> None:
+    results: list[tuple[Message, SendResult]] = []
+    items: list[tuple[Outgoing, bytes]] = []
+    sendable: list[Message] = []
+    date = timezone.now()
+    for message in chunk:
+        try:
+            mime = mime_build(
+                _outgoing(message), date=date, routing_headers=transport.routing_headers
+            )
+        except MessageContentError as error:
+            results.append((message, SendResult(Outcome.FAILED, f"Cannot be written: {error}")))
+            continue
+        items.append((_outgoing(message), mime))
+        sendable.append(message)
+    if items:
+        try:
+            sent = transport.send_many(items)
+        except Exception as error:  # a transport bug must not strand the claimed messages
+            logger.exception("transport %s failed", transport.name)
+            sent = [SendResult(Outcome.RETRY, f"Internal error in the transport: {error}")] * len(
+                items
+            )
+        results.extend(zip(sendable, sent, strict=True))
+    _book(results, now, summary)
+
+
+def _book(
+    results: list[tuple[Message, SendResult]], now: datetime, summary: HandOverSummary
+) -> None:
+    """Record each result on its message; only rows still `sending` change (the MTA's records
+    may have moved one on already)."""
+    finished = timezone.now()
+    with transaction.atomic():
+        live = set(
+            Message.objects.select_for_update()
+            .filter(pk__in=[m.pk for m, _ in results], state=MessageState.SENDING)
+            .values_list("pk", flat=True)
+        )
+        changed = []
+        for message, result in results:
+            summary.add(result.outcome)
+            if message.pk not in live:
+                continue
+            if result.outcome is Outcome.SENT:
+                message.state = MessageState.HANDED_OVER
+                message.handed_over_at = finished
+                message.mta_id = result.mta_id[:64] or message.mta_id
+                message.last_error = ""
+            elif result.outcome is Outcome.RETRY and message.attempts < settings.OUTBOUND_MAX_ATTEMPTS:
+                message.state = MessageState.RESERVED
+                message.next_attempt_at = now + _backoff(message.attempts)
+                message.last_error = result.reason
+            else:
+                message.state = MessageState.FAILED
+                message.finished_at = finished
+                message.last_error = (
+                    result.reason
+                    if result.outcome is Outcome.FAILED
+                    else f"Gave up after {message.attempts} attempts. Last: {result.reason}"
+                )
+            changed.append(message)
+        Message.objects.bulk_update(
+            changed,
+            ["state", "handed_over_at", "mta_id", "last_error", "next_attempt_at", "finished_at"],
+            batch_size=1000,
+        )
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS))
+
+
+def _chunks(items: list[Message], size: int) -> Iterator[list[Message]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _batch_size(transport: Transport) -> int:
+    return getattr(transport, "batch_size", 100)
+
+
+def _transport(name: str, mailbox: Mailbox | None) -> Transport:
+    if name == TransportName.MAILBOX_SMTP:
+        if mailbox is None:
+            raise ApplicationError("The mailbox was removed.")
+        return SmtpTransport(
+            name=name,
+            spec=mailbox_server_spec(mailbox, "smtp"),
+            timeout=settings.OUTBOUND_SMTP_TIMEOUT_SECONDS,
+            ca_file=settings.MAILBOX_TLS_CA_FILE,
+            allow_private=settings.MAILBOX_ALLOW_PRIVATE_HOSTS,
+        )
+    if name == TransportName.SMTP_RELAY:
+        return SmtpTransport(
+            name=name,
+            spec=ServerSpec(
+                host=settings.SMTP_RELAY_HOST,
+                port=settings.SMTP_RELAY_PORT,
+                security=settings.SMTP_RELAY_SECURITY,
+                username=settings.SMTP_RELAY_USERNAME,
+                password=settings.SMTP_RELAY_PASSWORD,
+            ),
+            timeout=settings.OUTBOUND_SMTP_TIMEOUT_SECONDS,
+            allow_private=True,  # the operator's own relay
+            routing_headers=settings.SMTP_RELAY_IS_KUMOMTA,
+            drops_duplicates=settings.SMTP_RELAY_IS_KUMOMTA,
+        )
+    url = settings.KUMO_INJECT_URL or _embedded_inject_url()
+    if not url:
+        raise ApplicationError(
+            "KumoMTA injection is not configured (KUMO_INJECT_URL): the message waits."
+        )
+    return KumoHttpTransport(
+        url=url,
+        username=settings.KUMO_INJECT_USERNAME,
+        password=settings.KUMO_INJECT_PASSWORD,
+        timeout=settings.KUMO_INJECT_TIMEOUT_SECONDS,
+        batch_size=settings.KUMO_INJECT_BATCH_SIZE,
+    )
+
+
+def _embedded_inject_url() -> str:
+    if not settings.EMBEDDED:
+        return ""
+    from config.embedded_mta import embedded_mta_url
+
+    return embedded_mta_url()
+
+
+def _drops_duplicates(name: str) -> bool:
+    if name == TransportName.KUMO_HTTP:
+        return True
+    return name == TransportName.SMTP_RELAY and settings.SMTP_RELAY_IS_KUMOMTA
+
+
+def messages_reconcile(*, now: datetime | None = None) -> dict[str, int]:
+    """Settle hand-overs left half done by a worker that died between sending and booking."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTBOUND_HANDOVER_LEASE_SECONDS)
+    counts = {"proven": 0, "resent": 0, "failed": 0}
+    with transaction.atomic():
+        stuck = list(
+            Message.objects.select_for_update(skip_locked=True).filter(
+                state=MessageState.SENDING, claimed_at__lt=cutoff
+            )[: settings.OUTBOUND_BATCH_SIZE]
+        )
+        if not stuck:
+            return counts
+        seen = dict(
+            Event.objects.filter(outbound__in=stuck)
+            .values("outbound_id")
+            .annotate(first=Min("occurred_at"))
+            .values_list("outbound_id", "first")
+        )
+        for message in stuck:
+            if message.pk in seen or message.mta_id:
+                message.state = MessageState.HANDED_OVER
+                message.handed_over_at = seen.get(message.pk) or now
+                message.last_error = (
+                    "The hand-over was interrupted; the MTA's records show it was accepted."
+                )
+                counts["proven"] += 1
+            elif _drops_duplicates(message.transport):
+                message.state = MessageState.RESERVED
+                message.next_attempt_at = now
+                message.last_error = (
+                    "The hand-over was interrupted; sent again (the MTA drops a copy it "
+                    "already has)."
+                )
+                counts["resent"] += 1
+            else:
+                message.state = MessageState.FAILED
+                message.finished_at = now
+                message.last_error = (
+                    "The hand-over was interrupted and the server cannot tell whether it arrived, "
+                    "so it is not sent again (the recipient must not get it twice)."
+                )
+                counts["failed"] += 1
+        Message.objects.bulk_update(
+            stuck, ["state", "handed_over_at", "last_error", "next_attempt_at", "finished_at"]
+        )
+    return counts
+
+
+def messages_due_claim_ids(*, now: datetime | None = None, limit: int = 10000) -> list[int]:
+    """Ids of reserved messages whose time has come (retries, scheduled sends), for fan-out."""
+    now = now or timezone.now()
+    return list(
+        Message.objects.filter(state=MessageState.RESERVED, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
