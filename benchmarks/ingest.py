@@ -26,13 +26,16 @@ MESSAGES = 20_000  # about 2 records per message
 NAIVE_RECORDS = 1_500
 BATCH = 500
 TOKEN = "bench-token"
+# A throwaway database, dropped and created by each run; BENCH_DATABASE lets two runs on one
+# server keep out of each other's way.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "trustgate_bench")
 
 
 def bench_env() -> dict[str, str]:
     base = urlsplit(os.environ["DATABASE_URL"])
     env = {
         **os.environ,
-        "DATABASE_URL": base._replace(path="/trustgate_bench").geturl(),
+        "DATABASE_URL": base._replace(path=f"/{BENCH_DATABASE}").geturl(),
         "KUMO_WEBHOOK_TOKEN": TOKEN,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "EMBEDDED_SCHEDULER": "false",
@@ -47,8 +50,8 @@ def recreate_database(env: dict[str, str]) -> None:
 
     admin = urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres").geturl()
     with psycopg.connect(admin.replace("postgres://", "postgresql://", 1), autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS trustgate_bench WITH (FORCE)")
-        c.execute("CREATE DATABASE trustgate_bench")
+        c.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
 
 

@@ -216,6 +216,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "accounts.tasks.heartbeat", "schedule": 60.0},
     "domains-tick": {"task": "sending.tasks.domains_tick", "schedule": 300.0},
+    # Retries and scheduled sends, and hand-overs a dead worker left half done.
+    "outbound-tick": {"task": "sending.tasks.outbound_tick", "schedule": 30.0},
     # Safety net: records whose processing task was never queued (broker down) are picked up.
     "reputation-intake": {"task": "reputation.tasks.records_process", "schedule": 30.0},
     # Window ageing: every domain's score recomputed from its window (set-based).
@@ -499,23 +501,38 @@ TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org
 # in-process stand-in (fakeredis) holds it.
 KUMO_REDIS_URL = env.str("KUMO_REDIS_URL", default=REDIS_URL)
 KUMO_REDIS_PREFIX = env.str("KUMO_REDIS_PREFIX", default="kumo:")
-# Admin API base URLs of the MTA nodes, called with bump-config-epoch after a full export.
+# Admin API base URLs of the MTA nodes, called with bump-config-epoch after every change published
+# (full export or one tenant's pool), so that the nodes read the map again at once.
 KUMO_NODES = env.list("KUMO_NODES", default=[])
+# How long a node caches each lookup. Known before a node can read Redis, so it is a node setting
+# (TRUSTGATE_MEMOIZE_TTL, whose default equals this; a test checks), not exported.
 KUMO_MEMOIZE_TTL = env.str("KUMO_MEMOIZE_TTL", default="5 seconds")
-KUMO_QUEUE_REFRESH = env.str("KUMO_QUEUE_REFRESH", default="1 minute")
+# Log records per hook request: likewise the nodes' TRUSTGATE_HOOK_BATCH_SIZE.
+KUMO_HOOK_BATCH_SIZE = env.int("KUMO_HOOK_BATCH_SIZE", default=500)
 KUMO_POOL_TTL = env.str("KUMO_POOL_TTL", default="1 minute")
 KUMO_HOOK_URL = env.str("KUMO_HOOK_URL", default=SITE_URL.rstrip("/") + "/hooks/kumomta/")
-KUMO_HOOK_BATCH_SIZE = env.int("KUMO_HOOK_BATCH_SIZE", default=500)
-# Conservative per-provider shaping the policy applies (connections, messages per hour per IP).
+# How long the MTA remembers an accepted Message-ID, dropping a re-send of it (7 days).
+KUMO_ACCEPTED_TTL_SECONDS = env.int("KUMO_ACCEPTED_TTL_SECONDS", default=7 * 24 * 3600)
+# Conservative per-provider shaping the policy applies (connections, messages per hour per source
+# IP and provider site), keyed by KumoMTA's stock provider names; `default` is everything else.
 KUMO_SHAPING = env.json(
     "KUMO_SHAPING",
     default={
-        "gmail": {"max_connections": 3, "messages_per_hour": 300},
-        "microsoft": {"max_connections": 2, "messages_per_hour": 250},
+        "google": {"max_connections": 3, "messages_per_hour": 300},
         "yahoo": {"max_connections": 2, "messages_per_hour": 200},
+        "outlook": {"max_connections": 2, "messages_per_hour": 250},
+        "office365": {"max_connections": 2, "messages_per_hour": 250},
         "default": {"max_connections": 5, "messages_per_hour": 1000},
     },
 )
+# How the policy recognises each provider: suffixes of its MX hosts (matched against the site
+# name). Must equal the provider rules of kumomta/policy/shaping.toml (a test checks).
+KUMO_PROVIDER_MX_SUFFIXES = {
+    "google": [".google.com", ".googlemail.com"],
+    "yahoo": [".yahoodns.net"],
+    "outlook": [".olc.protection.outlook.com"],
+    "office365": [".mail.protection.outlook.com"],
+}
 # DNS blocklists checked for every active source IP (reversed octets) and verified domain.
 DNSBL_IP_ZONES = env.list(
     "DNSBL_IP_ZONES", default=["zen.spamhaus.org", "b.barracudacentral.org", "bl.spamcop.net"]

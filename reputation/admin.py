@@ -20,6 +20,7 @@ from reputation.models import (
     RawRecord,
     ReputationAlert,
     ScoreHistory,
+    UnmatchedReport,
 )
 from reputation.services import blocklists as blocklist_services
 from reputation.services.dead_letters import dead_letter_replay
@@ -46,6 +47,39 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["recipient", "message_id", "domain__name", "domain__public_id"]
     list_select_related = ["domain", "mailbox", "mailbox__domain"]
     date_hierarchy = "occurred_at"
+
+
+UNMATCHED_FIELDS = (
+    "kind",
+    "occurred_at",
+    "tenant",
+    "domain",
+    "recipient",
+    "sender",
+    "message_id",
+    "reason",
+    "source_key",
+    "created_at",
+    "record",
+)
+
+
+@admin.register(UnmatchedReport)
+class UnmatchedReportAdmin(ReadOnlyAdmin):
+    """Complaints and out-of-band bounces that matched no message the platform sent for the
+    domain they named: never scored, kept so staff can see who is being targeted (or what the
+    matching misses)."""
+
+    list_display = ["occurred_at", "kind", "domain", "tenant", "recipient", "reason"]
+    list_filter = ["kind", "occurred_at"]
+    search_fields = ["recipient", "tenant", "message_id", "sender", "domain__name"]
+    list_select_related = ["domain"]
+    fields = UNMATCHED_FIELDS
+    readonly_fields = UNMATCHED_FIELDS
+
+    @admin.display(description="Record (JSON)")
+    def record(self, row: UnmatchedReport) -> str:
+        return row.raw_record.payload if row.raw_record else "-"
 
 
 @admin.register(RawRecord)

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser, HeaderParser
 from typing import Any
 
 
@@ -43,6 +44,10 @@ class MappedEvent:
     mailbox: str  # lower-cased sender address of the ORIGINAL mail, "" when unknown
     message_kind: str  # "campaign" | "warmup" | ""
     campaign: str  # meta "campaign" or ""
+    record_type: str = ""  # the KumoMTA record type ("Reception", "OOB", "Feedback", ...)
+    # The original message's RFC 5322 Message-ID without angle brackets, "" when unknown: what
+    # ties the record to the platform's own `Message` row.
+    rfc_message_id: str = ""
 
 
 # A "permanent" record carrying one of these classes is a temporary condition that outlived
@@ -140,6 +145,20 @@ RESPONSE_MAX_CHARS = 500
 ADDRESS_MAX_CHARS = 320  # longer is not an address (RFC 5321 allows 64 + 1 + 255)
 ID_MAX_CHARS = 64
 
+# Records KumoMTA writes about itself rather than about a message the platform sent:
+# - with `deferred_generation`, an HTTP injection request is first stored as one message on this
+#   queue (Reception, then Delivery or Bounce) before it becomes the real messages;
+# - when queue insertion fails while a message is received, KumoMTA removes it from the spool and
+#   logs a Bounce (code 500, no attempt made) with one of these texts; the client is told to try
+#   again (an HTTP failed recipient, an SMTP 421), so the mail is not lost and nobody bounced it.
+GENERATOR_QUEUE = "generator.kumomta.internal"
+RECEPTION_FAILURES = (
+    "KumoMTA internal: QueueManager::insert failed during reception",
+    "KumoMTA internal: Message::save failed for other messages in the same batch during reception",
+)
+# Only the headers of an ARF report's embedded original are read, so a bounded prefix is enough.
+ORIGINAL_MESSAGE_MAX_CHARS = 64 * 1024
+
 # A record's time outside this range is not believed (a year-9999 or negative timestamp, from a
 # broken node or a forged complaint, must neither crash processing nor land in a far day's
 # counters): the record then counts at the time it was received. Records may run a little
@@ -197,6 +216,8 @@ def map_record(record: Record, *, received_at: float | None = None) -> list[Mapp
     record_type = record.get("type")
     if not isinstance(record_type, str) or not record_type:
         raise ValueError("a KumoMTA log record must have a type")
+    if record.get("queue") == GENERATOR_QUEUE:
+        return []
 
     if record_type == "Reception":
         return _events(record, EventKind.SENT, received_at)
@@ -208,6 +229,8 @@ def map_record(record: Record, *, received_at: float | None = None) -> list[Mapp
         # Five consecutive soft bounces become a hard one in the service, which sees history.
         return _events(record, EventKind.BOUNCE_SOFT, received_at)
     if record_type in _FAILURE_TYPES:
+        if record_type == "Bounce" and is_reception_failure(record):
+            return []
         classification = _text(record.get("bounce_classification"))
         if classification == AUTO_REPLY_CLASS:
             return []
@@ -220,6 +243,52 @@ def map_record(record: Record, *, received_at: float | None = None) -> list[Mapp
         return _complaints(record, received_at)
     # AdminBounce, Rejection, Delayed, XferOut/XferIn, rebinds and future types: accepted, unused.
     return []
+
+
+def is_reception_failure(record: Record) -> bool:
+    """True for the Bounce KumoMTA logs when it could not queue a message it was receiving.
+
+    No delivery was attempted (`num_attempts` 0): a remote server's reply quoting these words
+    comes after an attempt, and stays a bounce."""
+    attempts = record.get("num_attempts")
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts != 0:
+        return False
+    response = record.get("response")
+    content = response.get("content") if isinstance(response, dict) else None
+    return isinstance(content, str) and content.startswith(RECEPTION_FAILURES)
+
+
+def message_id_of(record: Record) -> str:
+    """The Message-ID (without angle brackets) of the platform's message a record is about, or
+    "" when the record does not tell.
+
+    Our MTA logs it in meta `message_id`, or as a logged `Message-ID` header. An ARF report's own
+    meta and headers are the report's, so for Feedback the trace and the embedded original are
+    read instead; an OOB record's are the delivery status notification's, and KumoMTA does not
+    parse the original it quotes, so an OOB record tells none."""
+    if not isinstance(record, dict):
+        raise ValueError("a KumoMTA log record must be a JSON object")
+    record_type = record.get("type")
+    if record_type == "OOB":
+        return ""
+    if record_type == "Feedback":
+        report = _feedback_report(record)
+        return _message_id(_supplemental_trace(report).get("message_id")) or _original_message_id(
+            report.get("original_message")
+        )
+    meta = record.get("meta")
+    found = _message_id(meta.get("message_id")) if isinstance(meta, dict) else ""
+    if found:
+        return found
+    headers = record.get("headers")
+    if isinstance(headers, dict):
+        for name, value in headers.items():
+            # KumoMTA keeps the header name as the message spelled it ("Message-Id", ...).
+            if isinstance(name, str) and name.lower() == "message-id":
+                found = _message_id(value)
+                if found:
+                    return found
+    return ""
 
 
 def is_spam_block(classification: str, response: object) -> bool:
@@ -261,6 +330,8 @@ def _events(record: Record, kind: EventKind, received_at: float | None) -> list[
         campaign=_text(meta.get("campaign"))
         or _text(meta.get("x_campaign"))
         or _queue_campaign(record.get("queue")),
+        record_type=_text(record.get("type")),
+        rfc_message_id=message_id_of(record),
     )
     return [replace(shared, recipient=rcpt) for rcpt in _recipients(record.get("recipient"))]
 
@@ -278,13 +349,15 @@ def _complaints(record: Record, received_at: float | None) -> list[MappedEvent]:
         tenant=_text(trace.get("tenant")) or _envelope_tenant(record),
         recipient="",
         # The report's own spool id would mislead joins; only the traced id is the original's.
-        message_id=(_text(trace.get("id")) or _text(trace.get("message_id")))[:ID_MAX_CHARS],
+        message_id=_text(trace.get("id"))[:ID_MAX_CHARS],
         occurred_at=_occurred_at(record, received_at),
         classification=_text(record.get("bounce_classification")),
         response="",
         mailbox=_address(report.get("original_mail_from")),
         message_kind=message_kind if message_kind in MESSAGE_KINDS else "",
         campaign=_text(trace.get("campaign")) or _text(trace.get("x_campaign")),
+        record_type="Feedback",
+        rfc_message_id=message_id_of(record),
     )
     return [replace(shared, recipient=rcpt) for rcpt in recipients]
 
@@ -323,6 +396,47 @@ def _recipients(value: object) -> list[str]:
         recipients = [address] if address else []
     # A record without a usable recipient still happened: keep it, unattributed.
     return recipients or [""]
+
+
+# A msg-id as the platform writes it: visible ASCII without angle brackets or spaces (a NUL, a
+# control character or a lone surrogate from undecodable bytes is no id of ours, and the database
+# could not store some of them).
+_ID_CHARS = r"[\x21-\x3b\x3d\x3f-\x7e]{1,255}"
+_MESSAGE_ID = re.compile(_ID_CHARS)
+_BRACKETED_MESSAGE_ID = re.compile(rf"<\s*({_ID_CHARS})\s*>")
+
+
+def _message_id(value: object) -> str:
+    """The msg-id in a Message-ID value ("<id>", a bare "id", or a list of them), or ""."""
+    if isinstance(value, list):
+        value = next((item for item in value if isinstance(item, str) and item), "")
+    if not isinstance(value, str):
+        return ""
+    text = value[:1024].strip()  # a msg-id is short: bounded work on a long value
+    if text.startswith("<"):
+        match = _BRACKETED_MESSAGE_ID.match(text)
+        return match.group(1) if match else ""
+    return text if _MESSAGE_ID.fullmatch(text) else ""
+
+
+def _original_message_id(original: object) -> str:
+    """The Message-ID header of an ARF report's embedded original (text, or a list of byte
+    values when it was not UTF-8), or ""."""
+    try:
+        if isinstance(original, str):
+            parsed = HeaderParser().parsestr(original[:ORIGINAL_MESSAGE_MAX_CHARS])
+        elif isinstance(original, list):
+            raw = bytes(original[:ORIGINAL_MESSAGE_MAX_CHARS])  # ValueError unless bytes
+            parsed = BytesHeaderParser().parsebytes(raw)
+        else:
+            return ""
+        # Header values of undecodable bytes come back as Header objects; str() renders them.
+        values = parsed.get_all("Message-ID") or []
+        return _message_id([str(value) for value in values])
+    except Exception:
+        # What a report quotes is anyone's text, and the email package's parser is a large
+        # surface: an original it cannot read simply tells no Message-ID.
+        return ""
 
 
 def _joined(value: object) -> str:

@@ -95,11 +95,61 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["domain", "occurred_at"]),
             models.Index(fields=["mailbox", "occurred_at"]),
+            # Did this domain send to this address? A complaint or an out-of-band bounce counts
+            # only then (docs/trust-score.md#whose-reports-count).
+            models.Index(
+                fields=["domain", "recipient", "occurred_at"],
+                condition=Q(kind="sent"),
+                name="event_sent_to",
+            ),
         ]
         ordering = ["-occurred_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.recipient}"
+
+
+class UnmatchedReport(models.Model):
+    """A complaint or out-of-band bounce that matches no message the platform sent for the
+    domain it names: kept for staff, never scored (anyone can mail a feedback address)."""
+
+    class Kind(models.TextChoices):
+        COMPLAINT = "complaint", "Complaint"
+        BOUNCE = "bounce", "Out-of-band bounce"
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    tenant = models.CharField(
+        max_length=64, blank=True, help_text="The tenant (sending domain id) the report named."
+    )
+    domain = models.ForeignKey(
+        SendingDomain,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="unmatched_reports",
+        help_text="The sending domain that tenant names, if any.",
+    )
+    recipient = models.CharField(max_length=320, blank=True)
+    sender = models.CharField(
+        max_length=320, blank=True, help_text="The original sender the report gave."
+    )
+    message_id = models.CharField(
+        max_length=255, blank=True, help_text="The Message-ID the report claimed."
+    )
+    reason = models.CharField(max_length=300)
+    occurred_at = models.DateTimeField(db_index=True)
+    raw_record = models.ForeignKey(
+        RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_key = models.CharField(max_length=80, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.recipient or '(no recipient)'}"
 
 
 COUNTERS = (

@@ -8,6 +8,7 @@ later through the feedback-loop listener. Output is deterministic for a given se
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import time
@@ -210,7 +211,7 @@ _LAST_NAMES = (
 
 @dataclass(frozen=True)
 class _Message:
-    id: str
+    id: str  # the MTA's spool id
     sender: str
     recipient: str
     provider: _Provider
@@ -446,7 +447,11 @@ class _Simulation:
             "egress_source": None,
             "source_address": None,
             "feedback_report": None,
-            "meta": {"tenant": self.tenant, "kind": "campaign"},
+            "meta": {
+                "tenant": self.tenant,
+                "kind": "campaign",
+                "message_id": self._rfc_id(message),
+            },
             "headers": {},
             "delivery_protocol": None,
             "reception_protocol": None,
@@ -495,7 +500,13 @@ class _Simulation:
         # The report is a new inbound message from the provider's FBL to our listener: its own
         # envelope is fbl@provider -> fbl@platform; the complainer is only in feedback_report.
         provider = message.provider
-        trace = {"tenant": self.tenant, "recipient": message.recipient, "id": message.id}
+        rfc_id = self._rfc_id(message)
+        trace = {
+            "tenant": self.tenant,
+            "recipient": message.recipient,
+            "id": message.id,
+            "message_id": rfc_id,
+        }
         kumo_ref = base64.b64encode(json.dumps({"_@_": "\\_/", **trace}).encode()).decode()
         report_message = _Message(
             id=self._spool_id(),
@@ -536,7 +547,8 @@ class _Simulation:
                 "extensions": {},
                 "original_message": (
                     f"From: {message.sender}\nTo: {message.recipient}\n"
-                    f"Subject: Quick question\nX-KumoRef: {kumo_ref}\n\n"
+                    f"Subject: Quick question\nMessage-ID: <{rfc_id}>\n"
+                    f"X-KumoRef: {kumo_ref}\n\n"
                 ),
                 "supplemental_trace": trace,
             },
@@ -580,6 +592,12 @@ class _Simulation:
 
     def _spool_id(self) -> str:
         return f"{self.rng.getrandbits(128):032x}"
+
+    def _rfc_id(self, message: _Message) -> str:
+        # The Message-ID the platform wrote (meta `message_id` in every record, as the policy
+        # logs it): derived from the spool id rather than drawn, so a seed's traffic is unchanged.
+        token = hashlib.blake2b(message.id.encode(), digest_size=16).hexdigest()
+        return f"{token}@{self.domain}"
 
     def _uuid(self) -> str:
         raw = f"{self.rng.getrandbits(128):032x}"

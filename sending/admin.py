@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import User
 from config.admin_actions import Outcome, ReasonedAction, ServiceOwnedAdmin
 from reputation.scoring import Tier
-from sending.models import DkimKey, DomainStatus, Mailbox, MailboxStatus, SendingDomain
+from sending.models import DkimKey, DomainStatus, Mailbox, MailboxStatus, Message, SendingDomain
 from sending.services.domains import DnsOutcome, domain_recheck, domain_release
 from sending.services.mailboxes import mailbox_cooldown, mailbox_pause, mailbox_resume
 from sending.services.status import domain_cooldown, domain_quarantine
@@ -214,12 +214,17 @@ class SendingDomainAdmin(AuditTrailMixin, ServiceOwnedAdmin):
                 ]
             },
         ),
-        ("History", {"fields": ["audit_trail"]}),
+        ("History", {"fields": ["messages_link", "audit_trail"]}),
     ]
-    readonly_fields = ["score_metrics_table", "dns_results_table", "audit_trail"]
+    readonly_fields = ["score_metrics_table", "dns_results_table", "messages_link", "audit_trail"]
     inlines = [DkimKeyInline]
     actions = DOMAIN_ACTIONS
     show_full_result_count = False
+
+    @admin.display(description="Messages")
+    def messages_link(self, domain: SendingDomain) -> str:
+        url = reverse("admin:sending_message_changelist") + f"?domain__id__exact={domain.pk}"
+        return format_html('<a href="{}">Outbound messages and their timelines</a>', url)
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, domain: SendingDomain) -> str:
@@ -354,3 +359,84 @@ class MailboxAdmin(AuditTrailMixin, ServiceOwnedAdmin):
     @admin.display(description="Workspace", ordering="domain__workspace__name")
     def workspace(self, mailbox: Mailbox) -> str:
         return str(mailbox.domain.workspace)
+
+
+@admin.register(Message)
+class MessageAdmin(ServiceOwnedAdmin):
+    """Every outbound message with its timeline: the hand-over and what the MTA reported."""
+
+    list_display = [
+        "created_at",
+        "kind",
+        "sender",
+        "recipient",
+        "state",
+        "attempts",
+        "domain_name",
+        "transport",
+        "problem",
+    ]
+    list_filter = ["state", "kind", "transport", "created_at"]
+    search_fields = ["=message_id", "=mta_id", "recipient", "sender", "domain__name"]
+    list_select_related = ["domain"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "message_id",
+                    "kind",
+                    "campaign_ref",
+                    "workspace",
+                    "domain",
+                    "mailbox",
+                    "sender",
+                    "recipient",
+                    "subject",
+                ]
+            },
+        ),
+        (
+            "Hand-over",
+            {"fields": ["state", "transport", "mta_id", "attempts", "last_error", "timeline"]},
+        ),
+        ("Content", {"classes": ["collapse"], "fields": ["text_body", "html_body", "headers"]}),
+    ]
+    readonly_fields = ["timeline"]
+
+    @admin.display(description="Domain", ordering="domain__name")
+    def domain_name(self, message: Message) -> str:
+        return message.domain.name
+
+    @admin.display(description="Last error")
+    def problem(self, message: Message) -> str:
+        text = message.last_error
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    @admin.display(description="Timeline")
+    def timeline(self, message: Message) -> str:
+        steps: list[tuple[Any, str, str]] = [(message.created_at, "Reserved", "")]
+        if message.claimed_at:
+            steps.append((message.claimed_at, f"Claimed (attempt {message.attempts})", ""))
+        if message.handed_over_at:
+            steps.append((message.handed_over_at, f"Handed over ({message.transport})", ""))
+        for event in message.events.order_by("occurred_at", "id"):
+            steps.append((event.occurred_at, event.get_kind_display(), event.detail))
+        if message.finished_at:
+            steps.append((message.finished_at, message.get_state_display(), message.last_error))
+        steps.sort(key=lambda step: step[0])
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S"), what, detail)
+                for at, what, detail in steps
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>When</th><th>What</th><th>Detail</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )

@@ -148,7 +148,9 @@ def _classify(server: str, spec: ServerSpec, error: BaseException) -> Connection
             "refused",
             f"Connection refused at {where}: wrong port, or the server is down.",
         )
-    if isinstance(error, (TimeoutError, socket.timeout)):
+    # smtplib reports a reply that never came as a lost connection ("...: timed out").
+    timed_out = isinstance(error, smtplib.SMTPServerDisconnected) and "timed out" in str(error)
+    if timed_out or isinstance(error, (TimeoutError, socket.timeout)):
         return ConnectionResult(
             server,
             False,

@@ -1,10 +1,16 @@
 """Celery adapters for sending domains."""
 
 from celery import shared_task
+from django.conf import settings
 
 from sending.models import SendingDomain
 from sending.services.dkim import dkim_keys_retire_due
 from sending.services.domains import domain_claims_expire, domains_release_due
+from sending.services.outbound import (
+    messages_due_claim_ids,
+    messages_hand_over,
+    messages_reconcile,
+)
 from sending.services.verification import domain_verify, domains_recheck_claim
 
 
@@ -28,3 +34,20 @@ def domain_recheck(domain_id: int) -> bool:
     if domain is None or domain.status == "retired":
         return False
     return domain_verify(domain=domain).verified
+
+
+@shared_task
+def messages_send(message_ids: list[int]) -> dict[str, int]:
+    """Hand these messages over (those still due); the service never raises for a send."""
+    summary = messages_hand_over(message_ids=message_ids)
+    return {"sent": summary.sent, "retried": summary.retried, "failed": summary.failed}
+
+
+@shared_task
+def outbound_tick() -> dict[str, int]:
+    """Settle interrupted hand-overs, then fan out the messages whose (re)try time has come."""
+    counts = messages_reconcile()
+    due = messages_due_claim_ids()
+    for start in range(0, len(due), settings.OUTBOUND_BATCH_SIZE):
+        messages_send.delay(due[start : start + settings.OUTBOUND_BATCH_SIZE])
+    return {**counts, "due": len(due)}

@@ -37,34 +37,41 @@ local function from_domain(msg)
   return nil
 end
 
--- Must run last at reception: any header change after it would break the
--- signature.
-function M.sign(msg)
+-- The signer for the message's From domain, or nil when the domain has no
+-- key (logged). Refuses with a temporary error when the keys cannot be read:
+-- sending unsigned mail for a domain that has a key would hurt the tenant's
+-- reputation, and a retry after the outage costs nothing.
+function M.signer(msg)
   local domain = from_domain(msg)
   if domain == nil then
     kumo.log_warn 'trustgate: not DKIM-signing: no single From address'
-    return
+    return nil
   end
   local key, state = store.dkim_key(domain)
   if state == 'unavailable' then
-    -- Sending unsigned mail for a domain that has a key would hurt the
-    -- tenant's reputation; a retry after the outage costs nothing.
     kumo.reject(451, '4.3.0 DKIM keys unavailable, try again later')
   end
   if key == nil then
     kumo.log_info(
       string.format('trustgate: not DKIM-signing: no key for %s', domain)
     )
-    return
+    return nil
   end
-  local signer = kumo.dkim.rsa_sha256_signer {
+  return kumo.dkim.rsa_sha256_signer {
     domain = domain,
     selector = key.selector,
     headers = M.SIGNED_HEADERS,
     over_sign = true,
     key = { key_data = key.key },
   }
-  msg:dkim_sign(signer)
+end
+
+-- Must run last at reception: any header change after it would break the
+-- signature.
+function M.sign(msg, signer)
+  if signer ~= nil then
+    msg:dkim_sign(signer)
+  end
 end
 
 return M

@@ -1,26 +1,34 @@
 -- TrustGate policy for KumoMTA. Python computes every number and map and
 -- publishes them in Redis; this policy only reads them. See README.md.
+--
+-- kumod loads this file in every Lua context it creates (every few minutes,
+-- and after each config epoch bump); the `init` event runs once per process.
+-- The modules do no I/O while they load: Redis is read inside events only.
 local kumo = require 'kumo'
 local node = require 'node_config'
 local tenant = require 'tenant'
 local dkim = require 'dkim'
+local dedupe = require 'dedupe'
 local routing = require 'routing'
 local shaping = require 'shaping'
 local loghook = require 'loghook'
+local http_auth = require 'http_auth'
 
--- The log hook registers a get_queue_config handler for its own queue; ours
--- comes after it and answers for every other queue.
+-- get_queue_config has several handlers, asked in this order: the log hook's
+-- and the shaping helper's (each answers for its own queue only), then ours
+-- for tenants' mail.
 loghook.register()
-routing.register()
 shaping.register()
+routing.register()
 
 kumo.on('init', function()
   kumo.define_spool { name = 'data', path = node.spool_dir .. '/data' }
   kumo.define_spool { name = 'meta', path = node.spool_dir .. '/meta' }
   kumo.configure_local_logs { log_dir = node.log_dir, meta = tenant.META }
   kumo.configure_bounce_classifier { files = { node.bounce_rules } }
-  -- Shaping limits are per node unless throttles are shared.
+  -- Shaping limits are per node unless throttles are shared (on the primary).
   kumo.configure_redis_throttles { node = node.redis_url }
+  shaping.setup_publish()
   kumo.start_esmtp_listener {
     listen = node.esmtp_listen,
     relay_hosts = node.relay_hosts,
@@ -34,6 +42,10 @@ kumo.on('init', function()
   }
 end)
 
+kumo.on('http_server_validate_auth_basic', function(user, password)
+  return http_auth.validate_basic(user, password)
+end)
+
 kumo.on('get_listener_domain', function(domain, listener, conn_meta)
   if node.fbl_domain ~= '' and string.lower(domain) == node.fbl_domain then
     return kumo.make_listener_domain { log_arf = 'LogThenDrop' }
@@ -45,7 +57,13 @@ local function received(msg)
     return
   end
   tenant.accept(msg)
-  dkim.sign(msg)
+  -- The key is fetched before the Message-ID is noted, so that a refusal for
+  -- unreadable keys (451) leaves nothing behind that would drop the retry.
+  local signer = dkim.signer(msg)
+  if dedupe.drop_if_resent(msg) then
+    return
+  end
+  dkim.sign(msg, signer)
 end
 
 kumo.on('smtp_server_message_received', function(msg, conn_meta)

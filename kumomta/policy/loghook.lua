@@ -1,6 +1,7 @@
--- Posts log records to the platform in batches (a JSON array) with a bearer
--- token. KumoMTA queues each record like a message, so an answer that asks
--- for a retry must become a transient failure here, or the record is lost.
+-- Posts log records to the platform with a bearer token: one record per
+-- request (batch size 1, `send`) or a JSON array (`send_batch`). KumoMTA queues
+-- each record like a message, so an answer that asks for a retry must become a
+-- transient failure here, or the record is lost.
 local kumo = require 'kumo'
 local log_hooks = require 'policy-extras.log_hooks'
 local node = require 'node_config'
@@ -9,29 +10,16 @@ local tenant = require 'tenant'
 
 local M = {}
 
+-- Its queue is `trustgate.log_hook` (shaping.toml has its path settings).
 M.NAME = 'trustgate'
--- Fallback only; the platform sets `hook_batch_size` in the settings hash.
-local DEFAULT_BATCH_SIZE = 100
 local REQUEST_TIMEOUT = '30 seconds'
 -- The records themselves are unacceptable: retrying the same batch cannot
 -- succeed. Anything else that is not 2xx (429, 5xx, but also a wrong token or
 -- URL) is an operator-fixable condition, so the records wait for the fix.
 local PERMANENT = { [400] = true, [413] = true, [422] = true }
 
-local function batch_size()
-  local size = tonumber(store.settings().hook_batch_size)
-  if size and size >= 1 and size == math.floor(size) then
-    return math.tointeger(size)
-  end
-  return DEFAULT_BATCH_SIZE
-end
-
 local function hook_url()
-  local url = store.settings().hook_url
-  if type(url) == 'string' and url ~= '' then
-    return url
-  end
-  return node.hook_url
+  return store.setting('hook_url', store.text) or node.hook_url
 end
 
 local function excerpt(text)
@@ -42,42 +30,51 @@ local function excerpt(text)
   return text
 end
 
+-- Posts `body` (JSON); returns the disposition KumoMTA logs, or rejects.
+local function post(client, body)
+  local url = hook_url()
+  if url == '' then
+    kumo.reject(451, '4.3.5 log hook URL is not configured')
+  end
+  local ok, response = pcall(function()
+    return client
+      :post(url)
+      :header('Content-Type', 'application/json')
+      :bearer_auth(node.hook_token)
+      :body(body)
+      :send()
+  end)
+  if not ok then
+    kumo.reject(451, '4.4.1 log hook unreachable: ' .. excerpt(response))
+  end
+
+  local status = response:status_code()
+  local text = excerpt(response:text())
+  if status >= 200 and status < 300 then
+    return string.format('%d %s', status, text)
+  end
+  if PERMANENT[status] then
+    kumo.reject(550, string.format('5.6.0 log hook refused the records: %d %s', status, text))
+  end
+  kumo.reject(451, string.format('4.4.2 log hook answered %d %s', status, text))
+end
+
 function M.constructor(domain, tenant_id, campaign)
   local client = kumo.http.build_client { timeout = REQUEST_TIMEOUT }
   local connection = {}
 
+  -- Batch size 1: one record, posted as a JSON object.
+  function connection:send(msg)
+    return post(client, kumo.serde.json_encode(msg:get_meta 'log_record'))
+  end
+
+  -- Larger batches: the records as a JSON array.
   function connection:send_batch(messages)
-    local url = hook_url()
-    if url == '' then
-      kumo.reject(451, '4.3.5 log hook URL is not configured')
-    end
     local records = {}
     for _, msg in ipairs(messages) do
       table.insert(records, msg:get_meta 'log_record')
     end
-    local body = kumo.serde.json_encode(records)
-
-    local ok, response = pcall(function()
-      return client
-        :post(url)
-        :header('Content-Type', 'application/json')
-        :bearer_auth(node.hook_token)
-        :body(body)
-        :send()
-    end)
-    if not ok then
-      kumo.reject(451, '4.4.1 log hook unreachable: ' .. excerpt(response))
-    end
-
-    local status = response:status_code()
-    local text = excerpt(response:text())
-    if status >= 200 and status < 300 then
-      return string.format('%d %s', status, text)
-    end
-    if PERMANENT[status] then
-      kumo.reject(550, string.format('5.6.0 log hook refused the batch: %d %s', status, text))
-    end
-    kumo.reject(451, string.format('4.4.2 log hook answered %d %s', status, text))
+    return post(client, kumo.serde.json_encode(records))
   end
 
   function connection:close()
@@ -93,7 +90,7 @@ function M.register()
   end
   log_hooks:new {
     name = M.NAME,
-    batch_size = batch_size(),
+    batch_size = node.hook_batch_size,
     log_parameters = { meta = tenant.META },
     constructor = M.constructor,
   }

@@ -1,6 +1,8 @@
 -- Tenant -> egress pool -> egress sources, from the map the platform keeps in
 -- Redis. The pool is a property of the scheduled queue, so it is chosen in
--- get_queue_config and changes at the queue's next refresh.
+-- get_queue_config; queues use the 'Epoch' refresh strategy, so a change
+-- reaches queues that already exist when the platform bumps the nodes' config
+-- epoch (it does after every change it publishes).
 local kumo = require 'kumo'
 local store = require 'store'
 
@@ -14,19 +16,32 @@ for rank, name in ipairs(M.POOLS) do
   RANK[name] = rank
 end
 
--- Where a tenant goes when Redis is down and this node never learnt its pool:
--- it was accepted earlier, so it exists, but nothing proves it deserves an
--- external pool.
+-- Where a tenant goes when Redis cannot be read and this context never learnt
+-- its pool: its mail was accepted earlier, so it exists, but nothing proves it
+-- deserves an external pool.
 M.FALLBACK_POOL = 'rehab'
 M.HELD_POOL = 'quarantine'
 
--- Fallback only: how often KumoMTA re-asks get_queue_config for a queue, i.e.
--- the delay before a tier change in Redis reaches a queue that is already
--- active. The platform sets `refresh_interval` in the settings hash.
-local DEFAULT_REFRESH_INTERVAL = '30 seconds'
+-- Queues that are not mail of a tenant: log hooks (`<name>.log_hook`), the
+-- TSA publisher (`<url>.tsa.kumomta`) and KumoMTA's own. Their helpers (or
+-- KumoMTA) answer get_queue_config for them.
+local INTERNAL_SUFFIXES = { '.log_hook', '.tsa.kumomta', '.kumomta.internal' }
+
+local function ends_with(text, suffix)
+  return #text >= #suffix and text:sub(-#suffix) == suffix
+end
+
+function M.is_internal(domain)
+  for _, suffix in ipairs(INTERNAL_SUFFIXES) do
+    if ends_with(domain or '', suffix) then
+      return true
+    end
+  end
+  return false
+end
 
 -- Returns the pool name, or nil and why: 'unknown' (not in the map) or
--- 'unavailable' (Redis down and no last known answer).
+-- 'unavailable' (Redis cannot be read and no answer is known).
 function M.pool_for_tenant(tenant)
   local pool, state = store.tenant_pool(tenant)
   if state == 'unavailable' then
@@ -44,10 +59,6 @@ function M.pool_for_tenant(tenant)
     return M.FALLBACK_POOL
   end
   return pool
-end
-
-local function ends_with(text, suffix)
-  return text:sub(-#suffix) == suffix
 end
 
 function M.queue_config(domain, tenant, campaign, routing_domain)
@@ -70,14 +81,9 @@ function M.queue_config(domain, tenant, campaign, routing_domain)
       pool = M.HELD_POOL
     end
   end
-  local settings = store.settings()
   return kumo.make_queue_config {
     egress_pool = pool,
-    refresh_strategy = 'Ttl',
-    refresh_interval = store.duration(
-      settings.refresh_interval,
-      DEFAULT_REFRESH_INTERVAL
-    ),
+    refresh_strategy = 'Epoch',
   }
 end
 
@@ -95,13 +101,12 @@ local function egress_pool(name)
   for _, entry in ipairs(definition.entries or {}) do
     table.insert(entries, { name = entry.name, weight = entry.weight })
   end
-  local settings = store.settings()
   -- No entries is valid and intended: KumoMTA pauses the pool's queues (451
   -- 4.4.4, retried), which holds quarantined mail on every node.
   return kumo.make_egress_pool {
     name = name,
     entries = entries,
-    ttl = store.duration(settings.pool_ttl, nil),
+    ttl = store.setting('pool_ttl', store.duration),
   }
 end
 
@@ -113,20 +118,18 @@ local function egress_source(name)
   if definition == nil then
     error(string.format('egress source %s is not defined in the pool map', name))
   end
-  local settings = store.settings()
   return kumo.make_egress_source {
     name = name,
     source_address = definition.source_address,
     ehlo_domain = definition.ehlo_domain,
-    ttl = store.duration(settings.pool_ttl, nil),
+    ttl = store.setting('pool_ttl', store.duration),
   }
 end
 
 function M.register()
   kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
-    if ends_with(domain, '.log_hook') then
-      -- The log hook helper answers for its own queue; returning nothing
-      -- (not nil) lets KumoMTA ask the next handler.
+    if M.is_internal(domain) then
+      -- Returning nothing (not nil) lets KumoMTA ask the next handler.
       return
     end
     return M.queue_config(domain, tenant, campaign, routing_domain)

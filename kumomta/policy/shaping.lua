@@ -1,100 +1,79 @@
--- Conservative per-provider shaping. The numbers come from the `shaping` field
--- of the settings hash (JSON), which the platform computes, e.g.
---   {"gmail": {"max_connections": 3, "messages_per_hour": 300}, ...}
--- With redis throttles configured, the limits are shared by all nodes.
+-- Traffic shaping: KumoMTA's shaping helper (policy-extras.shaping) with
+-- shaping.toml recognises the providers by MX, keeps the stock defaults and
+-- the Traffic Shaping Automation (TSA) rules; over what it gives, the policy
+-- lays the platform's per-provider numbers from the `shaping` field of the
+-- settings hash (connections, messages per hour, deliveries per connection per
+-- source IP and provider site). With Redis throttles configured, the limits
+-- are shared by all nodes.
 local kumo = require 'kumo'
+local defaults = require 'defaults'
+local helper = require 'policy-extras.shaping'
+local node = require 'node_config'
+local routing = require 'routing'
 local store = require 'store'
 
 local M = {}
 
--- FALLBACK ONLY, used while the settings hash has no `shaping` entry for a
--- provider. Deliberately low: too slow is recoverable, a block is not.
-M.FALLBACK = {
-  gmail = { max_connections = 3, messages_per_hour = 300 },
-  microsoft = { max_connections = 2, messages_per_hour = 200 },
-  yahoo = { max_connections = 2, messages_per_hour = 150 },
-}
+local shaper = nil
 
--- Recognised by recipient domain, or by MX host (the site name) for the many
--- domains hosted by these providers.
-local PROVIDERS = {
-  {
-    name = 'gmail',
-    domains = { '^gmail%.com$', '^googlemail%.com$' },
-    sites = { 'google.com', 'googlemail.com' },
-  },
-  {
-    name = 'microsoft',
-    domains = {
-      '^outlook%.',
-      '^hotmail%.',
-      '^live%.',
-      '^msn%.com$',
-      '^windowslive%.com$',
-    },
-    sites = { 'outlook.com' },
-  },
-  {
-    name = 'yahoo',
-    domains = {
-      '^yahoo%.',
-      '^ymail%.com$',
-      '^rocketmail%.com$',
-      '^aol%.com$',
-    },
-    sites = { 'yahoodns.net' },
-  },
-}
-
-function M.provider(routing_domain, site_name)
-  local domain = string.lower(routing_domain or '')
-  local site = string.lower(site_name or '')
-  for _, provider in ipairs(PROVIDERS) do
-    for _, pattern in ipairs(provider.domains) do
-      if domain:match(pattern) then
-        return provider.name
-      end
-    end
-    for _, host in ipairs(provider.sites) do
-      if site:find(host, 1, true) then
-        return provider.name
-      end
-    end
-  end
-  return nil
+local function ends_with(text, suffix)
+  return #text >= #suffix and text:sub(-#suffix) == suffix
 end
 
 local function positive_integer(value)
-  if math.type(value) == 'integer' and value > 0 then
-    return value
-  end
-  if math.type(value) == 'float' and value > 0 and value == math.floor(value) then
-    return math.tointeger(value)
+  local number = math.tointeger(value)
+  if number ~= nil and number > 0 then
+    return number
   end
   return nil
 end
 
+-- The platform's name for the provider of a path: the one the shaping helper
+-- matched (by every MX host of the domain), else the one whose MX suffix ends
+-- the site name, else 'default'.
+function M.provider(matched, site_name)
+  local shaping = store.setting 'shaping'
+  if matched ~= nil and shaping[matched] ~= nil then
+    return matched
+  end
+  local site = string.lower(site_name or '')
+  for name, entry in pairs(shaping) do
+    for _, suffix in ipairs(entry.mx_suffixes or {}) do
+      if ends_with(site, suffix) then
+        return name
+      end
+    end
+  end
+  return 'default'
+end
+
+-- The platform's numbers for a provider, field by field: from Redis, else the
+-- fallback in defaults.lua (nil when neither has one).
 function M.limits(provider)
-  local shaping = store.settings().shaping or {}
-  local configured = shaping[provider]
-  if type(configured) ~= 'table' then
-    configured = {}
-  end
-  local fallback = M.FALLBACK[provider] or {}
+  local configured = store.setting('shaping')[provider]
+  local fallback = defaults.shaping[provider]
   local limits = {}
-  for _, field in ipairs { 'max_connections', 'messages_per_hour' } do
-    limits[field] = positive_integer(configured[field]) or fallback[field]
+  for _, field in ipairs {
+    'max_connections',
+    'messages_per_hour',
+    'max_deliveries_per_connection',
+  } do
+    limits[field] = positive_integer(configured and configured[field])
+      or (fallback and fallback[field])
   end
-  limits.max_deliveries_per_connection =
-    positive_integer(configured.max_deliveries_per_connection)
   return limits
 end
 
-function M.path_config(routing_domain, egress_source, site_name)
-  local provider = M.provider(routing_domain, site_name) or 'default'
-  -- 'default' (other domains) is shaped only if the platform asks for it.
-  local limits = M.limits(provider)
-  local params = {}
+function M.path_config(domain, egress_source, site_name)
+  local params = shaper.get_egress_path_config(domain, egress_source, site_name, true)
+  if routing.is_internal(domain) then
+    -- Log records, not mail: the queue's own entry in shaping.toml applies,
+    -- and no provider limit; the stock default message rate is a mail limit
+    -- that would hold the records back.
+    params.max_message_rate = nil
+    return kumo.make_egress_path(params)
+  end
+  local limits = M.limits(M.provider(params.provider_name, site_name))
   if limits.max_connections then
     params.connection_limit = limits.max_connections
   end
@@ -107,8 +86,24 @@ function M.path_config(routing_domain, egress_source, site_name)
   return kumo.make_egress_path(params)
 end
 
+-- Registers the helper's own handlers (the TSA publisher's queue and log
+-- hook) and ours. Called once, from init.lua's main chunk.
 function M.register()
+  local options = { extra_files = { node.shaping_file }, publish = {}, subscribe = {} }
+  if node.tsa_url ~= '' then
+    options.publish = { node.tsa_url }
+    options.subscribe = { node.tsa_url }
+  end
+  shaper = helper:setup_with_automation(options)
   kumo.on('get_egress_path_config', M.path_config)
+end
+
+-- In the `init` event: with a TSA daemon, starts publishing log records to it
+-- and listening for its suspensions and configuration changes.
+function M.setup_publish()
+  if node.tsa_url ~= '' then
+    shaper.setup_publish()
+  end
 end
 
 return M

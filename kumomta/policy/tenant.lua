@@ -6,7 +6,7 @@ local routing = require 'routing'
 local M = {}
 
 -- Meta the platform needs back in log records and in complaint reports.
-M.META = { 'tenant', 'campaign', 'kind' }
+M.META = { 'tenant', 'campaign', 'kind', 'message_id' }
 
 local TRACE_HEADER = 'X-KumoRef'
 
@@ -14,6 +14,9 @@ local TRACE_HEADER = 'X-KumoRef'
 -- would make another tenant's queue name.
 local SAFE_ID = '^[%w][%w._%-]*$'
 local MAX_ID_LENGTH = 128
+-- RFC 5322 keeps lines under 998 characters; the platform's ids are far
+-- shorter, and the id becomes a Redis key (dedupe.lua).
+local MAX_MESSAGE_ID_LENGTH = 255
 
 -- The platform's ids travel in these headers; they are removed so recipients
 -- never see them.
@@ -33,6 +36,33 @@ local function check_id(value, header)
   if value ~= nil and (#value > MAX_ID_LENGTH or not value:match(SAFE_ID)) then
     kumo.reject(550, string.format('5.7.1 malformed %s header', header))
   end
+end
+
+-- The Message-ID without its angle brackets: the platform's handle on the
+-- message in every log record and complaint, and the key that drops a
+-- re-send. Refused when missing, repeated, empty, too long, or holding
+-- whitespace, control characters or angle brackets.
+function M.message_id(msg)
+  local values = msg:get_all_named_header_values 'Message-ID'
+  if #values == 0 then
+    kumo.reject(550, '5.6.0 no Message-ID header: every message needs a unique one')
+  end
+  if #values > 1 then
+    kumo.reject(550, '5.6.0 more than one Message-ID header')
+  end
+  local value = values[1]:match '^%s*(.-)%s*$'
+  local id = value:match '^<(.*)>$' or value
+  if id == '' or #id > MAX_MESSAGE_ID_LENGTH or id:find '[%c%s<>]' then
+    kumo.reject(
+      550,
+      string.format(
+        '5.6.0 malformed Message-ID header: expected <id> with at most %d characters and no '
+          .. 'spaces or control characters',
+        MAX_MESSAGE_ID_LENGTH
+      )
+    )
+  end
+  return id
 end
 
 -- ARF reports from mailbox providers come in over SMTP too, without a tenant;
@@ -72,6 +102,7 @@ function M.accept(msg)
   check_id(tenant, 'X-Tenant')
   check_id(campaign, 'X-Campaign')
   check_id(kind, 'X-Kind')
+  local message_id = M.message_id(msg)
 
   local pool, why = routing.pool_for_tenant(tenant)
   if pool == nil and why == 'unavailable' then
@@ -97,6 +128,7 @@ function M.accept(msg)
   if kind ~= nil then
     msg:set_meta('kind', kind)
   end
+  msg:set_meta('message_id', message_id)
 
   -- Added here rather than by the listener so that SMTP and HTTP injection
   -- carry the same header: complaint reports quote it back (decoded into

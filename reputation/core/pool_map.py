@@ -163,14 +163,20 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
 
 
 def policy_settings() -> RedisHash:
-    """The numbers the KumoMTA policy reads (Python decides them; Lua only reads)."""
+    """The settings hash the KumoMTA policy reads (Python decides the numbers; Lua only reads).
+
+    Every field the policy reads is here, and the policy's fallback for each equals the value
+    exported by default (kumomta/policy/defaults.lua; both checked by tests). `shaping` carries,
+    per provider, the limits and the MX host suffixes the policy recognises it by."""
+    shaping = {provider: dict(limits) for provider, limits in settings.KUMO_SHAPING.items()}
+    for provider, suffixes in settings.KUMO_PROVIDER_MX_SUFFIXES.items():
+        if provider in shaping:
+            shaping[provider]["mx_suffixes"] = list(suffixes)
     return {
-        "memoize_ttl": settings.KUMO_MEMOIZE_TTL,
-        "refresh_interval": settings.KUMO_QUEUE_REFRESH,
         "pool_ttl": settings.KUMO_POOL_TTL,
         "hook_url": settings.KUMO_HOOK_URL,
-        "hook_batch_size": str(settings.KUMO_HOOK_BATCH_SIZE),
-        "shaping": orjson.dumps(settings.KUMO_SHAPING).decode(),
+        "accepted_ttl": str(settings.KUMO_ACCEPTED_TTL_SECONDS),
+        "shaping": orjson.dumps(shaping).decode(),
     }
 
 
@@ -190,6 +196,9 @@ def _republish_changed_since(client: redis.Redis, since) -> None:
 
 
 def _bump_config_epoch() -> None:
+    """Ask every node to read the map again now: its queues (refresh strategy 'Epoch') and its
+    memoized lookups follow a config epoch bump. Best effort: a node that misses one catches up
+    at the next bump (every full export, at least every 10 minutes)."""
     for node in settings.KUMO_NODES:
         try:
             post_json(node.rstrip("/") + "/api/admin/bump-config-epoch", b"{}", timeout=5)
@@ -198,7 +207,8 @@ def _bump_config_epoch() -> None:
 
 
 def tenant_pool_publish(*, domain: SendingDomain) -> None:
-    """One HSET (or HDEL for a domain that may not send) after the current commit."""
+    """One HSET (or HDEL for a domain that may not send) after the current commit; when that
+    changed the map, a config epoch bump so that the nodes route the tenant's mail by it at once."""
     public_id = domain.public_id
     pool = tenant_pool(domain) if domain.status in ROUTABLE else None
 
@@ -206,13 +216,20 @@ def tenant_pool_publish(*, domain: SendingDomain) -> None:
         try:
             client = kumo_redis()
             if pool is None:
-                client.hdel(key("tenant_pool"), public_id)
+                changed = bool(client.hdel(key("tenant_pool"), public_id))
             else:
-                client.hset(key("tenant_pool"), public_id, pool)
+                pipe = client.pipeline(transaction=True)
+                pipe.hget(key("tenant_pool"), public_id)
+                pipe.hset(key("tenant_pool"), public_id, pool)
+                previous, _ = pipe.execute()
+                changed = previous is None or _text(previous) != pool
         except redis.RedisError:
             logger.exception(
                 "could not publish %s's pool; the periodic full export will", public_id
             )
+            return
+        if changed:  # a status change also republishes an unchanged pool: no need to bump
+            _bump_config_epoch()
 
     transaction.on_commit(publish)
 

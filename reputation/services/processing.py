@@ -8,23 +8,25 @@ error: one bad record costs a few extra statements, never the batch, and is neve
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 import orjson
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from reputation.core.scores import scores_recompute
 from reputation.mapping import EventKind, MappedEvent, map_record
-from reputation.models import Event, PendingRecord, RawRecord, SoftBounceStreak
+from reputation.models import Event, PendingRecord, RawRecord, SoftBounceStreak, UnmatchedReport
 from reputation.services.actions import actions_evaluate
 from reputation.services.dead_letters import dead_letters_record
-from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
+from sending.models import DomainStatus, Mailbox, Message, MessageState, SendingDomain, Suppression
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +53,203 @@ class _Row(NamedTuple):  # a tuple: tens of thousands are made per batch
     domain_id: int
     workspace_id: int
     mailbox_id: int | None
+    outbound_id: int | None = None  # the platform's Message this record is about
+
+
+Mapped = list[tuple[int, str, MappedEvent]]  # (raw record id, source key, event)
 
 
 def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def _resolve(mapped: list[tuple[int, str, MappedEvent]]) -> list[_Row]:
-    """Attach each event to its sending domain (the tenant) and mailbox; drop unknown tenants."""
-    tenants = {e.tenant for _, _, e in mapped if e.tenant}
-    domains = {
-        public_id: (pk, workspace_id)
-        for public_id, pk, workspace_id in SendingDomain.objects.filter(public_id__in=tenants)
-        .exclude(status=DomainStatus.RETIRED)
-        .values_list("public_id", "pk", "workspace_id")
+# Reports anyone on the internet can mail us (an ARF complaint to the feedback address, a
+# delivery status notification to a return path): they count only when they match a message the
+# platform sent for the domain they name (SPEC 3.4a). Everything else comes from our own MTA
+# through the authenticated hook, about mail it received from us.
+REPORT_TYPES = frozenset({"Feedback", "OOB"})
+FINAL_FAILURE_TYPES = frozenset({"Bounce", "Expiration", "OOB"})  # the message is given up
+# How far back a report may point: complaints come days or weeks later; a relay gives up on a
+# message within days (five is the usual queue lifetime) and then sends its notification.
+COMPLAINT_MATCH_WINDOW = timedelta(days=30)
+BOUNCE_MATCH_WINDOW = timedelta(days=7)
+MATCH_CLOCK_SLACK = timedelta(minutes=10)  # a report's clock may run a little behind ours
+
+
+class _Outbound(NamedTuple):
+    """A `Message` row, as linking needs it."""
+
+    pk: int
+    message_id: str
+    mta_id: str
+    tenant: str  # its domain's public id
+    domain_id: int
+    workspace_id: int
+    mailbox_id: int | None
+    kind: str
+    sender: str
+    recipient: str
+    sent_at: float | None  # handed over (or claimed for hand-over), unix seconds
+
+
+class _Sent(NamedTuple):
+    """A message our MTA received from the platform (a Reception record), as reports match it."""
+
+    at: float
+    mailbox_id: int | None
+    message_kind: str
+    outbound_id: int | None
+
+
+class _Unmatched(NamedTuple):
+    raw_id: int
+    key: str
+    event: MappedEvent
+    domain_id: int | None
+    reason: str
+
+
+@dataclass
+class _Resolved:
+    rows: list[_Row]
+    unmatched: list[_Unmatched]
+
+
+_OUTBOUND_FIELDS = (
+    "pk",
+    "message_id",
+    "mta_id",
+    "domain__public_id",
+    "domain_id",
+    "workspace_id",
+    "mailbox_id",
+    "kind",
+    "sender",
+    "recipient",
+    "handed_over_at",
+    "claimed_at",
+)
+
+
+def _outbound(values: tuple) -> _Outbound:
+    (pk, message_id, mta_id, tenant, domain_id, workspace_id, mailbox_id, kind, sender, recipient,
+     handed_over_at, claimed_at) = values  # fmt: skip
+    sent_at = handed_over_at or claimed_at
+    return _Outbound(
+        pk,
+        message_id,
+        mta_id,
+        tenant,
+        domain_id,
+        workspace_id,
+        mailbox_id,
+        kind,
+        sender.lower(),
+        recipient.lower(),
+        sent_at.timestamp() if sent_at else None,
+    )
+
+
+def _resolve(mapped: Mapped) -> _Resolved:
+    """Attach each event to its sending domain, mailbox and outbound message (a few queries for
+    the whole batch); drop unknown tenants; set aside reports that match nothing we sent."""
+    by_message_id, by_mta_id = _outbound_find(mapped)
+    linked = {**by_mta_id, **by_message_id}
+    # A report that names no tenant names a domain through its original sender (an out-of-band
+    # bounce's return path is the mailbox that sent).
+    sender_domains = {
+        e.mailbox.rpartition("@")[2]
+        for _, _, e in mapped
+        if e.record_type in REPORT_TYPES and not e.tenant and "@" in e.mailbox
     }
+    tenants = {e.tenant for _, _, e in mapped if e.tenant}
+    domains: dict[str, tuple[int, int]] = {}  # public id -> (pk, workspace id)
+    domain_names: dict[str, int] = {}  # name -> pk
+    workspaces: dict[int, int] = {}  # domain pk -> workspace id
+    if tenants or sender_domains or linked:
+        for public_id, pk, workspace_id, name in (
+            SendingDomain.objects.filter(
+                Q(public_id__in=tenants)
+                | Q(name__in=sender_domains)
+                | Q(pk__in={o.domain_id for o in linked.values()})
+            )
+            .exclude(status=DomainStatus.RETIRED)
+            .values_list("public_id", "pk", "workspace_id", "name")
+        ):
+            domains[public_id] = (pk, workspace_id)
+            domain_names[name] = pk
+            workspaces[pk] = workspace_id
+    mailboxes = _mailboxes_find(mapped, domains)
+
+    rows: list[_Row] = []
+    reports: list[tuple[int, str, MappedEvent]] = []
+    for raw_id, key, e in mapped:
+        if e.record_type in REPORT_TYPES:
+            reports.append((raw_id, key, e))
+            continue
+        # Our MTA's own record: trusted as it comes. The message it names is linked when it
+        # belongs to the tenant the record names.
+        outbound = by_message_id.get(e.rfc_message_id) or by_mta_id.get(e.message_id)
+        if outbound is not None and e.tenant and outbound.tenant != e.tenant:
+            outbound = None
+        tenant = e.tenant or (outbound.tenant if outbound else "")
+        if tenant not in domains:
+            continue
+        domain_id, workspace_id = domains[tenant]
+        mailbox_id = mailboxes.get((domain_id, _local_part(e.mailbox)))
+        if mailbox_id is None and outbound is not None:
+            mailbox_id = outbound.mailbox_id
+        outbound_id = outbound.pk if outbound is not None else None
+        rows.append(_Row(raw_id, key, e, domain_id, workspace_id, mailbox_id, outbound_id))
+    if not reports:
+        return _Resolved(rows, [])
+    return _reports_match(reports, rows, by_message_id, domains, domain_names, workspaces)
+
+
+def _local_part(address: str) -> str:
+    return address.split("@", 1)[0] if "@" in address else ""
+
+
+def _outbound_find(mapped: Mapped) -> tuple[dict[str, _Outbound], dict[str, _Outbound]]:
+    """The platform's messages the batch names: by Message-ID, then (for our MTA's records that
+    name none we know) by the MTA's spool id."""
+    message_ids = {e.rfc_message_id for _, _, e in mapped if e.rfc_message_id}
+    by_message_id: dict[str, _Outbound] = {}
+    if message_ids:
+        for values in Message.objects.filter(message_id__in=message_ids).values_list(
+            *_OUTBOUND_FIELDS
+        ):
+            outbound = _outbound(values)
+            by_message_id[outbound.message_id] = outbound
+    spool_ids = {
+        e.message_id
+        for _, _, e in mapped
+        if e.message_id
+        and e.record_type not in REPORT_TYPES
+        and e.rfc_message_id not in by_message_id
+    }
+    by_mta_id: dict[str, _Outbound] = {}
+    if spool_ids:
+        # `mta_id <> ''` lets PostgreSQL use the partial index on filled-in spool ids.
+        for values in (
+            Message.objects.filter(mta_id__in=spool_ids)
+            .exclude(mta_id="")
+            .values_list(*_OUTBOUND_FIELDS)
+        ):
+            outbound = _outbound(values)
+            by_mta_id[outbound.mta_id] = outbound
+    return by_message_id, by_mta_id
+
+
+def _mailboxes_find(
+    mapped: Mapped, domains: dict[str, tuple[int, int]]
+) -> dict[tuple[int, str], int]:
+    """(domain pk, local part) -> mailbox pk for the senders our MTA's records name (a report's
+    mailbox is the one of the message it matches)."""
     locals_by_domain: dict[int, set[str]] = defaultdict(set)
     for _, _, e in mapped:
-        if e.tenant in domains and "@" in e.mailbox:
-            locals_by_domain[domains[e.tenant][0]].add(e.mailbox.split("@", 1)[0])
+        if e.tenant in domains and "@" in e.mailbox and e.record_type not in REPORT_TYPES:
+            locals_by_domain[domains[e.tenant][0]].add(_local_part(e.mailbox))
     mailboxes = {}
     if locals_by_domain:
         for pk, domain_id, local_part in Mailbox.objects.filter(
@@ -77,16 +257,341 @@ def _resolve(mapped: list[tuple[int, str, MappedEvent]]) -> list[_Row]:
             local_part__in={lp for lps in locals_by_domain.values() for lp in lps},
         ).values_list("pk", "domain_id", "local_part"):
             mailboxes[(domain_id, local_part)] = pk
-    rows = []
-    for raw_id, key, e in mapped:
-        if e.tenant not in domains:
+    return mailboxes
+
+
+def _reports_match(
+    reports: Mapped,
+    rows: list[_Row],
+    by_message_id: dict[str, _Outbound],
+    domains: dict[str, tuple[int, int]],
+    domain_names: dict[str, int],
+    workspaces: dict[int, int],
+) -> _Resolved:
+    """Complaints and out-of-band bounces that match a message the platform sent for the domain
+    they name become rows; the rest are set aside, with the reason, as unmatched reports.
+
+    A report matches a `Message` by its Message-ID (the domain it names, if any, must be the
+    message's), an out-of-band bounce also the latest message its return path (the mailbox) sent
+    to the failed address, and either one a Reception record of our MTA for that domain and
+    recipient. What the report says of the message (its kind, the recipient of a Message-ID
+    match) is taken from what we sent, not from the report."""
+    unmatched: list[_Unmatched] = []
+    pending: list[tuple[int, str, MappedEvent, int | None]] = []  # (..., claimed domain pk)
+    matched: list[_Row] = []
+    seen: set[tuple[int, int]] = set()  # (raw record, message): one report, one complaint
+    for raw_id, key, e in reports:
+        outbound = by_message_id.get(e.rfc_message_id)
+        if outbound is not None:
+            if e.tenant and e.tenant != outbound.tenant:
+                unmatched.append(
+                    _Unmatched(
+                        raw_id,
+                        key,
+                        e,
+                        _claimed_domain(e, domains, domain_names),
+                        "its Message-ID is a message of another sending domain",
+                    )
+                )
+                continue
+            if outbound.domain_id not in workspaces or (raw_id, outbound.pk) in seen:
+                continue  # a retired domain's message, or this report's other recipient
+            seen.add((raw_id, outbound.pk))
+            matched.append(_outbound_row(raw_id, key, e, outbound, workspaces))
             continue
-        domain_id, workspace_id = domains[e.tenant]
-        local = e.mailbox.split("@", 1)[0] if "@" in e.mailbox else ""
-        rows.append(
-            _Row(raw_id, key, e, domain_id, workspace_id, mailboxes.get((domain_id, local)))
+        domain_id = _claimed_domain(e, domains, domain_names)
+        pending.append((raw_id, key, e, domain_id))
+
+    by_return_path = _return_path_find(pending)
+    receptions = _receptions_find(pending, rows)
+    for raw_id, key, e, domain_id in pending:
+        outbound = by_return_path.get(key)
+        if outbound is not None and outbound.domain_id in workspaces:
+            matched.append(_outbound_row(raw_id, key, e, outbound, workspaces))
+            continue
+        sent = _sent_before(receptions.get((domain_id, e.recipient), ()), e)
+        if domain_id is not None and sent is not None:
+            event = replace(e, message_kind=sent.message_kind)
+            matched.append(
+                _Row(
+                    raw_id,
+                    key,
+                    event,
+                    domain_id,
+                    workspaces[domain_id],
+                    sent.mailbox_id,
+                    sent.outbound_id,
+                )
+            )
+            continue
+        unmatched.append(_Unmatched(raw_id, key, e, domain_id, _unmatched_reason(e, domain_id)))
+    return _Resolved(rows + matched, unmatched)
+
+
+def _outbound_row(
+    raw_id: int, key: str, e: MappedEvent, outbound: _Outbound, workspaces: dict[int, int]
+) -> _Row:
+    # The message decides who received it and what kind it was; the report only points at it.
+    event = replace(e, recipient=outbound.recipient, message_kind=outbound.kind)
+    return _Row(
+        raw_id,
+        key,
+        event,
+        outbound.domain_id,
+        workspaces[outbound.domain_id],
+        outbound.mailbox_id,
+        outbound.pk,
+    )
+
+
+def _claimed_domain(
+    e: MappedEvent, domains: dict[str, tuple[int, int]], domain_names: dict[str, int]
+) -> int | None:
+    """The sending domain a report names: its tenant, or else its original sender's domain."""
+    if e.tenant:
+        found = domains.get(e.tenant)
+        return found[0] if found else None
+    return domain_names.get(e.mailbox.rpartition("@")[2]) if "@" in e.mailbox else None
+
+
+def _window(e: MappedEvent) -> timedelta:
+    return COMPLAINT_MATCH_WINDOW if e.record_type == "Feedback" else BOUNCE_MATCH_WINDOW
+
+
+def _return_path_find(
+    pending: list[tuple[int, str, MappedEvent, int | None]],
+) -> dict[str, _Outbound]:
+    """For out-of-band bounces: the latest message their return path (a mailbox of the domain)
+    handed over to the failed address shortly before the bounce, by source key."""
+    wanted = [
+        (key, e, domain_id)
+        for _, key, e, domain_id in pending
+        if e.record_type == "OOB" and domain_id is not None and e.recipient and e.mailbox
+    ]
+    if not wanted:
+        return {}
+    times = [e.occurred_at for _, e, _ in wanted]
+    earliest = _when(min(times)) - BOUNCE_MATCH_WINDOW
+    latest = _when(max(times)) + MATCH_CLOCK_SLACK
+    candidates: dict[tuple[int, str, str], list[_Outbound]] = defaultdict(list)
+    for values in (
+        Message.objects.filter(
+            domain_id__in={d for _, _, d in wanted},
+            recipient__in={e.recipient for _, e, _ in wanted},
+            created_at__lte=latest,
         )
-    return rows
+        .filter(
+            Q(handed_over_at__range=(earliest, latest))
+            | Q(handed_over_at__isnull=True, claimed_at__range=(earliest, latest))
+        )
+        .values_list(*_OUTBOUND_FIELDS)
+    ):
+        outbound = _outbound(values)
+        candidates[(outbound.domain_id, outbound.sender, outbound.recipient)].append(outbound)
+    found = {}
+    slack = MATCH_CLOCK_SLACK.total_seconds()
+    for key, e, domain_id in wanted:
+        earliest_at = e.occurred_at - BOUNCE_MATCH_WINDOW.total_seconds()
+        sent = [
+            o
+            for o in candidates.get((domain_id, e.mailbox, e.recipient), ())
+            if o.sent_at is not None and earliest_at <= o.sent_at <= e.occurred_at + slack
+        ]
+        if sent:
+            found[key] = max(sent, key=lambda o: (o.sent_at or 0.0, o.pk))
+    return found
+
+
+def _receptions_find(
+    pending: list[tuple[int, str, MappedEvent, int | None]], rows: list[_Row]
+) -> dict[tuple[int | None, str], list[_Sent]]:
+    """Our MTA's Reception records (stored `sent` events, and this batch's) for the domains and
+    recipients the reports name, within the reports' windows."""
+    wanted = {(d, e.recipient) for _, _, e, d in pending if d is not None and e.recipient}
+    if not wanted:
+        return {}
+    found: dict[tuple[int | None, str], list[_Sent]] = defaultdict(list)
+    for row in rows:
+        pair = (row.domain_id, row.event.recipient)
+        if row.event.kind == EventKind.SENT and pair in wanted:
+            found[pair].append(
+                _Sent(
+                    row.event.occurred_at, row.mailbox_id, row.event.message_kind, row.outbound_id
+                )
+            )
+    times = [e.occurred_at for _, _, e, d in pending if d is not None and e.recipient]
+    earliest = _when(min(times)) - COMPLAINT_MATCH_WINDOW
+    latest = _when(max(times)) + MATCH_CLOCK_SLACK
+    for domain_id, recipient, at, mailbox_id, message_kind, outbound_id in Event.objects.filter(
+        kind=EventKind.SENT.value,
+        domain_id__in={d for d, _ in wanted},
+        recipient__in={r for _, r in wanted},
+        occurred_at__range=(earliest, latest),
+    ).values_list(
+        "domain_id", "recipient", "occurred_at", "mailbox_id", "message_kind", "outbound_id"
+    ):
+        if (domain_id, recipient) in wanted:
+            found[(domain_id, recipient)].append(
+                _Sent(at.timestamp(), mailbox_id, message_kind, outbound_id)
+            )
+    return found
+
+
+def _sent_before(sent: Iterable[_Sent], e: MappedEvent) -> _Sent | None:
+    """The latest of these sends a report about `e` can be about."""
+    earliest = e.occurred_at - _window(e).total_seconds()
+    latest = e.occurred_at + MATCH_CLOCK_SLACK.total_seconds()
+    return max((s for s in sent if earliest <= s.at <= latest), key=lambda s: s.at, default=None)
+
+
+def _unmatched_reason(e: MappedEvent, domain_id: int | None) -> str:
+    what = "complaint" if e.record_type == "Feedback" else "bounce"
+    if domain_id is None:
+        if e.tenant:
+            return f"the {what} names a tenant that is no active sending domain here"
+        return f"the {what} names no sending domain of ours (no tenant, unknown sender domain)"
+    if not e.recipient:
+        return f"the {what} names no recipient"
+    days = _window(e).days
+    if e.record_type == "OOB":
+        return (
+            f"no message of ours from {e.mailbox or 'this domain'} to this recipient was handed "
+            f"over in the {days} days before"
+        )
+    unknown_id = " and its Message-ID is none of ours" if e.rfc_message_id else ""
+    return f"this domain sent nothing to this recipient in the {days} days before{unknown_id}"
+
+
+def _unmatched_store(unmatched: list[_Unmatched], now: datetime) -> None:
+    """Keep unmatched reports for staff (idempotent on the event's source key)."""
+    UnmatchedReport.objects.bulk_create(
+        [
+            UnmatchedReport(
+                kind=UnmatchedReport.Kind.COMPLAINT
+                if u.event.record_type == "Feedback"
+                else UnmatchedReport.Kind.BOUNCE,
+                tenant=u.event.tenant[:64],
+                domain_id=u.domain_id,
+                recipient=u.event.recipient[:320],
+                sender=u.event.mailbox[:320],
+                message_id=u.event.rfc_message_id[:255],
+                reason=u.reason[:300],
+                occurred_at=_when(u.event.occurred_at),
+                raw_record_id=u.raw_id,
+                source_key=u.key[:80],
+                created_at=now,
+            )
+            for u in unmatched
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+
+
+def _outbound_advance(rows: list[_Row]) -> None:
+    """Move the linked messages forward from what the records say, never back: Reception ->
+    handed over (and the spool id filled in), Delivery -> delivered, Bounce, Expiration or an
+    out-of-band bounce -> bounced. Each step is one guarded statement, so a late or replayed
+    record (or one the sender booked meanwhile) changes nothing it should not."""
+    received: dict[int, tuple[datetime, str]] = {}
+    delivered: dict[int, datetime] = {}
+    bounced: dict[int, tuple[datetime, str]] = {}
+    for row in rows:
+        if row.outbound_id is None:
+            continue
+        e, pk = row.event, row.outbound_id
+        at = _when(e.occurred_at)
+        if e.record_type == "Reception":
+            if pk not in received or at < received[pk][0]:
+                received[pk] = (at, e.message_id)
+        elif e.record_type == "Delivery":
+            if pk not in delivered or at < delivered[pk]:
+                delivered[pk] = at
+        elif e.record_type in FINAL_FAILURE_TYPES and (pk not in bounced or at < bounced[pk][0]):
+            bounced[pk] = (at, e.response)
+    if not (received or delivered or bounced):
+        return
+    if connection.vendor != POSTGRES:
+        _outbound_advance_orm(received, delivered, bounced)
+        return
+    table = Message._meta.db_table
+    sending, handed_over = MessageState.SENDING.value, MessageState.HANDED_OVER.value
+    with connection.cursor() as cursor:
+        if received:
+            cursor.execute(
+                f"UPDATE {table} AS m SET "
+                "mta_id = CASE WHEN m.mta_id = '' THEN v.mta_id ELSE m.mta_id END, "
+                "state = CASE WHEN m.state = %s THEN %s ELSE m.state END, "
+                "handed_over_at = CASE WHEN m.state = %s "
+                "THEN COALESCE(m.handed_over_at, v.at) ELSE m.handed_over_at END "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, at, mta_id) "
+                "WHERE m.id = v.id AND (m.state = %s OR (m.mta_id = '' AND v.mta_id <> ''))",
+                [
+                    sending,
+                    handed_over,
+                    sending,
+                    list(received),
+                    [at for at, _ in received.values()],
+                    [spool_id[:64] for _, spool_id in received.values()],
+                    sending,
+                ],
+            )
+        if delivered:
+            cursor.execute(
+                f"UPDATE {table} AS m SET state = %s, "
+                "finished_at = COALESCE(m.finished_at, v.at) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
+                "WHERE m.id = v.id AND m.state = ANY(%s)",
+                [
+                    MessageState.DELIVERED.value,
+                    list(delivered),
+                    list(delivered.values()),
+                    [sending, handed_over],
+                ],
+            )
+        if bounced:
+            cursor.execute(
+                f"UPDATE {table} AS m SET state = %s, finished_at = v.at, last_error = v.error "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, at, error) "
+                "WHERE m.id = v.id AND m.state = ANY(%s)",
+                [
+                    MessageState.BOUNCED.value,
+                    list(bounced),
+                    [at for at, _ in bounced.values()],
+                    [error for _, error in bounced.values()],
+                    [sending, handed_over, MessageState.DELIVERED.value],
+                ],
+            )
+
+
+def _outbound_advance_orm(
+    received: dict[int, tuple[datetime, str]],
+    delivered: dict[int, datetime],
+    bounced: dict[int, tuple[datetime, str]],
+) -> None:
+    """The same steps for the embedded profile's SQLite (one process: no concurrent booking)."""
+    sending, handed_over = MessageState.SENDING, MessageState.HANDED_OVER
+    messages = list(Message.objects.filter(pk__in={*received, *delivered, *bounced}))
+    for message in messages:
+        if message.pk in received:
+            at, spool_id = received[message.pk]
+            message.mta_id = message.mta_id or spool_id[:64]
+            if message.state == sending:
+                message.state = handed_over
+                message.handed_over_at = message.handed_over_at or at
+        if message.pk in delivered and message.state in (sending, handed_over):
+            message.state = MessageState.DELIVERED
+            message.finished_at = message.finished_at or delivered[message.pk]
+        if message.pk in bounced and message.state in (
+            sending,
+            handed_over,
+            MessageState.DELIVERED,
+        ):
+            message.state = MessageState.BOUNCED
+            message.finished_at, message.last_error = bounced[message.pk]
+    Message.objects.bulk_update(
+        messages, ["mta_id", "state", "handed_over_at", "finished_at", "last_error"]
+    )
 
 
 def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], set[str]]:
@@ -129,16 +634,7 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
                     classification="SoftBounceLimit",
                     response=f"{SOFT_BOUNCES_TO_HARD} soft bounces in a row",
                 )
-                derived.append(
-                    _Row(
-                        row.raw_id,
-                        row.key + ":hard",
-                        hard,
-                        row.domain_id,
-                        row.workspace_id,
-                        row.mailbox_id,
-                    )
-                )
+                derived.append(row._replace(key=row.key + ":hard", event=hard))
     changed = [
         SoftBounceStreak(
             domain_id=d, recipient=r, count=n, converted_message_id=c[:64], updated_at=now
@@ -259,6 +755,7 @@ EVENT_COLUMNS = (
     "occurred_at",
     "source_key",
     "raw_record_id",
+    "outbound_id",
     "created_at",
 )
 
@@ -299,9 +796,6 @@ def _copy(cursor, sql: str, rows: list[tuple]) -> None:
     with cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(row)
-
-
-Mapped = list[tuple[int, str, MappedEvent]]  # (raw record id, source key, event)
 
 
 def records_process_batch(*, limit: int | None = None, now: datetime | None = None) -> BatchOutcome:
@@ -371,10 +865,12 @@ def _error_text(error: Exception) -> str:
 
 
 def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
-    """The set-based steps for mapped events: resolve tenants, streaks, events, counters,
-    suppressions."""
+    """The set-based steps for mapped events: resolve tenants and messages (setting unmatched
+    reports aside), streaks, events, message states, counters, suppressions."""
     outcome = BatchOutcome()
-    rows = _resolve(mapped)
+    resolved = _resolve(mapped)
+    _unmatched_store(resolved.unmatched, now)
+    rows = resolved.rows
     derived, dropped = _soft_bounce_streaks(rows, now)
     rows = [r for r in rows if r.key not in dropped] + derived
     _events_insert(
@@ -391,11 +887,13 @@ def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
                 _when(r.event.occurred_at),
                 r.key[:80],
                 r.raw_id,
+                r.outbound_id,
                 now,
             )
             for r in rows
         ]
     )
+    _outbound_advance(rows)
     domain_counts, mailbox_counts = _count(rows)
     domain_counters_add(domain_counts)
     mailbox_counters_add(mailbox_counts)

@@ -9,18 +9,24 @@
 """
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
+import httpx
+import orjson
+import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from config.celery import task_enqueue
 from config.errors import ApplicationError
+from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
 from sending.connection_test import ServerSpec
 from sending.mime import MessageContentError, Outgoing, mime_build, outgoing_check
@@ -31,6 +37,7 @@ from sending.models import (
     Message,
     MessageKind,
     MessageState,
+    SendingDomain,
     Suppression,
     TransportName,
     message_token_new,
@@ -43,6 +50,7 @@ from sending.transports.smtp import SmtpTransport
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "sending.tasks.messages_send"
+MESSAGE_KINDS = frozenset(MessageKind.values)
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 
@@ -102,7 +110,7 @@ def messages_reserve(
     for index, draft in enumerate(drafts):
         mailbox, domain = draft.mailbox, draft.mailbox.domain
         where = f"Message {index + 1} ({draft.recipient})" if len(drafts) > 1 else "The message"
-        if draft.kind not in MessageKind.values:
+        if draft.kind not in MESSAGE_KINDS:
             raise ApplicationError(f"{where}: unknown kind {draft.kind!r}.", code="invalid")
         if not domain.can_send:
             raise ApplicationError(
@@ -140,11 +148,42 @@ def messages_reserve(
         rows.append(message)
     _refuse_suppressed(rows)
     with transaction.atomic():
-        created = Message.objects.bulk_create(rows, batch_size=1000)
-        if enqueue and created:
-            ids = [m.pk for m in created]
+        _insert(rows)
+        if enqueue and rows:
+            ids = [m.pk for m in rows]
             transaction.on_commit(lambda: task_enqueue(SEND_TASK, ids))
-    return created
+    return rows
+
+
+def _insert(rows: list[Message]) -> None:
+    """Insert new message rows. On PostgreSQL: ids from the sequence, then one COPY (an INSERT
+    of thousands of rows costs more to build than to run)."""
+    if connection.vendor != "postgresql" or not rows:
+        Message.objects.bulk_create(rows, batch_size=1000)
+        return
+    table = Message._meta.db_table
+    fields = Message._meta.concrete_fields
+    json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, len(rows)],
+        )
+        for message, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+            message.pk = pk
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for message in rows:
+                copy.write_row(
+                    [
+                        orjson.dumps(getattr(message, f.attname)).decode()
+                        if f.attname in json_fields
+                        else getattr(message, f.attname)
+                        for f in fields
+                    ]
+                )
+    for message in rows:
+        message._state.adding = False
 
 
 def _refuse_suppressed(rows: list[Message]) -> None:
@@ -184,10 +223,89 @@ class HandOverSummary:
             self.failed += 1
 
 
-def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list[int]:
-    """Due reserved messages become `sending`, committed before any transport is called; a
-    concurrent worker skips the locked rows and the conditional update, so no row is taken
-    twice."""
+class _Claimed(NamedTuple):
+    """A claimed message as sending needs it (thousands are loaded per run: no model rows)."""
+
+    pk: int
+    attempts: int
+    transport: str
+    mailbox_id: int | None
+    outgoing: Outgoing
+
+
+_CLAIMED_COLUMNS = (
+    "id",
+    "attempts",
+    "transport",
+    "mailbox_id",
+    "message_id",
+    "sender",
+    "sender_name",
+    "recipient",
+    "recipient_name",
+    "subject",
+    "text_body",
+    "html_body",
+    "headers",
+    "kind",
+    "campaign_ref",
+)
+
+
+def _claimed(row: Sequence[Any]) -> _Claimed:
+    pk, attempts, transport, mailbox_id, message_id, sender, sender_name = row[:7]
+    recipient, recipient_name, subject, text_body, html_body, headers = row[7:13]
+    kind, campaign_ref, tenant = row[13:]
+    return _Claimed(
+        pk,
+        attempts,
+        transport,
+        mailbox_id,
+        Outgoing(
+            key=pk,
+            message_id=message_id,
+            sender=sender,
+            sender_name=sender_name,
+            recipient=recipient,
+            recipient_name=recipient_name,
+            subject=subject,
+            text_body=text_body,
+            html_body=html_body,
+            headers=orjson.loads(headers) if isinstance(headers, str | bytes) else headers,
+            tenant=tenant,
+            kind=kind,
+            campaign=campaign_ref,
+        ),
+    )
+
+
+def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list[_Claimed]:
+    """Due reserved messages become `sending` (committed before any transport is called) and
+    come back loaded. A concurrent worker skips the locked rows, and the update is conditional,
+    so no row is taken twice. On PostgreSQL one statement does it all."""
+    if connection.vendor != "postgresql":
+        return _claim_orm(message_ids, limit, now)
+    table = Message._meta.db_table
+    domains = SendingDomain._meta.db_table
+    only = "AND id = ANY(%s)" if message_ids is not None else ""
+    returning = ", ".join(f"m.{column}" for column in _CLAIMED_COLUMNS)
+    params: list[Any] = [MessageState.RESERVED, now]
+    if message_ids is not None:
+        params.append(list(message_ids))
+    params += [limit, MessageState.SENDING, now, MessageState.RESERVED]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH due AS (SELECT id FROM {table} WHERE state = %s AND next_attempt_at <= %s "
+            f"{only} ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} m SET state = %s, claimed_at = %s, attempts = m.attempts + 1 "
+            f"FROM due, {domains} d WHERE m.id = due.id AND m.state = %s "
+            f"AND d.id = m.domain_id RETURNING {returning}, d.public_id",
+            params,
+        )
+        return [_claimed(row) for row in cursor.fetchall()]
+
+
+def _claim_orm(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list[_Claimed]:
     with transaction.atomic():
         due = Message.objects.filter(state=MessageState.RESERVED, next_attempt_at__lte=now)
         if message_ids is not None:
@@ -197,12 +315,13 @@ def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list
             .order_by("next_attempt_at", "pk")
             .values_list("pk", flat=True)[:limit]
         )
-        if not ids:
-            return []
         Message.objects.filter(pk__in=ids, state=MessageState.RESERVED).update(
             state=MessageState.SENDING, claimed_at=now, attempts=F("attempts") + 1
         )
-    return ids
+        rows = Message.objects.filter(pk__in=ids).values_list(
+            *_CLAIMED_COLUMNS, "domain__public_id"
+        )
+        return [_claimed(row) for row in rows]
 
 
 def messages_hand_over(
@@ -214,25 +333,30 @@ def messages_hand_over(
     """Hand due messages (or the given ones, when due) to their transports, once each."""
     now = now or timezone.now()
     summary = HandOverSummary()
-    ids = _claim(message_ids, limit or settings.OUTBOUND_BATCH_SIZE, now)
-    if not ids:
-        return summary
-    summary.claimed = len(ids)
-    messages = Message.objects.filter(pk__in=ids).select_related("domain", "mailbox__domain")
-    groups: dict[tuple[str, int | None], list[Message]] = defaultdict(list)
-    for message in messages.order_by("pk"):
+    claimed = _claim(message_ids, limit or settings.OUTBOUND_BATCH_SIZE, now)
+    summary.claimed = len(claimed)
+    groups: dict[tuple[str, int | None], list[_Claimed]] = defaultdict(list)
+    # By sender, so that each batch a transport sends is one sender's (one injection request).
+    for message in sorted(claimed, key=lambda m: (m.outgoing.sender, m.pk)):
         own_server = message.transport == TransportName.MAILBOX_SMTP
         groups[(message.transport, message.mailbox_id if own_server else None)].append(message)
-    for (name, _mailbox_id), group in groups.items():
-        _hand_over_group(name, group, now, summary)
+    for (name, mailbox_id), group in groups.items():
+        _hand_over_group(name, mailbox_id, group, now, summary)
     return summary
 
 
 def _hand_over_group(
-    name: str, group: list[Message], now: datetime, summary: HandOverSummary
+    name: str,
+    mailbox_id: int | None,
+    group: list[_Claimed],
+    now: datetime,
+    summary: HandOverSummary,
 ) -> None:
+    mailbox = None
+    if mailbox_id is not None:
+        mailbox = Mailbox.objects.filter(pk=mailbox_id).select_related("domain").first()
     try:
-        transport = _transport(name, group[0].mailbox)
+        transport = _transport(name, mailbox)
     except ApplicationError as error:
         _book([(m, SendResult(Outcome.RETRY, str(error))) for m in group], now, summary)
         return
@@ -244,81 +368,91 @@ def _hand_over_group(
 
 
 def _send_chunk(
-    transport: Transport, chunk: list[Message], now: datetime, summary: HandOverSummary
+    transport: Transport, chunk: list[_Claimed], now: datetime, summary: HandOverSummary
 ) -> None:
-    results: list[tuple[Message, SendResult]] = []
+    results: list[tuple[_Claimed, SendResult]] = []
     items: list[tuple[Outgoing, bytes]] = []
-    sendable: list[Message] = []
+    sendable: list[_Claimed] = []
     date = timezone.now()
     for message in chunk:
         try:
             mime = mime_build(
-                _outgoing(message), date=date, routing_headers=transport.routing_headers
+                message.outgoing, date=date, routing_headers=transport.routing_headers
             )
         except MessageContentError as error:
             results.append((message, SendResult(Outcome.FAILED, f"Cannot be written: {error}")))
             continue
-        items.append((_outgoing(message), mime))
+        items.append((message.outgoing, mime))
         sendable.append(message)
     if items:
         try:
             sent = transport.send_many(items)
         except Exception as error:  # a transport bug must not strand the claimed messages
             logger.exception("transport %s failed", transport.name)
-            sent = [SendResult(Outcome.RETRY, f"Internal error in the transport: {error}")] * len(
-                items
-            )
+            failure = SendResult(Outcome.RETRY, f"Internal error in the transport: {error}")
+            sent = [failure] * len(items)
         results.extend(zip(sendable, sent, strict=True))
+        if transport.drops_duplicates:
+            _forget_refused(results)
     _book(results, now, summary)
 
 
+def _forget_refused(results: list[tuple[_Claimed, SendResult]]) -> None:
+    """The MTA's policy notes every Message-ID it takes in (to drop a re-send), possibly just
+    before a later step refused it: for a message it clearly refused, the note is removed so the
+    retry is not dropped as a copy."""
+    refused = [
+        message.outgoing.message_id
+        for message, result in results
+        if result.outcome is not Outcome.SENT and not result.ambiguous
+    ]
+    if not refused:
+        return
+    try:
+        kumo_redis().delete(*[key(f"accepted:{message_id}") for message_id in refused])
+    except redis.RedisError as error:
+        logger.warning("could not clear %d accepted-message notes: %r", len(refused), error)
+
+
 def _book(
-    results: list[tuple[Message, SendResult]], now: datetime, summary: HandOverSummary
+    results: list[tuple[_Claimed, SendResult]], now: datetime, summary: HandOverSummary
 ) -> None:
     """Record each result on its message; only rows still `sending` change (the MTA's records
-    may have moved one on already)."""
+    may have moved one on already). Alike results share one UPDATE."""
     finished = timezone.now()
+    groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
+    for message, result in results:
+        summary.add(result.outcome)
+        values: dict[str, Any]
+        if result.outcome is Outcome.SENT:
+            values = {"state": MessageState.HANDED_OVER, "handed_over_at": finished}
+            values["last_error"] = ""
+            if result.mta_id:
+                values["mta_id"] = result.mta_id[:64]
+        elif result.outcome is Outcome.RETRY and message.attempts < settings.OUTBOUND_MAX_ATTEMPTS:
+            values = {
+                "state": MessageState.RESERVED,
+                "next_attempt_at": now + _backoff(message.attempts),
+                "last_error": result.reason,
+            }
+        else:
+            reason = result.reason
+            if result.outcome is Outcome.RETRY:
+                reason = f"Gave up after {message.attempts} attempts. Last: {reason}"
+            values = {"state": MessageState.FAILED, "finished_at": finished, "last_error": reason}
+        groups[tuple(sorted(values.items()))].append(message.pk)
     with transaction.atomic():
-        live = set(
-            Message.objects.select_for_update()
-            .filter(pk__in=[m.pk for m, _ in results], state=MessageState.SENDING)
-            .values_list("pk", flat=True)
-        )
-        changed = []
-        for message, result in results:
-            summary.add(result.outcome)
-            if message.pk not in live:
-                continue
-            if result.outcome is Outcome.SENT:
-                message.state = MessageState.HANDED_OVER
-                message.handed_over_at = finished
-                message.mta_id = result.mta_id[:64] or message.mta_id
-                message.last_error = ""
-            elif result.outcome is Outcome.RETRY and message.attempts < settings.OUTBOUND_MAX_ATTEMPTS:
-                message.state = MessageState.RESERVED
-                message.next_attempt_at = now + _backoff(message.attempts)
-                message.last_error = result.reason
-            else:
-                message.state = MessageState.FAILED
-                message.finished_at = finished
-                message.last_error = (
-                    result.reason
-                    if result.outcome is Outcome.FAILED
-                    else f"Gave up after {message.attempts} attempts. Last: {result.reason}"
-                )
-            changed.append(message)
-        Message.objects.bulk_update(
-            changed,
-            ["state", "handed_over_at", "mta_id", "last_error", "next_attempt_at", "finished_at"],
-            batch_size=1000,
-        )
+        for values_key, ids in groups.items():
+            Message.objects.filter(pk__in=ids, state=MessageState.SENDING).update(
+                **dict(values_key)
+            )
 
 
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS))
 
 
-def _chunks(items: list[Message], size: int) -> Iterator[list[Message]]:
+def _chunks(items: list[_Claimed], size: int) -> Iterator[list[_Claimed]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -360,11 +494,28 @@ def _transport(name: str, mailbox: Mailbox | None) -> Transport:
         )
     return KumoHttpTransport(
         url=url,
-        username=settings.KUMO_INJECT_USERNAME,
-        password=settings.KUMO_INJECT_PASSWORD,
-        timeout=settings.KUMO_INJECT_TIMEOUT_SECONDS,
+        client=_inject_client(
+            settings.KUMO_INJECT_USERNAME,
+            settings.KUMO_INJECT_PASSWORD,
+            settings.KUMO_INJECT_TIMEOUT_SECONDS,
+        ),
         batch_size=settings.KUMO_INJECT_BATCH_SIZE,
     )
+
+
+_clients: dict[tuple[str, str, float], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _inject_client(username: str, password: str, timeout: float) -> httpx.Client:
+    """One HTTP client per process and setting: its connections to the node stay open between
+    hand-overs (and building one costs more than a whole batch of requests)."""
+    with _clients_lock:
+        client = _clients.get((username, password, timeout))
+        if client is None:
+            client = KumoHttpTransport.client_new(username, password, timeout)
+            _clients[(username, password, timeout)] = client
+        return client
 
 
 def _embedded_inject_url() -> str:

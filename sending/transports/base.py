@@ -19,6 +19,8 @@ class SendResult:
     outcome: Outcome
     reason: str  # what the server said, in words: stored on the message
     mta_id: str = ""  # the next hop's id for the message, when it tells us
+    # No answer came after the message was (perhaps) sent: the next hop may have it.
+    ambiguous: bool = False
 
 
 class Transport(Protocol):

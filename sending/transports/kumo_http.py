@@ -41,8 +41,14 @@ class KumoHttpTransport:
     ) -> None:
         self.endpoint = url.rstrip("/") + "/api/inject/v1"
         self.batch_size = max(1, batch_size)
+        # A client passed in is shared (kept open across batches); one made here is ours.
+        self._owns_client = client is None
+        self._client = client or self.client_new(username, password, timeout)
+
+    @staticmethod
+    def client_new(username: str, password: str, timeout: float) -> httpx.Client:
         auth = httpx.BasicAuth(username, password) if username else None
-        self._client = client or httpx.Client(timeout=timeout, auth=auth)
+        return httpx.Client(timeout=timeout, auth=auth)
 
     def send(self, message: Outgoing, mime: bytes) -> SendResult:
         return self.send_many([(message, mime)])[0]
@@ -79,7 +85,12 @@ class KumoHttpTransport:
         except httpx.TimeoutException as error:
             # The node may have taken the batch before the answer was lost; the policy drops a
             # Message-ID it already has, so sending again is safe.
-            return self._all(Outcome.RETRY, f"KumoMTA did not answer in time ({error}).", items)
+            return [
+                SendResult(
+                    Outcome.RETRY, f"KumoMTA did not answer in time ({error}).", ambiguous=True
+                )
+                for _ in items
+            ]
         except httpx.HTTPError as error:
             return self._all(Outcome.RETRY, f"KumoMTA could not be reached: {error}", items)
         status = response.status_code
@@ -131,8 +142,11 @@ class KumoHttpTransport:
         return results
 
     @staticmethod
-    def _all(outcome: Outcome, reason: str, items: list[tuple[Outgoing, bytes]]) -> list[SendResult]:
+    def _all(
+        outcome: Outcome, reason: str, items: list[tuple[Outgoing, bytes]]
+    ) -> list[SendResult]:
         return [SendResult(outcome, reason) for _ in items]
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()

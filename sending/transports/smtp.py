@@ -14,7 +14,9 @@ from sending.transports.base import Outcome, SendResult, excerpt, smtp_reply_out
 _SPOOL_ID = re.compile(r"\bids=([0-9a-fA-F]{32})\b")
 # Conditions a later attempt can get past; the rest (an internal address) need the settings
 # fixed. A refused login is retried too: the customer may fix the password meanwhile.
-_RETRYABLE = frozenset({"refused", "timeout", "tls_error", "host_not_found", "auth_failed"})
+_RETRYABLE = frozenset(
+    {"refused", "timeout", "tls_error", "host_not_found", "auth_failed", "protocol_error"}
+)
 
 
 class SmtpTransport:
@@ -89,8 +91,12 @@ class SmtpTransport:
         outcome = smtp_reply_outcome(code)
         if outcome is Outcome.SENT:
             found = _SPOOL_ID.search(text)
-            return SendResult(Outcome.SENT, excerpt(f"{code} {text}"), found.group(1) if found else "")
-        return SendResult(outcome, f"{self._where} refused the message: {excerpt(f'{code} {text}')}")
+            return SendResult(
+                Outcome.SENT, excerpt(f"{code} {text}"), found.group(1) if found else ""
+            )
+        return SendResult(
+            outcome, f"{self._where} refused the message: {excerpt(f'{code} {text}')}"
+        )
 
     def _interrupted(self, error: Exception) -> SendResult:
         """The message was (perhaps completely) sent but no answer came: the server may have
@@ -100,6 +106,7 @@ class SmtpTransport:
                 Outcome.RETRY,
                 f"{self._where} did not confirm the message ({error}); it is sent again, and the "
                 "MTA drops it if the first copy arrived.",
+                ambiguous=True,
             )
         return SendResult(
             Outcome.FAILED,

@@ -1,23 +1,36 @@
 -- Test stand-in for the parts of KumoMTA's Lua API that the TrustGate policy
--- uses, written from the documented signatures (KumoCorp/kumomta, docs/).
--- kumo_standin.py passes `py`: the clock, Redis, HTTP, JSON and DKIM work that
+-- uses, written from KumoMTA's documentation and observed behaviour
+-- (KumoCorp/kumomta, docs/). One copy of this file runs per Lua context;
+-- kumo_standin.py passes `py`: the process-wide state (memoize caches, config
+-- epoch, logs) and the clock, Redis, HTTP, JSON, DKIM and shaping work that
 -- is easier (or only possible) in Python.
+--
+-- Behaviour the policy must cope with, as on a real node:
+-- * Redis queries, HTTP requests and memoized calls that miss are async: they
+--   yield the event's coroutine. Lua 5.4 cannot yield through `require`, so
+--   such a call in a `require`d module's main chunk fails with "attempt to
+--   yield across a C-call boundary"; init.lua's own main chunk may make them.
+-- * memoize hands cached tables back as userdata (`type()` is 'userdata'):
+--   indexable, iterable with pairs/ipairs, `#` is the entry count, writes
+--   change only that copy. Several return values come back as one table.
+--   A failed populate is cached for 60 seconds whatever the ttl.
+-- * Single-handler events refuse a second handler; in multi-handler events a
+--   bare `return` passes to the next handler but `return nil` is an answer.
 local py = ...
 
 local standin = {
   handlers = {},
-  configured = {},
-  logs = {},
   memoize_enabled = true,
   current_event = nil,
 }
-local kumo = { dkim = {}, http = {}, serde = {} }
+local kumo = { dkim = {}, http = {}, serde = {}, api = { admin = {} } }
 local redis = {}
 
 -- Events that accept several handlers (KumoMTA declares them `Multiple`);
 -- every other event may have only one.
 local MULTIPLE = {
   get_queue_config = true,
+  get_acl_definition = true,
   should_enqueue_log_record = true,
   pre_init = true,
   validate_config = true,
@@ -47,17 +60,6 @@ local function check_params(what, params, allowed, required)
       error(string.format('%s: missing field `%s`', what, key), 3)
     end
   end
-end
-
-local function copy(value)
-  if type(value) ~= 'table' then
-    return value
-  end
-  local result = {}
-  for k, v in pairs(value) do
-    result[k] = copy(v)
-  end
-  return result
 end
 
 -- Durations: a number of seconds, or humantime-style text ("5 seconds", "1m",
@@ -94,10 +96,184 @@ function standin.parse_duration(value)
 end
 
 local function check_throttle(what, value)
-  if value ~= nil and not (type(value) == 'string' and value:match '^[%d,_]+/%a+$') then
+  if value ~= nil and not (type(value) == 'string' and value:match '^[%w:]*[%d,_]+/%a+$') then
     error(string.format('%s: invalid throttle %q', what, tostring(value)), 3)
   end
 end
+
+--------------------------------------------------------------------------------
+-- Async calls. Every entry point (loading the policy, firing an event) runs in
+-- a coroutine driven below; an async call yields it once, as mlua does when a
+-- future is pending, and the driver resumes it at once.
+
+local SUSPEND = setmetatable({}, { __name = 'pending future' })
+
+local function suspend()
+  if not coroutine.isyieldable() then
+    -- Recorded, because policy code may catch the error below with pcall and
+    -- carry on as if Redis were down.
+    py.yield_refused(debug.traceback('attempt to yield across a C-call boundary', 2))
+  end
+  coroutine.yield(SUSPEND)
+end
+
+local DONE = setmetatable({}, { __name = 'done' })
+
+-- One long-lived coroutine per context runs every entry point in turn. (lupa
+-- ties the Lua objects handed to Python during a call to the running
+-- coroutine; a coroutine per event would leave them pointing at dead ones.)
+local worker
+local retired = {}
+
+local function work(fn, ...)
+  local call = table.pack(fn, ...)
+  while true do
+    local results = table.pack(call[1](table.unpack(call, 2, call.n)))
+    call = table.pack(coroutine.yield(DONE, results))
+  end
+end
+
+local function drive(fn, ...)
+  if worker == nil or coroutine.status(worker) == 'dead' then
+    table.insert(retired, worker)
+    worker = coroutine.create(work)
+  end
+  if coroutine.status(worker) ~= 'suspended' then
+    error('the stand-in cannot run an event inside another', 2)
+  end
+  local resumed = table.pack(coroutine.resume(worker, fn, ...))
+  while true do
+    if not resumed[1] then
+      return 'error', tostring(resumed[2])
+    end
+    if resumed[2] == DONE then
+      local results = resumed[3]
+      return table.unpack(results, 1, results.n)
+    end
+    resumed = table.pack(coroutine.resume(worker))
+  end
+end
+
+--------------------------------------------------------------------------------
+-- memoize proxies: what KumoMTA returns for a cached table. Userdata come from
+-- Python (any Python object is a full userdata in lupa) and get this module's
+-- metatable; their state lives in a weak table.
+
+local proxies = setmetatable({}, { __mode = 'k' })
+local Proxy = { __name = 'MemoizedTable' }
+
+local function is_proxy(value)
+  return proxies[value] ~= nil
+end
+
+local function proxy(data)
+  local u = py.new_userdata()
+  if Proxy.__gc == nil then
+    -- Keep lupa's finaliser, which releases the Python object.
+    Proxy.__gc = debug.getmetatable(u).__gc
+  end
+  debug.setmetatable(u, Proxy)
+  proxies[u] = { data = data }
+  return u
+end
+
+local function wrap(value)
+  if type(value) == 'table' then
+    return proxy(value)
+  end
+  return value
+end
+
+local function map_key(key)
+  if type(key) == 'string' or math.type(key) == 'integer' then
+    return key
+  end
+  return nil
+end
+
+local function entries_of(u)
+  local state = proxies[u]
+  return state.own or state.data
+end
+
+Proxy.__index = function(u, key)
+  key = map_key(key)
+  if key == nil then
+    return nil
+  end
+  return wrap(entries_of(u)[key])
+end
+
+-- Writing "unshares" the top level: this userdata sees the change, the cache
+-- and every other reader do not.
+Proxy.__newindex = function(u, key, value)
+  key = map_key(key)
+  if key == nil then
+    error('invalid key type while trying to call __newindex and assign a value', 2)
+  end
+  if type(value) == 'function' or type(value) == 'userdata' then
+    error('cannot store a ' .. type(value) .. ' in a memoized table', 2)
+  end
+  local state = proxies[u]
+  if state.own == nil then
+    state.own = {}
+    for k, v in next, state.data do
+      state.own[k] = v
+    end
+  end
+  state.own[key] = value
+end
+
+-- The number of entries, not a sequence border.
+Proxy.__len = function(u)
+  local count = 0
+  for _ in next, entries_of(u) do
+    count = count + 1
+  end
+  return count
+end
+
+Proxy.__pairs = function(u)
+  local entries = entries_of(u)
+  local function step(_, key)
+    local value
+    key, value = next(entries, key)
+    return key, wrap(value)
+  end
+  return step, u, nil
+end
+
+Proxy.__tostring = function()
+  return 'MemoizedTable'
+end
+
+-- What a Rust API sees when it converts a Lua value (from_lua_value): proxies
+-- are walked through __pairs, tables copied.
+local function materialize(value, seen)
+  if is_proxy(value) then
+    local result = {}
+    for k, v in pairs(value) do
+      result[k] = materialize(v, seen)
+    end
+    return result
+  end
+  if type(value) ~= 'table' then
+    return value
+  end
+  seen = seen or {}
+  if seen[value] then
+    error('cannot convert a table that contains itself', 3)
+  end
+  seen[value] = true
+  local result = {}
+  for k, v in pairs(value) do
+    result[k] = materialize(v, seen)
+  end
+  seen[value] = nil
+  return result
+end
+standin.materialize = materialize
+standin.is_proxy = is_proxy
 
 --------------------------------------------------------------------------------
 -- Events
@@ -151,9 +327,13 @@ function kumo.reject(code, message)
   error(setmetatable({ code = code, message = tostring(message) }, Rejection), 0)
 end
 
--- Multiple-handler events: a handler that returns nothing defers to the next
--- one. Returning an explicit nil is not "nothing" to KumoMTA: it would then
--- try to convert nil to the event's result type, so it is an error here too.
+-- Events whose answer KumoMTA converts to a configuration object: nil is not
+-- one.
+local TYPED_RESULT = { get_queue_config = 'QueueConfig' }
+
+-- Multiple-handler events: the first handler that returns any value wins; a
+-- bare `return` (no value at all) passes to the next one, `return nil` does
+-- not.
 local function dispatch(name, list, ...)
   if not MULTIPLE[name] then
     return list[1](...)
@@ -161,15 +341,22 @@ local function dispatch(name, list, ...)
   for _, fn in ipairs(list) do
     local results = table.pack(fn(...))
     if results.n > 0 then
-      if results[1] == nil then
-        error(name .. ': a handler returned nil (return nothing to defer)', 0)
+      if results[1] == nil and TYPED_RESULT[name] then
+        error(
+          string.format(
+            '%s: a handler returned nil, which is an answer (not a pass) and not a %s',
+            name,
+            TYPED_RESULT[name]
+          ),
+          0
+        )
       end
       return table.unpack(results, 1, results.n)
     end
   end
 end
 
--- Returns 'ok', results... | 'reject', code, message | 'error', text | 'none'.
+-- Returns 'ok', results... | 'reject', code, message | 'error', text.
 local function protected(label, fn, ...)
   local previous = standin.current_event
   standin.current_event = label
@@ -185,38 +372,57 @@ local function protected(label, fn, ...)
   return 'error', tostring(err)
 end
 
+-- Returns 'none' when the event has no handler.
 function standin.fire(name, ...)
   local list = standin.handlers[name]
   if list == nil then
     return 'none'
   end
-  return protected(name, dispatch, name, list, ...)
+  return drive(protected, name, dispatch, name, list, ...)
 end
 
+-- Runs fn(...) as event code (in a coroutine, inside the named event).
 function standin.call(fn, ...)
-  return protected('call', fn, ...)
+  return drive(protected, 'call', fn, ...)
 end
 
 function standin.handler_count(name)
   return #(standin.handlers[name] or {})
 end
 
--- The policy file is loaded the way kumod does it: top-level code runs
--- outside any event, so it may register handlers.
+-- Top-level code, the way kumod loads the policy file: in a coroutine (so the
+-- main chunk may make async calls) and outside any event (so it may register
+-- handlers).
+local function top_level(chunk)
+  local results = table.pack(pcall(chunk))
+  if not results[1] then
+    local failure = results[2]
+    if getmetatable(failure) == Rejection then
+      return 'reject', failure.code, failure.message
+    end
+    return 'error', tostring(failure)
+  end
+  return 'ok', table.unpack(results, 2, results.n)
+end
+
 function standin.load_policy(path)
   local chunk, err = loadfile(path)
   if chunk == nil then
     return 'error', err
   end
-  local ok, failure = pcall(chunk)
-  if not ok then
-    return 'error', tostring(failure)
+  return drive(top_level, chunk)
+end
+
+function standin.run_chunk(code)
+  local chunk, err = load(code, '=policy')
+  if chunk == nil then
+    return 'error', err
   end
-  return 'ok'
+  return drive(top_level, chunk)
 end
 
 --------------------------------------------------------------------------------
--- Logging and configuration calls (recorded for tests)
+-- Logging and configuration calls (recorded, process-wide, for tests)
 
 for _, level in ipairs { 'debug', 'info', 'warn', 'error' } do
   kumo['log_' .. level] = function(...)
@@ -224,7 +430,7 @@ for _, level in ipairs { 'debug', 'info', 'warn', 'error' } do
     for i = 1, parts.n do
       parts[i] = tostring(parts[i])
     end
-    table.insert(standin.logs, { level = level, text = table.concat(parts, ' ', 1, parts.n) })
+    py.log(level, table.concat(parts, ' ', 1, parts.n))
   end
 end
 
@@ -235,8 +441,7 @@ local function configuration(name, events, allowed, required)
       error(string.format('kumo.%s must be called from %s', name, 'the init event'), 2)
     end
     check_params('kumo.' .. name, params, allowed, required)
-    standin.configured[name] = standin.configured[name] or {}
-    table.insert(standin.configured[name], copy(params))
+    py.record_config(name, materialize(params))
   end
 end
 
@@ -271,13 +476,29 @@ configuration('start_http_listener', INIT, {
   'request_body_limit',
 }, {})
 
---------------------------------------------------------------------------------
--- memoize: per-name caches, keyed by the argument list, expiring on py.now()
+-- Background tasks are recorded, not run.
+function kumo.spawn_task(params)
+  check_params('kumo.spawn_task', params, set_of { 'event_name', 'args' }, { 'event_name', 'args' })
+  py.record_config('spawn_task', materialize(params))
+end
 
-local caches = {}
+function kumo.bump_config_epoch()
+  py.bump_config_epoch()
+end
+
+--------------------------------------------------------------------------------
+-- memoize: process-wide caches by name (kept in Python, so they outlive Lua
+-- contexts), keyed by the argument list and, with invalidate_with_epoch, the
+-- config epoch.
 
 local function key_of(value)
   local kind = type(value)
+  if is_proxy(value) then
+    return key_of(materialize(value))
+  end
+  if kind == 'function' or kind == 'thread' or kind == 'userdata' then
+    error('memoize: a ' .. kind .. ' cannot be part of the cache key', 3)
+  end
   if kind ~= 'table' then
     return kind .. ':' .. tostring(value)
   end
@@ -295,68 +516,128 @@ local function key_of(value)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
+-- What memoize can keep: tables with integer or string keys, and plain
+-- values. Userdata (a memoized table included) and functions cannot be kept.
+local function cacheable(value, path)
+  local kind = type(value)
+  if kind == 'function' or kind == 'thread' or kind == 'userdata' then
+    error(string.format('memoize: %s: a %s cannot be memoized', path, kind), 0)
+  end
+  if kind == 'table' then
+    for k, v in pairs(value) do
+      if map_key(k) == nil then
+        error(
+          string.format(
+            'table key %s cannot be used as a key in a memoizable table',
+            tostring(k)
+          ),
+          0
+        )
+      end
+      cacheable(v, path .. '.' .. tostring(k))
+    end
+  end
+  return value
+end
+
+local MEMOIZE_PARAMS = set_of {
+  'name', 'ttl', 'capacity', 'invalidate_with_epoch', 'populate_timeout',
+  'retry_on_populate_timeout', 'allow_stale_reads',
+}
+
 function kumo.memoize(fn, params)
-  check_params('kumo.memoize', params, set_of {
-    'name', 'ttl', 'capacity', 'invalidate_with_epoch', 'populate_timeout',
-    'retry_on_populate_timeout', 'allow_stale_reads',
-  }, { 'name', 'ttl', 'capacity' })
+  check_params('kumo.memoize', params, MEMOIZE_PARAMS, { 'name', 'ttl', 'capacity' })
   local ttl = standin.parse_duration(params.ttl)
+  if params.populate_timeout ~= nil then
+    standin.parse_duration(params.populate_timeout)
+  end
   if not standin.memoize_enabled then
     return fn
   end
-  local cache = caches[params.name]
-  -- Same name with other parameters replaces the cache, as in KumoMTA.
-  if cache == nil or cache.ttl ~= ttl or cache.capacity ~= params.capacity then
-    cache = { ttl = ttl, capacity = params.capacity, entries = {}, order = {}, head = 1, size = 0 }
-    caches[params.name] = cache
-  end
+  local name = params.name
+  py.memoize_define(
+    name,
+    ttl,
+    params.capacity,
+    params.invalidate_with_epoch == true,
+    params.allow_stale_reads == true
+  )
   return function(...)
     local key = key_of(table.pack(...))
-    local now = py.now()
-    local entry = cache.entries[key]
-    if entry ~= nil and entry.expires > now then
-      return table.unpack(entry.values, 1, entry.values.n)
+    local state, kind, value = py.memoize_get(name, key)
+    if state == 'error' then
+      error(kind, 0)
     end
-    -- Errors propagate and are not cached.
-    local values = table.pack(fn(...))
-    if entry == nil then
-      if cache.size >= cache.capacity then
-        local eldest = cache.order[cache.head]
-        cache.order[cache.head] = nil
-        cache.head = cache.head + 1
-        cache.entries[eldest] = nil
-        cache.size = cache.size - 1
+    if state == 'hit' then
+      if kind == 'single' then
+        return wrap(value)
+      elseif kind == 'multi' then
+        local results = {}
+        for i, v in ipairs(value) do
+          results[i] = wrap(v)
+        end
+        return results
       end
-      table.insert(cache.order, key)
-      cache.size = cache.size + 1
+      return nil
     end
-    cache.entries[key] = { values = values, expires = now + ttl }
-    return table.unpack(values, 1, values.n)
+    -- A miss awaits the populate future.
+    suspend()
+    local results = table.pack(pcall(fn, ...))
+    if not results[1] then
+      py.memoize_fail(name, key, tostring(results[2]))
+      error(results[2], 0)
+    end
+    local ok, failure = pcall(function()
+      for i = 2, results.n do
+        cacheable(results[i], 'value ' .. (i - 1))
+      end
+    end)
+    if not ok then
+      py.memoize_fail(name, key, failure)
+      error(failure, 0)
+    end
+    if results.n == 1 then
+      py.memoize_put(name, key, 'null', nil)
+      return nil
+    elseif results.n == 2 then
+      py.memoize_put(name, key, 'single', results[2])
+      return wrap(py.memoize_built(name, key))
+    end
+    py.memoize_put(name, key, 'multi', { table.unpack(results, 2, results.n) })
+    local built, list = py.memoize_built(name, key), {}
+    for i, v in ipairs(built) do
+      list[i] = wrap(v)
+    end
+    return list
   end
 end
 
 --------------------------------------------------------------------------------
--- Configuration objects
+-- Configuration objects: unknown fields are refused, as KumoMTA's
+-- deny_unknown_fields structs do.
 
 local QUEUE_CONFIG = set_of {
   'egress_pool', 'max_age', 'max_message_rate', 'max_retry_interval', 'protocol',
-  'reap_interval', 'refresh_interval', 'refresh_strategy', 'retry_interval', 'shrink_policy',
-  'strategy', 'timerwheel_tick_interval',
+  'provider_name', 'reap_interval', 'refresh_interval', 'refresh_strategy', 'retry_interval',
+  'shrink_policy', 'strategy', 'timerwheel_tick_interval',
 }
+
+local function check_refresh_strategy(what, strategy)
+  if strategy ~= nil and strategy ~= 'Ttl' and strategy ~= 'Epoch' then
+    error(what .. ': refresh_strategy must be "Ttl" or "Epoch"', 3)
+  end
+end
 
 function kumo.make_queue_config(params)
   check_params('kumo.make_queue_config', params, QUEUE_CONFIG)
-  local strategy = params.refresh_strategy
-  if strategy ~= nil and strategy ~= 'Ttl' and strategy ~= 'Epoch' then
-    error('kumo.make_queue_config: refresh_strategy must be "Ttl" or "Epoch"', 2)
-  end
+  check_refresh_strategy('kumo.make_queue_config', params.refresh_strategy)
   for _, field in ipairs { 'refresh_interval', 'retry_interval', 'max_retry_interval', 'max_age' } do
     if params[field] ~= nil then
       standin.parse_duration(params[field])
     end
   end
   check_throttle('kumo.make_queue_config', params.max_message_rate)
-  local config = copy(params)
+  local config = materialize(params)
   config.kind = 'QueueConfig'
   return config
 end
@@ -372,7 +653,7 @@ function kumo.make_egress_pool(params)
   if params.ttl ~= nil then
     standin.parse_duration(params.ttl)
   end
-  local pool = copy(params)
+  local pool = materialize(params)
   pool.kind = 'EgressPool'
   return pool
 end
@@ -390,39 +671,59 @@ function kumo.make_egress_source(params)
   if params.ttl ~= nil then
     standin.parse_duration(params.ttl)
   end
-  local source = copy(params)
+  local source = materialize(params)
   source.kind = 'EgressSource'
   return source
 end
 
-local EGRESS_PATH = set_of {
+-- EgressPathConfig's fields (with the SMTP client timeouts flattened in).
+standin.EGRESS_PATH = set_of {
   'additional_connection_limits', 'additional_message_rate_throttles',
-  'additional_source_selection_rates', 'allow_smtp_auth_plain_without_tls',
-  'allow_smtp_auth_plain_without_valid_certificate', 'banner_timeout', 'connect_timeout',
-  'connection_limit', 'consecutive_connection_failures_before_delay', 'data_dot_timeout',
-  'data_timeout', 'dispatcher_progress_watchdog_timeout', 'dispatcher_wakeup_strategy',
-  'ehlo_domain', 'ehlo_timeout', 'enable_dane', 'enable_mta_sts', 'enable_pipelining',
-  'enable_rset', 'enable_tls', 'idle_timeout', 'ignore_8bit_checks', 'ip_lookup_strategy',
-  'low_memory_reduction_policy', 'mail_from_timeout', 'maintainer_wakeup_strategy',
-  'max_connection_rate', 'max_deliveries_per_connection', 'max_message_rate', 'max_ready',
-  'max_recipients_per_batch', 'no_memory_reduction_policy', 'openssl_cipher_list',
-  'openssl_cipher_suites', 'openssl_options', 'opportunistic_tls_reconnect_on_failed_handshake',
-  'prohibited_hosts', 'rcpt_to_timeout', 'reconnect_strategy', 'refresh_interval',
-  'refresh_strategy', 'remember_broken_tls', 'rset_timeout', 'rustls_cipher_suites',
-  'skip_hosts', 'smtp_auth_plain_password', 'smtp_auth_plain_username', 'smtp_port',
-  'source_selection_rate', 'starttls_timeout', 'system_shutdown_timeout', 'tls_certificate',
-  'tls_prefer_openssl', 'tls_private_key', 'try_next_host_on_transport_error', 'use_lmtp',
+  'additional_source_selection_rates', 'aggressive_connection_opening',
+  'allow_smtp_auth_plain_without_tls', 'allow_smtp_auth_plain_without_valid_certificate',
+  'auth_timeout', 'banner_timeout', 'connect_timeout', 'connection_limit',
+  'consecutive_connection_failures_before_delay', 'data_dot_timeout', 'data_timeout',
+  'dispatcher_progress_watchdog_timeout', 'dispatcher_wakeup_strategy', 'ehlo_domain',
+  'ehlo_timeout', 'enable_dane', 'enable_mta_sts', 'enable_pipelining', 'enable_rset',
+  'enable_tls', 'idle_timeout', 'ip_lookup_strategy', 'low_memory_reduction_policy',
+  'mail_from_timeout', 'maintainer_wakeup_strategy', 'max_connection_rate',
+  'max_deliveries_per_connection', 'max_message_rate', 'max_ready', 'max_recipients_per_batch',
+  'no_memory_reduction_policy', 'openssl_cipher_list', 'openssl_cipher_suites',
+  'openssl_options', 'opportunistic_tls_reconnect_on_failed_handshake', 'prohibited_hosts',
+  'provider_name', 'rcpt_to_timeout', 'readyq_pool_name', 'reconnect_strategy',
+  'refresh_interval', 'refresh_strategy', 'remember_broken_tls', 'rset_timeout',
+  'rustls_cipher_suites', 'skip_hosts', 'smtp_auth_plain_password', 'smtp_auth_plain_username',
+  'smtp_port', 'source_selection_rate', 'starttls_timeout', 'system_shutdown_timeout',
+  'tls_certificate', 'tls_prefer_openssl', 'tls_private_key', 'try_next_host_on_transport_error',
+  'use_lmtp',
 }
 
+local function check_limit(what, limit)
+  if limit == nil or (math.type(limit) == 'integer' and limit > 0) then
+    return
+  end
+  if type(limit) == 'string' and limit:match '^[%w]*:?%d+$' then
+    return
+  end
+  error(what .. ': a connection limit must be a positive integer or "local:N"', 3)
+end
+
 function kumo.make_egress_path(params)
-  check_params('kumo.make_egress_path', params, EGRESS_PATH)
-  local limit = params.connection_limit
-  if limit ~= nil and not (math.type(limit) == 'integer' and limit > 0) and type(limit) ~= 'string' then
-    error('kumo.make_egress_path: connection_limit must be a positive integer or string', 2)
+  check_params('kumo.make_egress_path', params, standin.EGRESS_PATH)
+  check_limit('kumo.make_egress_path', params.connection_limit)
+  for _, limit in pairs(params.additional_connection_limits or {}) do
+    check_limit('kumo.make_egress_path', limit)
   end
   check_throttle('kumo.make_egress_path', params.max_message_rate)
   check_throttle('kumo.make_egress_path', params.max_connection_rate)
-  local path = copy(params)
+  check_refresh_strategy('kumo.make_egress_path', params.refresh_strategy)
+  for _, field in ipairs { 'max_deliveries_per_connection', 'max_ready' } do
+    local value = params[field]
+    if value ~= nil and not (math.type(value) == 'integer' and value > 0) then
+      error(string.format('kumo.make_egress_path: %s must be a positive integer', field), 2)
+    end
+  end
+  local path = materialize(params)
   path.kind = 'EgressPathConfig'
   return path
 end
@@ -437,16 +738,16 @@ function kumo.make_listener_domain(params)
   if arf ~= nil and type(arf) ~= 'boolean' and not ARF_MODES[arf] then
     error('kumo.make_listener_domain: invalid log_arf ' .. tostring(arf), 2)
   end
-  local domain = copy(params)
+  local domain = materialize(params)
   domain.kind = 'ListenerDomain'
   return domain
 end
 
 --------------------------------------------------------------------------------
--- JSON
+-- JSON (memoized tables are walked like tables, as kumo.serde does)
 
 function kumo.serde.json_encode(value)
-  local ok, text = py.json_encode(value)
+  local ok, text = py.json_encode(materialize(value))
   if not ok then
     error(text, 2)
   end
@@ -460,6 +761,9 @@ function kumo.serde.json_parse(text)
   end
   return value
 end
+
+kumo.json_encode = kumo.serde.json_encode
+kumo.json_parse = kumo.serde.json_parse
 
 --------------------------------------------------------------------------------
 -- Messages
@@ -656,7 +960,7 @@ function kumo.dkim.rsa_sha256_signer(params)
   check_params('kumo.dkim.rsa_sha256_signer', params, SIGNER_FIELDS, {
     'domain', 'selector', 'headers', 'key',
   })
-  local signer = copy(params)
+  local signer = materialize(params)
   signer.key_data = load_key(params.key)
   return setmetatable(signer, Signer)
 end
@@ -685,13 +989,14 @@ function Message:dkim_sign(signer)
 end
 
 --------------------------------------------------------------------------------
--- Supplemental trace header (kumo.apply_supplemental_trace_header)
+-- Supplemental trace header (kumo.apply_supplemental_trace_header, async)
 
 function kumo.apply_supplemental_trace_header(msg, params)
   params = params or {}
   check_params('kumo.apply_supplemental_trace_header', params, set_of {
     'received_header', 'supplemental_header', 'header_name', 'include_meta_names',
   })
+  suspend()
   if params.supplemental_header == false then
     return
   end
@@ -707,7 +1012,8 @@ function kumo.apply_supplemental_trace_header(msg, params)
 end
 
 --------------------------------------------------------------------------------
--- HTTP client (real requests through py.http_send)
+-- HTTP client (real requests through py.http_send; sending and reading the
+-- body are async)
 
 local Client = {}
 Client.__index = Client
@@ -790,6 +1096,7 @@ function Request:timeout(duration)
 end
 
 function Request:send()
+  suspend()
   local ok, status, reason, text =
     py.http_send(self.method, self.url, self._headers, self.body_text, self.timeout_seconds)
   if not ok then
@@ -831,12 +1138,16 @@ end
 
 function Response:text()
   unconsumed(self)
+  suspend()
   self._consumed = true
   return self._text
 end
 
 --------------------------------------------------------------------------------
--- redis module: redis.open{...} and conn:query(cmd, ...) on a real server
+-- redis module: redis.open{...} and conn:query(cmd, ...) on a real server.
+-- Arguments go through JSON as in KumoMTA: nil is dropped, an array becomes
+-- several arguments, a map `k v k v`, an integer its digits, a float its JSON
+-- text (5.0 -> "5.0").
 
 local REDIS_OPEN = set_of {
   'node', 'pool_size', 'read_from_replicas', 'username', 'password', 'connect_timeout',
@@ -858,8 +1169,44 @@ function redis.open(params)
   }, Connection)
 end
 
-function Connection:query(command, ...)
-  local ok, value = py.redis_query(self.node, self.connect_timeout, self.response_timeout, command, ...)
+local function redis_args(value, into)
+  if value == nil then
+    return
+  end
+  if is_proxy(value) then
+    value = materialize(value)
+  end
+  local kind = type(value)
+  if kind == 'table' then
+    if #value > 0 or next(value) == nil then
+      for _, item in ipairs(value) do
+        redis_args(item, into)
+      end
+    else
+      for k, v in pairs(value) do
+        table.insert(into, tostring(k))
+        redis_args(v, into)
+      end
+    end
+  elseif kind == 'boolean' then
+    table.insert(into, value and '1' or '0')
+  elseif math.type(value) == 'float' then
+    table.insert(into, py.float_text(value))
+  elseif kind == 'number' or kind == 'string' then
+    table.insert(into, tostring(value))
+  else
+    error('redis: cannot send a ' .. kind .. ' as an argument', 3)
+  end
+end
+
+function Connection:query(...)
+  local given = table.pack(...)
+  local args = {}
+  for i = 1, given.n do
+    redis_args(given[i], args)
+  end
+  suspend()
+  local ok, value = py.redis_query(self.node, self.connect_timeout, self.response_timeout, args)
   if not ok then
     error(value, 2)
   end
@@ -867,49 +1214,90 @@ function Connection:query(command, ...)
 end
 
 --------------------------------------------------------------------------------
--- Log hook delivery, as kumod drives it: should_enqueue_log_record, the hook
--- queue's get_queue_config, its constructor event, then send / send_batch.
+-- What the policy-extras.shaping stand-in needs from the process: loading and
+-- merging shaping files, and the egress path parameters they give (async, as
+-- KumoMTA's Shaping methods are).
 
-function standin.deliver_log_records(hook_name, records)
+standin.shaping = {
+  load = function(names)
+    suspend()
+    local ok, result = py.shaping_load(materialize(names))
+    if not ok then
+      error(result, 2)
+    end
+    return result
+  end,
+  params = function(handle, domain, egress_source, site_name)
+    suspend()
+    return py.shaping_params(handle, domain, egress_source, site_name)
+  end,
+  matches = function(handle, record)
+    return py.shaping_matches(handle, materialize(record))
+  end,
+}
+
+--------------------------------------------------------------------------------
+-- Log hook delivery, as kumod drives it: should_enqueue_log_record, the hook
+-- queue's get_queue_config, its constructor event, then `send` (batch size 1)
+-- or `send_batch`, whose answer must be a string.
+
+local function deliver(hook_name, records)
   local messages = {}
   for i, record in ipairs(records) do
     local msg = standin.new_message('', 'log@' .. hook_name .. '.log_hook', 'X-Log: record\r\n\r\n', {
       log_record = record,
     })
-    local status, verdict = standin.fire('should_enqueue_log_record', msg, hook_name)
+    local status, verdict = protected('should_enqueue_log_record', dispatch,
+      'should_enqueue_log_record', standin.handlers.should_enqueue_log_record or {}, msg, hook_name)
     if status ~= 'ok' or verdict ~= true then
       return 'error', string.format('record %d was not enqueued (%s %s)', i, status, tostring(verdict))
     end
     table.insert(messages, msg)
   end
   local queue = messages[1]:get_meta 'queue'
-  local status, config = standin.fire('get_queue_config', queue, nil, nil, nil)
+  local status, config = protected('get_queue_config', dispatch, 'get_queue_config',
+    standin.handlers.get_queue_config or {}, queue, nil, nil, nil)
   if status ~= 'ok' or config == nil or config.protocol == nil or config.protocol.custom_lua == nil then
     return 'error', 'the hook queue has no custom_lua protocol: ' .. tostring(config)
   end
   local protocol = config.protocol.custom_lua
-  local made, connection = standin.fire(protocol.constructor, queue, nil, nil)
+  local list = standin.handlers[protocol.constructor]
+  if list == nil then
+    return 'error', 'no handler for ' .. protocol.constructor
+  end
+  local made, connection = protected(protocol.constructor, list[1], queue, nil, nil)
   if made ~= 'ok' then
     return made, connection
   end
   local size = protocol.batch_size or 1
+  local method = size == 1 and 'send' or 'send_batch'
+  if connection[method] == nil then
+    return 'error', string.format('sender:%s method not found', method)
+  end
   local dispositions = {}
   for first = 1, #messages, size do
     local batch = table.move(messages, first, math.min(first + size - 1, #messages), 1, {})
-    local result
-    if size > 1 then
-      result = table.pack(standin.call(connection.send_batch, connection, batch))
-    else
-      result = table.pack(standin.call(connection.send, connection, batch[1]))
+    local arg = size == 1 and batch[1] or batch
+    local result = table.pack(protected(method, connection[method], connection, arg))
+    if result[1] == 'ok' and type(result[2]) ~= 'string' then
+      result = table.pack('error', string.format('%s must return a string, not %s', method, type(result[2])))
     end
     if result[1] ~= 'ok' then
-      standin.call(connection.close, connection)
+      if connection.close then
+        protected('close', connection.close, connection)
+      end
       return table.unpack(result, 1, result.n)
     end
     table.insert(dispositions, result[2])
   end
-  standin.call(connection.close, connection)
+  if connection.close then
+    protected('close', connection.close, connection)
+  end
   return 'ok', dispositions
+end
+
+function standin.deliver_log_records(hook_name, records)
+  return drive(deliver, hook_name, records)
 end
 
 return standin, kumo, redis

@@ -2,104 +2,36 @@
 
 import base64
 import json
-import os
+import re
 import shutil
-import socket
 import subprocess
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dkim
 import pytest
-import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.conftest import free_port
+from tests.kumomta.conftest import (
+    HOOK_TOKEN,
+    SETTINGS,
+    TENANTS,
+    hook_url,
+    replicate,
+    wait_replicated,
+)
 from tests.kumomta.kumo_standin import (
     POLICY_DIR,
     KumoStandin,
     PolicyError,
     Rejected,
-    delete_prefix,
+    ScheduledQueue,
     message_text,
     policy_env,
-    publish_map,
     redis_calls_for,
     to_python,
 )
-
-REDIS_URL = os.environ["REDIS_URL"]
-HOOK_TOKEN = "hook-token-for-tests"
-
-TENANTS = {
-    "dom_premium": "premium",
-    "dom_standard": "standard",
-    "dom_rehab": "rehab",
-    "dom_quarantined": "quarantine",
-}
-POOLS = {
-    "premium": {"entries": [{"name": "ip-1", "weight": 5}, {"name": "ip-2", "weight": 1}]},
-    "standard": {"entries": [{"name": "ip-3", "weight": 1}, {"name": "ip-4", "weight": 0}]},
-    "rehab": {"entries": [{"name": "ip-5", "weight": 1}]},
-    "quarantine": {"entries": []},
-}
-SOURCES = {
-    f"ip-{n}": {"source_address": f"192.0.2.{n}", "ehlo_domain": f"mta{n}.example.net"}
-    for n in range(1, 6)
-}
-SETTINGS = {"memoize_ttl": "5 seconds"}
-
-
-@dataclass
-class RedisContract:
-    """The platform's side of the Redis contract, under a key prefix of its own."""
-
-    url: str
-    client: redis.Redis
-    prefix: str
-
-    def publish(self, **overrides) -> None:
-        values = {
-            "tenants": TENANTS,
-            "pools": POOLS,
-            "sources": SOURCES,
-            "settings": SETTINGS,
-        } | overrides
-        publish_map(self.client, self.prefix, **values)
-
-    def set_pool(self, tenant: str, pool: str) -> None:
-        self.client.hset(f"{self.prefix}tenant_pool", tenant, pool)
-
-
-@pytest.fixture
-def contract() -> Iterator[RedisContract]:
-    client = redis.Redis.from_url(REDIS_URL)
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield RedisContract(REDIS_URL, client, prefix)
-    delete_prefix(client, prefix)
-    client.close()
-
-
-@pytest.fixture
-def make_policy(contract: RedisContract) -> Iterator[Callable[..., KumoStandin]]:
-    made: list[KumoStandin] = []
-
-    def make(*, redis_url: str | None = None, **env: str) -> KumoStandin:
-        env.setdefault("TRUSTGATE_HOOK_TOKEN", HOOK_TOKEN)
-        standin = KumoStandin(env=policy_env(redis_url or contract.url, contract.prefix, **env))
-        standin.load_policy()
-        standin.start()
-        made.append(standin)
-        return standin
-
-    yield make
-    for standin in made:
-        standin.close()
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +49,13 @@ def dkim_key() -> tuple[str, str]:
     return pem, f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"
 
 
+def queue_config(standin: KumoStandin, tenant: str | None, domain: str = "example.org") -> dict:
+    return to_python(standin.fire("get_queue_config", domain, tenant, None, None))
+
+
 def queue_pool(standin: KumoStandin, tenant: str | None) -> str:
-    config = to_python(standin.fire("get_queue_config", "example.org", tenant, None, None))
-    assert config["refresh_strategy"] == "Ttl"
+    config = queue_config(standin, tenant)
+    assert config["refresh_strategy"] == "Epoch"
     return config["egress_pool"]
 
 
@@ -129,13 +65,11 @@ def receive(standin: KumoStandin, event: str = "smtp_server_message_received", *
     return msg
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def path_config(standin: KumoStandin, domain: str, site: str, source: str = "ip-1") -> dict:
+    return to_python(standin.fire("get_egress_path_config", domain, source, site))
 
 
-# --- 1. syntax ---------------------------------------------------------------------------------
+# --- 1. syntax and load ------------------------------------------------------------------------
 
 
 def test_it_passes_luac_on_every_lua_file():
@@ -146,6 +80,33 @@ def test_it_passes_luac_on_every_lua_file():
     for path in files:
         result = subprocess.run([luac, "-p", str(path)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+def test_it_tests_no_value_for_being_a_table_outside_the_redis_reader():
+    # Memoized tables are userdata: `type(v) == 'table'` is false for every one of them. Only
+    # store.lua sees Redis replies before they are memoized.
+    pattern = re.compile(r"""[=~]=\s*['"]table['"]""")
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(POLICY_DIR.glob("*.lua"))
+        if path.name != "store.lua"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
+
+
+def test_it_does_no_redis_or_http_work_while_loading(contract):
+    # A `require`d module's main chunk cannot yield on a real node: a Redis query (or a memoized
+    # call that misses) there fails, even when the policy catches the error.
+    contract.publish(settings=SETTINGS | {"hook_url": "http://127.0.0.1:9/"})
+    standin = KumoStandin(env=policy_env(contract.url, contract.prefix))
+
+    standin.load_policy()
+    standin.recycle()
+
+    assert standin.refused_yields == []
+    assert standin.redis_call_count == 0
 
 
 # --- 2. routing from the map -------------------------------------------------------------------
@@ -166,6 +127,7 @@ def test_it_builds_pools_and_sources_from_redis(contract, make_policy):
     premium = to_python(standin.fire("get_egress_pool", "premium"))
     assert premium["name"] == "premium"
     assert premium["entries"] == [{"name": "ip-1", "weight": 5}, {"name": "ip-2", "weight": 1}]
+    assert premium["ttl"] == "1 minute"
     standard = to_python(standin.fire("get_egress_pool", "standard"))
     assert standard["entries"][1] == {"name": "ip-4", "weight": 0}
     # A pool without sources is valid: KumoMTA pauses it, holding quarantined mail.
@@ -189,20 +151,25 @@ def test_it_holds_mail_of_a_tenant_removed_from_the_map(contract, make_policy):
     assert queue_pool(standin, None) == "quarantine"
 
 
-def test_it_leaves_the_log_hook_queue_to_the_log_hook(contract, make_policy):
+@pytest.mark.parametrize(
+    "queue", ["trustgate.log_hook", "generator.kumomta.internal", "http://tsa:8008.tsa.kumomta"]
+)
+def test_it_leaves_internal_queues_to_their_helpers(contract, make_policy, queue):
     contract.publish()
     standin = make_policy()
 
-    config = to_python(standin.fire("get_queue_config", "trustgate.log_hook", None, None, None))
+    config = queue_config(standin, None, domain=queue)
 
-    assert "egress_pool" not in config
-    assert config["protocol"]["custom_lua"]["constructor"] == "make.trustgate.log_hook"
+    if queue == "trustgate.log_hook":
+        assert config["protocol"]["custom_lua"]["constructor"] == "make.trustgate.log_hook"
+    else:
+        assert config is None  # no handler answered: KumoMTA's defaults apply
 
 
-# --- 3. memoize TTL ----------------------------------------------------------------------------
+# --- 3. caching and the config epoch -----------------------------------------------------------
 
 
-def test_it_sees_a_tier_change_only_after_the_memoize_ttl(contract, make_policy):
+def test_it_sees_a_tier_change_within_the_memoize_ttl(contract, make_policy):
     contract.publish()
     standin = make_policy()
     assert queue_pool(standin, "dom_premium") == "premium"
@@ -221,9 +188,9 @@ def test_it_sees_a_tier_change_only_after_the_memoize_ttl(contract, make_policy)
         receive(standin, tenant="dom_premium")
 
 
-def test_it_takes_the_ttl_from_the_settings_hash(contract, make_policy):
-    contract.publish(settings={"memoize_ttl": "30 seconds"})
-    standin = make_policy()
+def test_it_takes_the_memoize_ttl_from_the_node_setting(contract, make_policy):
+    contract.publish()
+    standin = make_policy(TRUSTGATE_MEMOIZE_TTL="30 seconds")
     assert queue_pool(standin, "dom_rehab") == "rehab"
 
     contract.set_pool("dom_rehab", "standard")
@@ -231,6 +198,26 @@ def test_it_takes_the_ttl_from_the_settings_hash(contract, make_policy):
     assert queue_pool(standin, "dom_rehab") == "rehab"
     standin.clock.advance(2)
     assert queue_pool(standin, "dom_rehab") == "standard"
+
+
+def test_an_epoch_bump_refreshes_routing_at_once(contract, make_policy):
+    contract.publish()
+    standin = make_policy(TRUSTGATE_MEMOIZE_TTL="1 hour")
+    queue = ScheduledQueue(standin, "example.org", "dom_standard")
+    assert queue.pool() == "standard"
+    receive(standin, tenant="dom_standard")
+
+    contract.set_pool("dom_standard", "quarantine")
+    standin.clock.advance(600)  # queues with the Epoch strategy are not refreshed by time
+    assert queue.pool() == "standard"
+    receive(standin, tenant="dom_standard")
+
+    standin.bump_config_epoch()  # what the platform does after publishing the change
+
+    assert queue.pool() == "quarantine"
+    assert queue.refreshes == 2
+    with pytest.raises(Rejected, match="quarantined"):
+        receive(standin, tenant="dom_standard")
 
 
 # --- 4. reception ------------------------------------------------------------------------------
@@ -258,17 +245,62 @@ def test_it_refuses_mail_it_must_not_send(contract, make_policy, event, tenant, 
     assert reason in refused.value.message
 
 
+@pytest.mark.parametrize(
+    ("message_id", "reason"),
+    [
+        (None, "no Message-ID header"),
+        ("<>", "malformed Message-ID"),
+        ("<two words@brand.example>", "malformed Message-ID"),
+        ("<tab\tinside@brand.example>", "malformed Message-ID"),
+        ("<ctl\x01@brand.example>", "malformed Message-ID"),
+        ("<a<b@brand.example>", "malformed Message-ID"),
+        (f"<{'x' * 250}@brand.example>", "malformed Message-ID"),
+    ],
+)
+@pytest.mark.parametrize("event", ["smtp_server_message_received", "http_message_generated"])
+def test_it_refuses_mail_without_a_usable_message_id(
+    contract, make_policy, event, message_id, reason
+):
+    contract.publish()
+    standin = make_policy()
+
+    with pytest.raises(Rejected) as refused:
+        receive(standin, event, tenant="dom_premium", message_id=message_id)
+
+    assert refused.value.code == 550
+    assert refused.value.message.startswith("5.6.0 ")
+    assert reason in refused.value.message
+
+
+def test_it_refuses_a_message_with_two_message_ids(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+    text = message_text(tenant="dom_premium", message_id="<1@brand.example>")
+    text = text.replace("Subject:", "Message-ID: <2@brand.example>\r\nSubject:")
+
+    with pytest.raises(Rejected, match="more than one Message-ID"):
+        standin.fire("smtp_server_message_received", standin.new_message(text), None)
+
+
 @pytest.mark.parametrize("event", ["smtp_server_message_received", "http_message_generated"])
 def test_it_moves_the_ids_to_meta_and_signs_last(contract, make_policy, dkim_key, event):
     pem, txt_record = dkim_key
     contract.publish(dkim_keys={"brand.example": ("tg2026", pem)})
     standin = make_policy()
 
-    msg = receive(standin, event, tenant="dom_standard", campaign="cmp_42", kind="campaign")
+    msg = receive(
+        standin,
+        event,
+        tenant="dom_standard",
+        campaign="cmp_42",
+        kind="campaign",
+        message_id=" <m-1.abc@brand.example> ",
+    )
 
     assert standin.get_meta(msg, "tenant") == "dom_standard"
     assert standin.get_meta(msg, "campaign") == "cmp_42"
     assert standin.get_meta(msg, "kind") == "campaign"
+    assert standin.get_meta(msg, "message_id") == "m-1.abc@brand.example"
     for name in ("X-Tenant", "X-Campaign", "X-Kind"):
         assert standin.header_values(msg, name) == []
     assert standin.message_ops(msg)[-1] == "dkim_sign:brand.example"
@@ -286,10 +318,10 @@ def test_it_moves_the_ids_to_meta_and_signs_last(contract, make_policy, dkim_key
     assert lookups == [b"tg2026._domainkey.brand.example."]
 
 
-def test_it_adds_a_trace_header_naming_the_tenant(contract, make_policy):
+def test_it_adds_a_trace_header_naming_the_tenant_and_the_message(contract, make_policy):
     contract.publish()
     standin = make_policy()
-    forged = message_text(tenant="dom_premium").replace(
+    forged = message_text(tenant="dom_premium", message_id="<42@brand.example>").replace(
         "Subject:", "X-KumoRef: eyJ0ZW5hbnQiOiJzb21lb25lLWVsc2UifQ==\r\nSubject:"
     )
     msg = standin.new_message(forged, recipient="reader@example.org")
@@ -301,6 +333,7 @@ def test_it_adds_a_trace_header_naming_the_tenant(contract, make_policy):
         "_@_": "\\_/",
         "recipient": "reader@example.org",
         "tenant": "dom_premium",
+        "message_id": "42@brand.example",
     }
 
 
@@ -317,7 +350,9 @@ def test_it_sends_unsigned_and_logs_when_the_domain_has_no_key(contract, make_po
 def test_it_lets_feedback_reports_through_to_the_fbl_domain(contract, make_policy):
     contract.publish()
     standin = make_policy(TRUSTGATE_FBL_DOMAIN="fbl.example.net")
-    report = standin.new_message(message_text(tenant=None), recipient="arf@fbl.example.net")
+    report = standin.new_message(
+        message_text(tenant=None, message_id=None), recipient="arf@fbl.example.net"
+    )
 
     standin.fire("smtp_server_message_received", report, None)
 
@@ -326,53 +361,142 @@ def test_it_lets_feedback_reports_through_to_the_fbl_domain(contract, make_polic
     assert standin.fire("get_listener_domain", "example.org", "0.0.0.0:25", None) is None
 
 
-# --- 5. Redis down -----------------------------------------------------------------------------
+# --- 5. re-sends -------------------------------------------------------------------------------
 
 
-@dataclass
-class ThrowawayRedis:
-    url: str
-    client: redis.Redis
-    process: subprocess.Popen = field(repr=False)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    port = free_port()
-    options = {"port": str(port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
-    arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
-    process = subprocess.Popen(
-        ["redis-server", *arguments, "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def test_it_drops_a_resend_of_a_message_it_already_accepted(contract, make_policy, dkim_key):
+    contract.publish(
+        settings=SETTINGS | {"accepted_ttl": "3600"},
+        dkim_keys={"brand.example": ("tg2026", dkim_key[0])},
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:  # wait for the server to accept connections
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.02)
-    server = ThrowawayRedis(url, client, process)
-    yield server
-    if process.poll() is None:
-        server.stop()
-    client.close()
+    first_node, second_node = make_policy(), make_policy()
+    noted = f"{contract.prefix}accepted:7@brand.example"
+
+    first = receive(first_node, tenant="dom_premium", message_id="<7@brand.example>")
+    assert standin_queue(first_node, first) is None
+    assert 3590 < contract.client.ttl(noted) <= 3600
+
+    again = receive(second_node, tenant="dom_premium", message_id="<7@brand.example>")
+
+    assert standin_queue(second_node, again) == "null"  # KumoMTA's discard queue
+    assert not any(op.startswith("dkim_sign") for op in second_node.message_ops(again))
+    assert any("re-send" in log["text"] for log in second_node.logs)
+
+    # The platform removes the note when the MTA refused the message: it may be sent again.
+    contract.client.delete(noted)
+    third = receive(second_node, tenant="dom_premium", message_id="<7@brand.example>")
+    assert standin_queue(second_node, third) is None
+    assert second_node.message_ops(third)[-1] == "dkim_sign:brand.example"
 
 
-def test_it_keeps_the_last_known_map_when_redis_stops(throwaway_redis, contract, make_policy):
-    contract = RedisContract(throwaway_redis.url, throwaway_redis.client, contract.prefix)
-    contract.publish(tenants=TENANTS | {"dom_promoted": "rehab", "dom_unseen": "standard"})
-    standin = make_policy(redis_url=throwaway_redis.url)
+def standin_queue(standin: KumoStandin, msg) -> str | None:
+    return standin.get_meta(msg, "queue")
+
+
+def test_it_keeps_the_message_id_note_for_the_platform_default_ttl(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+
+    receive(standin, tenant="dom_premium", message_id="<8@brand.example>")
+
+    assert contract.client.ttl(f"{contract.prefix}accepted:8@brand.example") > 604800 - 10
+
+
+def test_it_notes_no_message_it_refuses(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+
+    with pytest.raises(Rejected):
+        receive(standin, tenant="dom_quarantined", message_id="<9@brand.example>")
+
+    assert not contract.client.exists(f"{contract.prefix}accepted:9@brand.example")
+
+
+def test_it_accepts_without_the_resend_check_when_the_primary_is_down(contract, make_policy):
+    contract.publish()
+    standin = make_policy(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", TRUSTGATE_REDIS_READ_URL=contract.url
+    )
+
+    for _ in range(2):
+        msg = receive(standin, tenant="dom_premium", message_id="<10@brand.example>")
+        assert standin_queue(standin, msg) is None
+
+    assert any("without the re-send check" in log["text"] for log in standin.logs)
+
+
+# --- 6. HTTP injection auth --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "allowed"),
+    [
+        ("app", "s3cret-pass", True),
+        ("app", "s3cret-pas", False),
+        ("app", "s3cret-passs", False),
+        ("ap", "s3cret-pass", False),
+        ("app", None, False),
+        ("app", "", False),
+    ],
+)
+def test_it_checks_injection_credentials_against_the_node_settings(
+    contract, make_policy, user, password, allowed
+):
+    contract.publish()
+    standin = make_policy(TRUSTGATE_INJECT_USERNAME="app", TRUSTGATE_INJECT_PASSWORD="s3cret-pass")
+
+    assert standin.fire("http_server_validate_auth_basic", user, password) is allowed
+
+
+def test_it_refuses_basic_auth_when_no_password_is_configured(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+
+    assert standin.fire("http_server_validate_auth_basic", "", "") is False
+    assert standin.fire("http_server_validate_auth_basic", "", None) is False
+
+
+# --- 7. Redis down -----------------------------------------------------------------------------
+
+
+def test_it_keeps_routing_from_the_replica_when_the_primary_dies(
+    contract, make_policy, redis_servers
+):
+    primary, replica = redis_servers(), redis_servers()
+    replicate(replica, primary)
+    platform = contract.on(primary)
+    platform.publish(tenants=TENANTS | {"dom_unseen": "standard"})
+    wait_replicated(replica, primary)
+    standin = make_policy(redis_url=primary.url, TRUSTGATE_REDIS_READ_URL=replica.url)
+    receive(standin, tenant="dom_premium")
+    assert queue_pool(standin, "dom_premium") == "premium"
+
+    primary.kill()
+    standin.clock.advance(60)
+    standin.recycle()  # a fresh context: nothing known but what Redis says
+
+    assert queue_pool(standin, "dom_premium") == "premium"
+    assert queue_pool(standin, "dom_unseen") == "standard"  # never looked up before the outage
+    assert queue_pool(standin, "dom_quarantined") == "quarantine"
+    receive(standin, tenant="dom_unseen")
+    with pytest.raises(Rejected, match="quarantined"):
+        receive(standin, tenant="dom_quarantined")
+    premium = to_python(standin.fire("get_egress_pool", "premium"))
+    assert [entry["name"] for entry in premium["entries"]] == ["ip-1", "ip-2"]
+    assert to_python(standin.fire("get_egress_source", "ip-4"))["source_address"] == "192.0.2.4"
+    # Writes need the primary: the re-send check is skipped (and says so), mail still flows.
+    assert any("without the re-send check" in log["text"] for log in standin.logs)
+    [throttles] = standin.configured("configure_redis_throttles")
+    assert throttles["node"] == primary.url
+
+
+def test_it_falls_back_safely_when_redis_is_gone_across_a_context_recycle(
+    contract, make_policy, redis_servers
+):
+    server = redis_servers()
+    platform = contract.on(server)
+    platform.publish(tenants=TENANTS | {"dom_promoted": "rehab", "dom_unseen": "standard"})
+    standin = make_policy(redis_url=server.url)
     for tenant in ("dom_premium", "dom_rehab", "dom_promoted"):
         receive(standin, tenant=tenant)
         assert queue_pool(standin, tenant) == TENANTS.get(tenant, "rehab")
@@ -380,76 +504,67 @@ def test_it_keeps_the_last_known_map_when_redis_stops(throwaway_redis, contract,
     standin.fire("get_egress_pool", "premium")
     standin.fire("get_egress_source", "ip-1")
     # Promoted after this node last looked, then Redis goes away.
-    contract.set_pool("dom_promoted", "premium")
-    throwaway_redis.stop()
+    platform.set_pool("dom_promoted", "premium")
+    server.kill()
     standin.clock.advance(60)
 
+    # Within the same context, the last answers bridge the gap: never a better pool.
     assert queue_pool(standin, "dom_premium") == "premium"
     assert queue_pool(standin, "dom_promoted") == "rehab"
     assert queue_pool(standin, "dom_quarantined") == "quarantine"
     assert queue_pool(standin, "dom_unseen") == "rehab"
     receive(standin, tenant="dom_premium")
-    with pytest.raises(Rejected, match="quarantined"):
-        receive(standin, tenant="dom_quarantined")
     with pytest.raises(Rejected) as unseen:
         receive(standin, tenant="dom_unseen")
     assert unseen.value.code == 451
-    premium = to_python(standin.fire("get_egress_pool", "premium"))
-    assert [entry["name"] for entry in premium["entries"]] == ["ip-1", "ip-2"]
-    assert to_python(standin.fire("get_egress_source", "ip-1"))["source_address"] == "192.0.2.1"
+    assert [e["name"] for e in to_python(standin.fire("get_egress_pool", "premium"))["entries"]]
     with pytest.raises(PolicyError, match="unavailable"):
         standin.fire("get_egress_pool", "standard")
     assert any("redis lookup" in log["text"] for log in standin.logs)
 
     # A failed lookup is cached for the TTL: a dead Redis is not asked once per message.
-    attempts = standin.redis_call_count
-    for _ in range(50):
+    attempts = standin.redis_call_count - standin.redis_calls["SET"]
+    for _ in range(20):
         queue_pool(standin, "dom_premium")
         receive(standin, tenant="dom_premium")
-    assert standin.redis_call_count == attempts
+    assert standin.redis_call_count - standin.redis_calls["SET"] == attempts
+
+    # A fresh context (kumod recycles them every few minutes) knows nothing: queued mail of
+    # every tenant goes to rehab, new mail is refused for a retry, nothing is sent unsigned.
+    standin.recycle()
+    standin.clock.advance(60)
+    for tenant in ("dom_premium", "dom_promoted", "dom_unseen"):
+        assert queue_pool(standin, tenant) == "rehab"
+        with pytest.raises(Rejected) as refused:
+            receive(standin, tenant=tenant)
+        assert refused.value.code == 451
+    with pytest.raises(PolicyError, match="unavailable"):
+        standin.fire("get_egress_pool", "premium")
 
 
-# --- 6. log hook -------------------------------------------------------------------------------
+def test_it_reads_the_settings_hash_over_resp3(contract, make_policy):
+    contract.publish(
+        settings={"pool_ttl": "2 minutes", "shaping": {"google": {"max_connections": 7}}}
+    )
+    standin = make_policy(TRUSTGATE_REDIS_READ_URL=f"{contract.url}?protocol=resp3")
+
+    assert to_python(standin.fire("get_egress_pool", "premium"))["ttl"] == "2 minutes"
+    assert path_config(standin, "gmail.com", "gmail-smtp-in.l.google.com")["connection_limit"] == 7
 
 
-class HookHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append({"path": self.path, "headers": self.headers, "body": body})
-        status = self.server.status
-        reply = b'{"stored": true}' if status < 300 else b'{"error": "try later"}'
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def hook_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HookHandler)
-    server.received = []
-    server.status = 200
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def hook_url(server: ThreadingHTTPServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/hooks/kumomta/"
-
+# --- 8. log hook -------------------------------------------------------------------------------
 
 RECORDS = [
     {
         "type": "Delivery",
         "id": f"spool-{n}",
         "recipient": f"r{n}@example.org",
-        "meta": {"tenant": "dom_premium", "campaign": "cmp_1", "kind": "campaign"},
+        "meta": {
+            "tenant": "dom_premium",
+            "campaign": "cmp_1",
+            "kind": "campaign",
+            "message_id": f"{n}@brand.example",
+        },
         "response": {"code": 250, "content": "OK"},
     }
     for n in range(3)
@@ -457,8 +572,8 @@ RECORDS = [
 
 
 def test_it_posts_log_batches_with_the_bearer_token(contract, make_policy, hook_server):
-    contract.publish(settings=SETTINGS | {"hook_batch_size": "2"})
-    standin = make_policy(TRUSTGATE_HOOK_URL=hook_url(hook_server))
+    contract.publish()
+    standin = make_policy(TRUSTGATE_HOOK_URL=hook_url(hook_server), TRUSTGATE_HOOK_BATCH_SIZE="2")
 
     dispositions = standin.deliver_log_records(RECORDS)
 
@@ -472,7 +587,28 @@ def test_it_posts_log_batches_with_the_bearer_token(contract, make_policy, hook_
     assert json.loads(second["body"]) == RECORDS[2:]
     [hook] = standin.configured("configure_log_hook")
     assert hook["name"] == "trustgate"
-    assert hook["meta"] == ["tenant", "campaign", "kind"]
+    assert hook["meta"] == ["tenant", "campaign", "kind", "message_id"]
+
+
+def test_it_posts_one_record_per_request_with_a_batch_size_of_one(
+    contract, make_policy, hook_server
+):
+    contract.publish()
+    standin = make_policy(TRUSTGATE_HOOK_URL=hook_url(hook_server), TRUSTGATE_HOOK_BATCH_SIZE="1")
+
+    dispositions = standin.deliver_log_records(RECORDS[:2])
+
+    assert len(dispositions) == 2
+    assert [json.loads(r["body"]) for r in hook_server.received] == RECORDS[:2]
+
+
+def test_it_batches_records_by_the_platform_default_without_a_node_setting(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+
+    config = queue_config(standin, None, domain="trustgate.log_hook")
+
+    assert config["protocol"]["custom_lua"]["batch_size"] == 500
 
 
 @pytest.mark.parametrize(("status", "code"), [(503, 451), (500, 451), (429, 451), (400, 550)])
@@ -511,125 +647,145 @@ def test_it_prefers_the_hook_url_from_the_settings_hash(contract, make_policy, h
     assert len(hook_server.received) == 1
 
 
-# --- 7. the stand-in's registration rule -------------------------------------------------------
+# --- 9. shaping --------------------------------------------------------------------------------
 
-SINGLE_HANDLER_EVENTS = [
-    "get_egress_pool",
-    "get_egress_source",
-    "get_egress_path_config",
-    "smtp_server_message_received",
-    "http_message_generated",
-    "init",
-]
-
-
-@pytest.mark.parametrize("event", SINGLE_HANDLER_EVENTS)
-def test_it_refuses_a_second_handler_for_a_single_handler_event(event):
-    standin = KumoStandin()
-    register = f"require('kumo').on('{event}', function() end)"
-    standin.run(register)
-
-    with pytest.raises(PolicyError, match=f"{event} event already has a handler"):
-        standin.run(register)
-
-
-def test_it_lets_several_get_queue_config_handlers_answer_in_order():
-    standin = KumoStandin()
-    standin.run(
-        """
-        local kumo = require 'kumo'
-        kumo.on('get_queue_config', function(domain)
-          if domain == 'first.example' then
-            return kumo.make_queue_config { egress_pool = 'one' }
-          end
-        end)
-        kumo.on('get_queue_config', function(domain)
-          return kumo.make_queue_config { egress_pool = 'two' }
-        end)
-        """
-    )
-
-    first = standin.fire("get_queue_config", "first.example", None, None, None)
-    other = standin.fire("get_queue_config", "other.example", None, None, None)
-
-    assert (first["egress_pool"], other["egress_pool"]) == ("one", "two")
-    assert standin.handler_count("get_queue_config") == 2
-
-
-def test_it_refuses_registering_a_handler_inside_an_event():
-    standin = KumoStandin()
-    standin.run(
-        """
-        local kumo = require 'kumo'
-        kumo.on('init', function() kumo.on('get_egress_pool', function() end) end)
-        """
-    )
-
-    with pytest.raises(PolicyError, match="from within the event handler 'init'"):
-        standin.fire("init")
-
-
-# --- 8. Redis calls ----------------------------------------------------------------------------
-
-
-def test_it_makes_about_one_redis_call_per_tenant_per_ttl():
-    tenants = 100
-
-    calls = redis_calls_for(10_000, tenants)
-
-    assert calls <= 2 * tenants
-    assert redis_calls_for(500, tenants, memoize=False) >= 500
-
-
-# --- shaping and start-up configuration --------------------------------------------------------
-
-
-def path_config(standin: KumoStandin, domain: str, site: str) -> dict:
-    return to_python(standin.fire("get_egress_path_config", domain, "ip-1", site))
+SHAPING = {
+    "google": {"max_connections": 4, "messages_per_hour": 900, "mx_suffixes": [".google.com"]},
+    "outlook": {
+        "max_connections": 2,
+        "messages_per_hour": 400,
+        "max_deliveries_per_connection": 30,
+        "mx_suffixes": [".olc.protection.outlook.com"],
+    },
+    "office365": {"max_connections": 3, "messages_per_hour": 500},
+    "yahoo": {"max_connections": 1, "messages_per_hour": 250, "mx_suffixes": [".yahoodns.net"]},
+    "default": {"max_connections": 6, "messages_per_hour": 1200},
+}
 
 
 def test_it_shapes_the_big_providers_with_numbers_from_redis(contract, make_policy):
-    shaping = {
-        "gmail": {"max_connections": 4, "messages_per_hour": 900},
-        "microsoft": {"max_connections": 2, "messages_per_hour": 400},
-        "yahoo": {"max_connections": 1, "messages_per_hour": 250},
-    }
-    contract.publish(settings=SETTINGS | {"shaping": shaping})
+    contract.publish(settings=SETTINGS | {"shaping": SHAPING})
     standin = make_policy()
 
-    gmail = path_config(standin, "gmail.com", "gmail-smtp-in.l.google.com")
+    gmail = path_config(standin, "gmail.com", "(alt1)?.gmail-smtp-in.l.google.com")
+    assert gmail["provider_name"] == "google"
     assert (gmail["connection_limit"], gmail["max_message_rate"]) == (4, "900/h")
-    hosted = path_config(standin, "company.example", "(alt1|alt2).aspmx.l.google.com")
+    hosted = path_config(standin, "company.example", "(alt2)?.aspmx.l.google.com")
     assert hosted["max_message_rate"] == "900/h"
-    microsoft = path_config(standin, "hotmail.co.uk", "eur.olc.protection.outlook.com")
-    assert microsoft["max_message_rate"] == "400/h"
+    outlook = path_config(standin, "hotmail.co.uk", "eur.olc.protection.outlook.com")
+    assert (outlook["max_message_rate"], outlook["max_deliveries_per_connection"]) == ("400/h", 30)
+    office = path_config(standin, "contoso.example", "contoso-example.mail.protection.outlook.com")
+    assert (office["connection_limit"], office["max_message_rate"]) == (3, "500/h")
     yahoo = path_config(standin, "aol.com", "mx-aol.mail.gm0.yahoodns.net")
     assert yahoo["connection_limit"] == 1
     other = path_config(standin, "example.org", "mx.example.org")
-    assert "connection_limit" not in other and "max_message_rate" not in other
+    assert (other["connection_limit"], other["max_message_rate"]) == (6, "1200/h")
+    assert other["refresh_strategy"] == "Epoch"
 
 
-def test_it_falls_back_to_conservative_shaping_without_settings(contract, make_policy):
+def test_it_recognises_a_provider_by_the_site_name_when_the_helper_did_not(contract, make_policy):
+    contract.publish(settings=SETTINGS | {"shaping": SHAPING})
+    # No MX answer for the domain (the helper matches nothing), but the site is Google's.
+    standin = make_policy(mx={})
+
+    gmail = path_config(standin, "gmail.com", "(alt1)?.gmail-smtp-in.l.google.com")
+
+    assert "provider_name" not in gmail
+    assert (gmail["connection_limit"], gmail["max_message_rate"]) == (4, "900/h")
+
+
+def test_it_does_not_take_a_vanity_domain_for_a_provider(contract, make_policy):
+    contract.publish(settings=SETTINGS | {"shaping": SHAPING})
+    standin = make_policy()
+
+    # One of its MX hosts is Google's, the other not: neither the helper nor the site matches.
+    mixed = path_config(standin, "mixed.example", "aspmx.l.google.com,mx.backup.example")
+
+    assert mixed["max_message_rate"] == "1200/h"
+
+
+def test_it_falls_back_to_the_platform_defaults_without_settings(contract, make_policy):
     contract.publish(settings=SETTINGS | {"shaping": "not json"})
     standin = make_policy()
 
     gmail = path_config(standin, "googlemail.com", "gmail-smtp-in.l.google.com")
+    other = path_config(standin, "example.org", "mx.example.org")
 
     assert (gmail["connection_limit"], gmail["max_message_rate"]) == (3, "300/h")
+    assert (other["connection_limit"], other["max_message_rate"]) == (5, "1000/h")
+
+
+def test_it_gives_the_log_hook_queue_its_own_path(contract, make_policy):
+    contract.publish(settings=SETTINGS | {"shaping": SHAPING})
+    standin = make_policy()
+
+    hook = path_config(standin, "trustgate.log_hook", "trustgate.log_hook", source="unspecified")
+
+    assert hook["connection_limit"] == "local:10"
+    assert hook["max_deliveries_per_connection"] == 8192
+    assert hook["max_ready"] == 10000
+    assert "max_message_rate" not in hook
+    assert "provider_name" not in hook
+
+
+def test_it_publishes_to_the_tsa_daemon_and_reads_its_overrides(
+    contract, make_policy, loopback_server
+):
+    tsa = loopback_server()
+    tsa.routes["/get_config_v1/shaping.toml"] = b'[provider."yahoo"]\nmax_ready = 77\n'
+    contract.publish(settings=SETTINGS | {"shaping": SHAPING})
+
+    standin = make_policy(TRUSTGATE_TSA_URL=tsa.url + "/")
+
+    hook_name = f"{tsa.url}.tsa.kumomta"
+    assert hook_name in [hook["name"] for hook in standin.configured("configure_log_hook")]
+    tasks = [task["event_name"] for task in standin.configured("spawn_task")]
+    assert tasks == ["kumo.tsa.suspension.subscriber", "kumo.tsa.config.monitor"]
+    # The TSA queue belongs to the shaping helper, not to a tenant.
+    tsa_queue = queue_config(standin, None, domain=hook_name)
+    assert tsa_queue["protocol"]["custom_lua"]["constructor"] == f"make.{hook_name}"
+    # What the daemon serves is laid over the files; the platform's numbers over both.
+    yahoo = path_config(standin, "aol.com", "mx-aol.mail.gm0.yahoodns.net")
+    assert (yahoo["max_ready"], yahoo["connection_limit"]) == (77, 1)
+    # Its own queue is not mail either.
+    assert "max_message_rate" not in path_config(standin, hook_name, hook_name)
+
+
+def test_it_does_not_publish_without_a_tsa_daemon(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+
+    assert [hook["name"] for hook in standin.configured("configure_log_hook")] == ["trustgate"]
+    assert standin.configured("spawn_task") == []
+
+
+# --- 10. start-up and cost ---------------------------------------------------------------------
 
 
 def test_it_configures_the_node_at_init(contract, make_policy):
     contract.publish()
-    standin = make_policy(TRUSTGATE_RELAY_HOSTS="10.0.0.5, 10.0.0.6")
+    standin = make_policy(
+        TRUSTGATE_RELAY_HOSTS="10.0.0.5, 10.0.0.6",
+        TRUSTGATE_REDIS_READ_URL="redis://127.0.0.1:6380/0",
+    )
 
     [classifier] = standin.configured("configure_bounce_classifier")
     assert classifier["files"][0].endswith("iana.toml")
     [throttles] = standin.configured("configure_redis_throttles")
-    assert throttles["node"] == contract.url
+    assert throttles["node"] == contract.url  # the primary, not the replica
     [listener] = standin.configured("start_esmtp_listener")
     assert listener["relay_hosts"] == ["10.0.0.5", "10.0.0.6"]
     assert listener["trace_headers"] == {"supplemental_header": False}
     [logs] = standin.configured("configure_local_logs")
-    assert logs["meta"] == ["tenant", "campaign", "kind"]
+    assert logs["meta"] == ["tenant", "campaign", "kind", "message_id"]
     assert len(standin.configured("define_spool")) == 2
     assert standin.configured("start_http_listener")
+
+
+def test_it_makes_about_one_redis_read_per_tenant_per_ttl():
+    tenants = 100
+
+    calls = redis_calls_for(2_000, tenants)
+
+    assert calls <= 2 * tenants + 5
+    assert redis_calls_for(500, tenants, memoize=False) >= 500

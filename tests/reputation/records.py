@@ -2,6 +2,11 @@
 
 import itertools
 import time
+from datetime import datetime
+
+from django.utils import timezone
+
+from sending.models import Message
 
 _ids = itertools.count(1)
 
@@ -14,9 +19,12 @@ def record(
     sender: str = "alex",
     at: float | None = None,
     message_id: str | None = None,
+    rfc_message_id: str = "",
     attempt: int = 1,
     **extra,
 ) -> dict:
+    """`message_id` is the MTA's spool id; `rfc_message_id` the message's Message-ID, logged in
+    meta `message_id` as the policy does."""
     at = at or time.time()
     message_id = message_id or f"{next(_ids):032x}"
     base = {
@@ -41,6 +49,8 @@ def record(
         },
         "bounce_classification": "Uncategorized",
     }
+    if rfc_message_id:
+        base["meta"]["message_id"] = rfc_message_id
     base.update(extra)
     return base
 
@@ -107,10 +117,15 @@ def complaint(
     recipient: str,
     *,
     message_id: str = "",
+    rfc_message_id: str = "",
     kind: str = "campaign",
     sender: str = "alex",
+    tenant: str | None = None,
+    at: float | None = None,
 ) -> dict:
-    at = time.time()
+    """An ISP's ARF report about mail `domain` sent to `recipient`, as KumoMTA logs it: the
+    trace names the tenant (`tenant` overrides it: a forger may name anyone) and recipient."""
+    at = at or time.time()
     return {
         "type": "Feedback",
         "id": f"{next(_ids):032x}",
@@ -124,13 +139,65 @@ def complaint(
             "original_rcpto_to": [recipient],
             "reported_domain": domain.name,
             "supplemental_trace": {
-                "tenant": domain.public_id,
+                "tenant": domain.public_id if tenant is None else tenant,
                 "recipient": recipient,
                 "id": message_id,
+                "message_id": rfc_message_id,
                 "kind": kind,
             },
         },
     }
+
+
+def oob_bounce(domain, recipient: str, *, sender: str = "alex", at: float | None = None) -> dict:
+    """A delivery status notification (Action: failed) a relay mailed back to `sender`, as
+    KumoMTA logs it: the DSN's own spool id and meta, no tenant, our mailbox as `sender`."""
+    at = at or time.time()
+    return {
+        "type": "OOB",
+        "id": f"{next(_ids):032x}",
+        "sender": f"{sender}@{domain.name}",
+        "recipient": recipient,
+        "queue": "bounces.platform.example",
+        "site": "",
+        "size": 0,
+        "timestamp": at,
+        "num_attempts": 0,
+        "meta": {},
+        "headers": {},
+        "peer_address": {"name": "relay.example.org", "addr": "198.51.100.7"},
+        "response": {
+            "code": 550,
+            "enhanced_code": {"class": 5, "subject": 1, "detail": 1},
+            "content": "5.1.1 <" + recipient + ">: Recipient address rejected: User unknown",
+            "command": None,
+        },
+        "bounce_classification": "InvalidRecipient",
+        "feedback_report": None,
+    }
+
+
+def reception_failure(domain, recipient: str, *, message_id: str, **kw) -> dict:
+    """The Bounce KumoMTA logs when it cannot queue a message it is receiving (the sender is
+    told to try again)."""
+    return record(
+        "Bounce",
+        domain,
+        recipient,
+        message_id=message_id,
+        attempt=0,
+        bounce_classification="Uncategorized",
+        response={
+            "code": 500,
+            "enhanced_code": None,
+            "content": "KumoMTA internal: QueueManager::insert failed during reception: "
+            "no egress pool for tenant",
+            "command": None,
+        },
+        site="",
+        peer_address=None,
+        **kw,
+    )
 
 
 def traffic(domain, n: int, *, bounces: int = 0, prefix: str = "p") -> list[dict]:
@@ -162,3 +229,42 @@ def events_post(client, body: dict, token: str):
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
+
+
+def outbound(
+    mailbox,
+    recipient: str,
+    *,
+    state: str = "sending",
+    mta_id: str = "",
+    handed_over_at: datetime | None = None,
+    kind: str = "campaign",
+) -> Message:
+    """A message the platform reserved (with its Message-ID) and took as far as `state`."""
+    from sending.services.outbound import MessageDraft, messages_reserve
+
+    (message,) = messages_reserve(
+        drafts=[
+            MessageDraft(
+                mailbox=mailbox,
+                kind=kind,
+                recipient=recipient,
+                subject="Quick question",
+                text_body="Hi,\n\nworth a chat?\n",
+            )
+        ],
+        enqueue=False,
+    )
+    if state != "reserved":
+        claimed_at = handed_over_at or timezone.now()
+        if state != "sending":
+            handed_over_at = claimed_at
+        Message.objects.filter(pk=message.pk).update(
+            state=state,
+            claimed_at=claimed_at,
+            handed_over_at=handed_over_at,
+            mta_id=mta_id,
+            attempts=1,
+        )
+        message.refresh_from_db()
+    return message

@@ -9,11 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reputation.mapping import (
+    GENERATOR_QUEUE,
+    RECEPTION_FAILURES,
     SPAM_BLOCK_CLASSES,
     TRANSIENT_CLASSES,
     EventKind,
     MappedEvent,
     map_record,
+    message_id_of,
     record_key,
     tenant_of,
 )
@@ -21,6 +24,7 @@ from reputation.mapping import (
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "dom_7f3k2q9x"
 SPOOL_ID = "d7ef132b5d7711eda6e600155d0bb3ff"
+MESSAGE_ID = "6c1f0a9e3b2d4c5e8f7a6b5c4d3e2f10@acme-mail.com"
 UNKNOWN_USER = {
     "code": 550,
     "enhanced_code": {"class": 5, "subject": 1, "detail": 1},
@@ -108,7 +112,8 @@ def _kinds(record: dict) -> list[EventKind]:
 
 
 def test_it_maps_reception_to_sent_with_the_message_context():
-    [event] = map_record(_record("Reception", num_attempts=0, egress_pool=None))
+    meta = {"tenant": TENANT, "campaign": "launch-q3", "kind": "campaign", "message_id": MESSAGE_ID}
+    [event] = map_record(_record("Reception", num_attempts=0, egress_pool=None, meta=meta))
     assert event == MappedEvent(
         kind=EventKind.SENT,
         tenant=TENANT,
@@ -120,6 +125,8 @@ def test_it_maps_reception_to_sent_with_the_message_context():
         mailbox="anna@acme-mail.com",
         message_kind="campaign",
         campaign="launch-q3",
+        record_type="Reception",
+        rfc_message_id=MESSAGE_ID,
     )
 
 
@@ -226,7 +233,12 @@ def test_it_maps_feedback_to_a_complaint_from_the_supplemental_trace():
 
 def test_it_reads_a_supplemental_trace_given_as_a_json_string():
     trace = json.dumps(
-        {"tenant": TENANT, "x_recipient": "kim.lee@yahoo.com", "message_id": SPOOL_ID}
+        {
+            "tenant": TENANT,
+            "x_recipient": "kim.lee@yahoo.com",
+            "id": SPOOL_ID,
+            "message_id": MESSAGE_ID,
+        }
     )
     [event] = map_record(_feedback(trace))
     assert (event.kind, event.tenant, event.recipient, event.message_id) == (
@@ -235,6 +247,7 @@ def test_it_reads_a_supplemental_trace_given_as_a_json_string():
         "kim.lee@yahoo.com",
         SPOOL_ID,
     )
+    assert (event.record_type, event.rfc_message_id) == ("Feedback", MESSAGE_ID)
 
 
 def test_it_never_takes_the_complainer_from_the_reports_own_envelope():
@@ -355,7 +368,9 @@ def test_it_keeps_response_summaries_on_one_line_and_short():
 
 def test_it_tolerates_missing_optional_and_extra_unknown_fields():
     [event] = map_record({"type": "Delivery", "tls_cipher": "TLS13", "future": {"a": [1]}})
-    assert event == MappedEvent(EventKind.DELIVERED, "", "", "", 0.0, "", "", "", "", "")
+    assert event == MappedEvent(
+        EventKind.DELIVERED, "", "", "", 0.0, "", "", "", "", "", record_type="Delivery"
+    )
 
 
 @pytest.mark.parametrize("record", [None, [], "Delivery", 42, {}, {"type": ""}, {"type": 3}])
@@ -396,6 +411,167 @@ def test_it_never_raises_on_a_record_with_odd_field_values(record_type, fields):
         assert isinstance(event.kind, EventKind)
         assert len(event.response) <= 500
     assert len(record_key(record)) == 64
+
+
+# --- records KumoMTA writes about itself ------------------------------------------------------
+
+
+def _reception_failure(content: str, **fields) -> dict:
+    response = {"code": 500, "enhanced_code": None, "content": content, "command": None}
+    defaults = {
+        "response": response,
+        "num_attempts": 0,
+        "site": "",
+        "peer_address": None,
+        "egress_pool": None,
+        "egress_source": None,
+        "delivery_protocol": None,
+    }
+    return _record("Bounce", **{**defaults, **fields})
+
+
+@pytest.mark.parametrize("text", RECEPTION_FAILURES)
+def test_a_bounce_logged_when_queueing_failed_at_reception_is_no_bounce(text):
+    # The client was told to try again (HTTP failed recipient, SMTP 421): nobody bounced it.
+    record = _reception_failure(f"{text}: tenant dom_x has no egress pool")
+    assert map_record(record) == []
+    assert map_record(dict(record, bounce_classification="InvalidRecipient")) == []
+
+
+def test_a_remote_reply_quoting_those_words_after_an_attempt_is_still_a_bounce():
+    record = _reception_failure(f"{RECEPTION_FAILURES[0]}: ha", num_attempts=1)
+    assert _kinds(record) == [EventKind.BOUNCE_HARD]
+    assert _kinds(_reception_failure("Message::save failed during reception")) == [
+        EventKind.BOUNCE_HARD
+    ]
+
+
+@pytest.mark.parametrize("record_type", ["Reception", "Delivery", "Bounce", "TransientFailure"])
+def test_records_of_the_injection_generator_queue_are_ignored(record_type):
+    record = _record(record_type, queue=GENERATOR_QUEUE, recipient="", meta={})
+    record["delivery_protocol"] = "HttpInjectionGenerator"
+    assert map_record(record) == []
+
+
+# --- the platform's Message-ID -----------------------------------------------------------------
+
+
+def test_each_event_carries_its_record_type():
+    for record_type in ("Reception", "Delivery", "TransientFailure", "Bounce", "OOB"):
+        record = _record(record_type, bounce_classification="InvalidRecipient")
+        assert {e.record_type for e in map_record(record)} == {record_type}
+
+
+@pytest.mark.parametrize(
+    ("meta", "headers"),
+    [
+        ({"message_id": MESSAGE_ID}, {}),
+        ({"message_id": f"<{MESSAGE_ID}>"}, {}),
+        ({}, {"Message-ID": f"<{MESSAGE_ID}>"}),
+        ({}, {"Message-Id": f"  <{MESSAGE_ID}>"}),
+        ({}, {"message-id": [f"<{MESSAGE_ID}>", "<a-second@one>"]}),
+        ({"message_id": "not an id"}, {"MESSAGE-ID": f"<{MESSAGE_ID}>"}),
+    ],
+)
+def test_the_message_id_comes_from_meta_or_a_logged_header(meta, headers):
+    record = _record("Delivery", meta={"tenant": TENANT, **meta}, headers=headers)
+    assert message_id_of(record) == MESSAGE_ID
+    assert map_record(record)[0].rfc_message_id == MESSAGE_ID
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "<>", "two words@x", "<a@b", "<a\x00b@c>", "\x00", 42, None, {"id": "a@b"}, "x" * 300],
+)
+def test_a_value_that_is_no_msg_id_gives_none(value):
+    assert message_id_of(_record("Delivery", meta={"message_id": value})) == ""
+
+
+def test_an_oob_record_tells_no_message_id():
+    # Its meta and headers are those of the delivery status notification, not of our message.
+    record = _record(
+        "OOB", meta={"message_id": MESSAGE_ID}, headers={"Message-ID": f"<{MESSAGE_ID}>"}
+    )
+    assert message_id_of(record) == ""
+    assert map_record(record)[0].rfc_message_id == ""
+
+
+def test_a_complaint_takes_the_message_id_from_its_trace_not_from_the_report_itself():
+    record = _feedback({"tenant": TENANT, "message_id": MESSAGE_ID})
+    record["meta"] = {"message_id": "the-report@yahoo.com"}
+    record["headers"] = {"Message-ID": "<the-report@yahoo.com>"}
+    assert message_id_of(record) == MESSAGE_ID
+    [event] = map_record(record)
+    assert (event.rfc_message_id, event.message_id) == (MESSAGE_ID, "")
+
+
+ORIGINAL = (
+    "Received: from mta.example (mta.example [203.0.113.5])\n"
+    "From: Anna <anna@acme-mail.com>\n"
+    "To: kim.lee@yahoo.com\n"
+    "Subject: Quick question\n"
+    f"Message-Id:\n <{MESSAGE_ID}>\n"
+    "X-KumoRef: eyJfQF8iOiJcXF8vIn0=\n"
+    "\n"
+    "Hi Kim,\n"
+)
+
+
+def test_without_a_traced_id_a_complaint_reads_the_embedded_originals_header():
+    record = _feedback(None, original_message=ORIGINAL)
+    assert message_id_of(record) == MESSAGE_ID
+    # KumoMTA gives an original that is not UTF-8 as a list of byte values.
+    raw = list(ORIGINAL.replace("Hi Kim", "H\xe9 Kim").encode("latin-1"))
+    assert message_id_of(_feedback(None, original_message=raw)) == MESSAGE_ID
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        None,
+        "",
+        "no headers at all",
+        "Subject: no id\n\nbody",
+        [300, 1, 2],
+        ["M", "e"],
+        "Message-ID: <" + "x" * 400 + "@y>\n\n",
+        b"Message-ID: <a@b>".decode() + "\udcff",
+    ],
+)
+def test_an_unreadable_original_tells_no_message_id(original):
+    assert message_id_of(_feedback(None, original_message=original)) in ("", "a@b")
+
+
+_MSG_ID_ALPHABET = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "<>")
+
+
+@given(st.text(alphabet=_MSG_ID_ALPHABET, min_size=1, max_size=255))
+def test_any_msg_id_the_platform_could_write_is_read_back(msg_id):
+    record = _record("Delivery", meta={"message_id": f"<{msg_id}>"})
+    assert message_id_of(record) == msg_id
+    original = f"From: a@b.example\nMessage-ID: <{msg_id}>\n\nbody\n"
+    assert message_id_of(_feedback(None, original_message=original)) == msg_id
+
+
+@given(
+    st.sampled_from(["Reception", "Delivery", "Bounce", "OOB", "Feedback", "Expiration"]),
+    _json,
+    _json,
+    st.one_of(_json, st.text(max_size=3000), st.lists(st.integers(-5, 300), max_size=200)),
+)
+def test_reading_the_message_id_never_raises_and_yields_an_id_or_nothing(
+    record_type, meta, headers, original
+):
+    record = {
+        "type": record_type,
+        "meta": meta if not isinstance(meta, dict) else {"message_id": meta, **meta},
+        "headers": headers,
+        "feedback_report": {"original_message": original, "supplemental_trace": meta},
+    }
+    found = message_id_of(record)
+    assert found == "" or (len(found) <= 255 and all(c in _MSG_ID_ALPHABET for c in found))
+    for event in map_record(record):
+        assert event.rfc_message_id == found
 
 
 # --- idempotency key ---------------------------------------------------------------------------

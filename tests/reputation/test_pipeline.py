@@ -78,6 +78,7 @@ def test_a_delivery_resets_the_soft_bounce_streak(post, sender):
 
 
 def test_a_feedback_report_is_a_complaint_of_the_original_recipient(post, sender):
+    post([sent(sender, "angry@example.org")])  # only mail we sent can be complained about
     post([complaint(sender, "angry@example.org")])
     event = Event.objects.get(kind="complaint")
     assert event.recipient == "angry@example.org"
@@ -202,6 +203,7 @@ def test_a_spam_block_puts_the_domain_in_cooldown_for_fourteen_days(post, sender
 
 
 def test_a_complaint_during_warmup_pauses_the_mailbox_for_review(post, sender):
+    post([sent(sender, "peer@example.org", meta={"tenant": sender.public_id, "kind": "warmup"})])
     post([complaint(sender, "peer@example.org", kind="warmup")])
     mailbox = Mailbox.objects.get()
     assert mailbox.status == MailboxStatus.PAUSED

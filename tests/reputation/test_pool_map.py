@@ -1,7 +1,10 @@
 """Pools, warm-up weights and the Redis map the KumoMTA policy reads (docs/pool-map.md)."""
 
+import re
 import threading
+import tomllib
 from datetime import date, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -10,11 +13,15 @@ from django.db import connection
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
+from lupa import lua54
 
-from reputation.core.pool_map import key, kumo_redis, pool_map_export
+from reputation.core.pool_map import key, kumo_redis, policy_settings, pool_map_export
 from reputation.ipwarmup import TOTAL_WEIGHT, pool_weights, warmup_share, warmup_week
 from reputation.models import EgressSource, Pool, PoolMembership
 from sending.services.status import domain_cooldown, domain_quarantine
+from tests.kumomta.conftest import LoopbackServer
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "kumomta" / "policy"
 
 
 @pytest.fixture
@@ -119,19 +126,38 @@ def test_the_export_writes_the_documented_layout(pools, redis_map, verified_doma
     assert pool_map_export().version == 2
     assert not [k for k in redis_map.scan_iter(f"{prefix}*:tmp:*")]
     policy = redis_map.hgetall(f"{prefix}settings")
-    assert policy[b"memoize_ttl"] == b"5 seconds"
-    assert orjson.loads(policy[b"shaping"])["gmail"]["max_connections"] == 3
+    assert policy[b"pool_ttl"] == b"1 minute"
+    assert policy[b"accepted_ttl"] == b"604800"
+    google = orjson.loads(policy[b"shaping"])["google"]
+    assert google == {
+        "max_connections": 3,
+        "messages_per_hour": 300,
+        "mx_suffixes": [".google.com", ".googlemail.com"],
+    }
 
 
 @pytest.mark.django_db
-def test_a_tier_change_is_one_hset_after_commit(
-    pools, redis_map, verified_domain, django_capture_on_commit_callbacks
+def test_a_tier_change_is_one_hset_after_commit_then_an_epoch_bump(
+    pools, redis_map, verified_domain, django_capture_on_commit_callbacks, settings
 ):
     pool_map_export()
-    with django_capture_on_commit_callbacks(execute=True):
-        domain_quarantine(domain=verified_domain, actor=None, reason="test")
+    node = LoopbackServer()
+    threading.Thread(target=node.serve_forever, args=(0.02,), daemon=True).start()
+    seen_at_bump = []
+    node.on_request = lambda method, path: seen_at_bump.append(
+        (method, path, redis_map.hget(key("tenant_pool"), verified_domain.public_id))
+    )
+    settings.KUMO_NODES = [node.url + "/"]
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            domain_quarantine(domain=verified_domain, actor=None, reason="test")
+    finally:
+        node.shutdown()
+        node.server_close()
     assert redis_map.hget(key("tenant_pool"), verified_domain.public_id) == b"quarantine"
     assert int(redis_map.get(key("map_version"))) == 1  # no full export needed
+    # The node is told to read the map again, after the write.
+    assert seen_at_bump == [("POST", "/api/admin/bump-config-epoch", b"quarantine")]
 
 
 @pytest.mark.django_db
@@ -215,3 +241,95 @@ def test_a_reader_never_sees_a_half_written_map(owner, redis_map, pools):
         assert None not in pools_seen, "a tenant went missing during the export"
         expected = b"standard" if version == first.version else b"premium"
         assert set(pools_seen) == {expected}, f"mixed map at version {version}"
+
+
+# --- the policy's side of the settings -----------------------------------------------------------
+
+
+def _lua_module(name: str) -> dict:
+    """A data-only policy module (no require), evaluated with an empty node environment."""
+    lua = lua54.LuaRuntime(unpack_returned_tuples=True, register_eval=False)
+    lua.execute("os.getenv = function() return nil end")
+    return _python(lua.execute((POLICY_DIR / f"{name}.lua").read_text()))
+
+
+def _python(value):
+    if lua54.lua_type(value) != "table":
+        return value
+    items = dict(value.items())
+    if items and list(items) == list(range(1, len(items) + 1)):
+        return [_python(v) for v in items.values()]
+    return {key: _python(item) for key, item in items.items()}
+
+
+def _settings_read_by_the_policy() -> set[str]:
+    # Every read of the settings hash goes through store.setting('<field>', ...).
+    pattern = re.compile(r"""\bsetting\s*\(?\s*['"](\w+)['"]""")
+    return {
+        field for path in POLICY_DIR.glob("*.lua") for field in pattern.findall(path.read_text())
+    }
+
+
+def test_the_export_holds_every_setting_the_policy_reads_and_no_other():
+    read = _settings_read_by_the_policy()
+
+    assert {"pool_ttl", "hook_url", "accepted_ttl", "shaping"} <= read
+    assert set(policy_settings()) == read
+
+
+def test_the_policys_fallbacks_equal_what_the_platform_exports_by_default():
+    fallbacks = _lua_module("defaults")
+    exported = policy_settings()
+
+    assert set(fallbacks) <= set(exported)
+    assert "hook_url" not in fallbacks  # its fallback is the node's own TRUSTGATE_HOOK_URL
+    assert fallbacks["pool_ttl"] == exported["pool_ttl"]
+    assert fallbacks["accepted_ttl"] == int(exported["accepted_ttl"])
+    assert fallbacks["shaping"] == orjson.loads(exported["shaping"])
+
+
+def test_the_node_settings_default_to_the_platforms_values(settings):
+    node = _lua_module("node_config")
+
+    assert node["memoize_ttl"] == settings.KUMO_MEMOIZE_TTL
+    assert node["hook_batch_size"] == settings.KUMO_HOOK_BATCH_SIZE
+    assert node["inject_username"] == settings.KUMO_INJECT_USERNAME
+    assert node["key_prefix"] == "kumo:"
+
+
+def test_the_shaping_file_recognises_each_provider_by_the_platforms_mx_suffixes(settings):
+    document = tomllib.loads((POLICY_DIR / "shaping.toml").read_text())
+    in_file = {
+        name: sorted(rule["MXSuffix"] for rule in provider["match"])
+        for name, provider in document["provider"].items()
+    }
+
+    assert in_file == {
+        name: sorted(suffixes) for name, suffixes in settings.KUMO_PROVIDER_MX_SUFFIXES.items()
+    }
+    assert set(settings.KUMO_PROVIDER_MX_SUFFIXES) < set(settings.KUMO_SHAPING)
+
+
+@pytest.mark.parametrize(
+    ("provider", "response"),
+    [
+        ("yahoo", "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred"),
+        ("yahoo", "421 4.7.0 [TS04] Messages from 192.0.2.1 temporarily deferred"),
+        ("outlook", "451 4.7.500 Server busy. Please try again later from [192.0.2.1]. (S77719)"),
+        ("office365", "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited"),
+    ],
+)
+def test_the_shaping_file_suspends_a_path_on_provider_throttling(provider, response):
+    document = tomllib.loads((POLICY_DIR / "shaping.toml").read_text())
+    rules = document["provider"][provider]["automation"]
+
+    matching = [
+        rule
+        for rule in rules
+        if any(
+            re.search(regex, response)
+            for regex in (rule["regex"] if isinstance(rule["regex"], list) else [rule["regex"]])
+        )
+    ]
+
+    assert [rule["action"] for rule in matching] == ["Suspend"]

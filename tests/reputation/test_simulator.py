@@ -93,7 +93,16 @@ def test_records_have_the_shape_a_kumomta_node_logs():
     delivery = next(record for record in records if record["type"] == "Delivery")
     assert len(reception["id"]) == 32 and int(reception["id"], 16) >= 0
     assert reception["queue"] == f"{TENANT}@{reception['recipient'].split('@')[1]}"
-    assert reception["meta"] == {"tenant": TENANT, "kind": "campaign"}
+    assert reception["meta"] == {
+        "tenant": TENANT,
+        "kind": "campaign",
+        "message_id": reception["meta"]["message_id"],
+    }
+    assert reception["meta"]["message_id"].endswith(f"@{DOMAIN}")
+    # One Message-ID per message, in every record of it.
+    by_spool_id = {(r["id"], r["meta"]["message_id"]) for r in records if r["type"] != "Feedback"}
+    assert len(by_spool_id) == len({spool_id for spool_id, _ in by_spool_id})
+    assert len(by_spool_id) == len({message_id for _, message_id in by_spool_id})
     assert reception["reception_protocol"] == "ESMTP"
     assert reception["response"]["code"] == 250
     assert reception["egress_pool"] is None
@@ -205,6 +214,7 @@ def test_complaints_carry_the_tenant_and_point_back_to_a_delivered_message():
     delivered = {
         (record["id"], record["recipient"]) for record in records if record["type"] == "Delivery"
     }
+    message_ids = {r["id"]: r["meta"]["message_id"] for r in records if r["type"] == "Delivery"}
     feedback = [record for record in records if record["type"] == "Feedback"]
     assert feedback
     for record in feedback:
@@ -220,3 +230,6 @@ def test_complaints_carry_the_tenant_and_point_back_to_a_delivered_message():
         assert record["sender"] != f"sender@{DOMAIN}"
         [complaint] = map_record(record)
         assert (complaint.recipient, complaint.message_id) == (trace["recipient"], trace["id"])
+        # The Message-ID the trace carries is the one the original's header and records give.
+        assert complaint.rfc_message_id == trace["message_id"] == message_ids[trace["id"]]
+        assert f"Message-ID: <{trace['message_id']}>" in report["original_message"]

@@ -1,0 +1,463 @@
+"""The outbound path against real servers: the HTTP injection stand-in (which hands each message
+to a loopback SMTP receiver), SMTP relays and a customer's own server with AUTH."""
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.utils import timezone
+
+from config.embedded_mta import DeliveryRefused, InjectStandIn
+from reputation.models import Event
+from sending.models import Mailbox, Message, MessageState, Suppression
+from sending.services.mailboxes import mailbox_create
+from sending.services.outbound import (
+    MessageDraft,
+    messages_hand_over,
+    messages_reconcile,
+    messages_reserve,
+)
+from tests.conftest import external_data, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Receiver:
+    """What the stand-in MTA delivered, through SMTP, to the loopback receiver."""
+
+    def __init__(self, smtp_server) -> None:
+        self.server = smtp_server
+
+    def deliver(self, sender: str, recipient: str, data: bytes) -> None:
+        try:
+            with smtplib.SMTP(self.server.host, self.server.port, timeout=5) as client:
+                client.sendmail(sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = next(iter(error.recipients.values()))
+            raise DeliveryRefused(code, text.decode()) from error
+
+    def count(self, message_id: str) -> int:
+        return sum(1 for m in self.server.messages if m["Message-ID"] == f"<{message_id}>")
+
+
+@pytest.fixture
+def receiver(smtp_server) -> Receiver:
+    return Receiver(smtp_server)
+
+
+@pytest.fixture
+def mta(settings, receiver) -> Iterator[InjectStandIn]:
+    """The HTTP injection stand-in with Basic auth; its log records are kept for the hook."""
+    records: list[dict] = []
+    stand_in = InjectStandIn(
+        deliver=receiver.deliver, report=records.extend, username="app", password="s3cret"
+    )
+    stand_in.records = records  # type: ignore[attr-defined]
+    stand_in.start()
+    settings.OUTBOUND_TRANSPORT = "kumo_http"
+    settings.KUMO_INJECT_URL = stand_in.url
+    settings.KUMO_INJECT_USERNAME = "app"
+    settings.KUMO_INJECT_PASSWORD = "s3cret"
+    settings.KUMO_INJECT_TIMEOUT_SECONDS = 5
+    yield stand_in
+    stand_in.stop()
+
+
+def draft(mailbox: Mailbox, recipient: str = "lee@prospect.test", **kw) -> MessageDraft:
+    return MessageDraft(
+        mailbox=mailbox,
+        kind=kw.pop("kind", "campaign"),
+        recipient=recipient,
+        subject=kw.pop("subject", "Quick question"),
+        text_body=kw.pop("text_body", "Hi Lee,\n\nworth a chat?\n"),
+        campaign_ref=kw.pop("campaign_ref", "cmp_1"),
+        **kw,
+    )
+
+
+def reserve(mailbox: Mailbox, *recipients: str, **kw) -> list[Message]:
+    return messages_reserve(
+        drafts=[draft(mailbox, r, **kw) for r in recipients or ["lee@prospect.test"]],
+        enqueue=False,
+    )
+
+
+@pytest.fixture
+def alex(sender) -> Mailbox:
+    return Mailbox.objects.get(domain=sender, local_part="alex")
+
+
+def test_it_reserves_a_row_with_its_own_message_id_on_the_sending_domain(alex):
+    first, second = reserve(alex, "a@prospect.test", "b@prospect.test")
+    assert first.state == MessageState.RESERVED and first.transport == "kumo_http"
+    assert first.message_id.endswith("@acme-outreach.com")
+    assert first.message_id != second.message_id
+    assert Message.objects.filter(pk=first.pk, workspace=alex.domain.workspace).exists()
+
+
+def test_a_suppressed_or_malformed_recipient_is_refused_and_nothing_is_reserved(alex):
+    Suppression.objects.create(
+        workspace=alex.domain.workspace, address="gone@prospect.test", reason="hard_bounce"
+    )
+    with pytest.raises(Exception, match="suppression list"):
+        reserve(alex, "ok@prospect.test", "gone@prospect.test")
+    with pytest.raises(Exception, match="not a single email address"):
+        reserve(alex, "two@a.test, three@b.test")
+    with pytest.raises(Exception, match="cannot be set"):
+        reserve(alex, headers={"Message-ID": "<mine@x>"})
+    assert not Message.objects.exists()
+
+
+def test_a_message_reaches_the_receiver_once_through_injection_and_its_records_attach(
+    alex, mta, receiver, post
+):
+    (message,) = reserve(alex)
+    summary = messages_hand_over()
+    assert (summary.claimed, summary.sent) == (1, 1)
+    message.refresh_from_db()
+    assert message.state == MessageState.HANDED_OVER and message.attempts == 1
+    received = receiver.server.wait_for("lee@prospect.test")
+    assert received["Message-ID"] == f"<{message.message_id}>"
+    assert received["X-Tenant"] is None  # the routing headers never leave the MTA
+    assert "worth a chat?" in receiver.server.body(received)
+
+    assert messages_hand_over().claimed == 0  # nothing is sent twice
+    assert receiver.count(message.message_id) == 1
+
+    mta.flush()
+    assert [r["type"] for r in mta.records] == ["Reception", "Delivery"]
+    post(mta.records)
+    events = Event.objects.filter(outbound=message)
+    assert sorted(events.values_list("kind", flat=True)) == ["delivered", "sent"]
+    message.refresh_from_db()
+    assert message.state == MessageState.DELIVERED
+
+
+def test_a_batch_goes_in_one_request_per_sender(alex, mta, receiver):
+    messages = reserve(alex, *[f"p{i}@prospect.test" for i in range(5)])
+    assert messages_hand_over().sent == 5
+    assert mta.requests == 1
+    for message in messages:
+        assert receiver.count(message.message_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "reason"),
+    [
+        (401, MessageState.RESERVED, "refused our credentials"),
+        (422, MessageState.FAILED, "content refused"),
+        (500, MessageState.RESERVED, "answered 500"),
+        (503, MessageState.RESERVED, "answered 503"),
+    ],
+)
+def test_injection_errors_are_retried_or_failed_with_a_stored_reason(
+    alex, mta, status, state, reason
+):
+    (message,) = reserve(alex)
+    mta.answer_status = status
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == state
+    assert reason in message.last_error
+    if state == MessageState.RESERVED:
+        assert message.next_attempt_at > timezone.now()
+
+
+def test_wrong_credentials_are_refused_by_the_node(alex, mta, settings):
+    settings.KUMO_INJECT_PASSWORD = "wrong"
+    (message,) = reserve(alex)
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED and "credentials" in message.last_error
+
+
+def test_partly_failed_recipients_each_get_their_own_outcome(alex, mta, receiver):
+    ok, gone, later = reserve(alex, "ok@prospect.test", "gone@prospect.test", "later@x.test")
+    mta.refuse = {
+        "gone@prospect.test": "550 5.1.1 no such user",
+        "later@x.test": "451 4.3.0 try again later",
+    }
+    summary = messages_hand_over()
+    assert (summary.sent, summary.failed, summary.retried) == (1, 1, 1)
+    for message in (ok, gone, later):
+        message.refresh_from_db()
+    assert ok.state == MessageState.HANDED_OVER
+    assert gone.state == MessageState.FAILED and "550 5.1.1 no such user" in gone.last_error
+    assert later.state == MessageState.RESERVED and "451 4.3.0" in later.last_error
+
+
+def test_no_answer_in_time_is_retried_and_the_node_drops_the_copy(alex, mta, receiver, settings):
+    settings.KUMO_INJECT_TIMEOUT_SECONDS = 0.5
+    (message,) = reserve(alex)
+    mta.stall = threading.Event()
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED
+    assert "did not answer in time" in message.last_error
+    mta.stall.set()
+    mta.stall = None
+    messages_hand_over(now=message.next_attempt_at)
+    message.refresh_from_db()
+    assert message.state == MessageState.HANDED_OVER and message.attempts == 2
+    assert receiver.count(message.message_id) == 1
+
+
+def test_an_unreachable_node_is_a_retry_and_attempts_run_out(alex, settings):
+    settings.KUMO_INJECT_URL = f"http://127.0.0.1:{free_port()}"
+    settings.OUTBOUND_MAX_ATTEMPTS = 2
+    (message,) = reserve(alex)
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED and "could not be reached" in message.last_error
+    messages_hand_over(now=message.next_attempt_at)
+    message.refresh_from_db()
+    assert message.state == MessageState.FAILED
+    assert message.last_error.startswith("Gave up after 2 attempts")
+
+
+# --- SMTP relays -------------------------------------------------------------------------------
+
+
+def test_smtp_relay_to_our_mta_carries_the_routing_headers(alex, smtp_server, settings):
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    settings.SMTP_RELAY_HOST, settings.SMTP_RELAY_PORT = smtp_server.host, smtp_server.port
+    (message,) = reserve(alex)
+    assert message.transport == "smtp_relay"
+    assert messages_hand_over().sent == 1
+    received = smtp_server.wait_for("lee@prospect.test")
+    assert received["X-Tenant"] == alex.domain.public_id and received["X-Kind"] == "campaign"
+
+
+def test_a_third_party_relay_never_sees_the_routing_headers(alex, smtp_server, settings):
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    settings.SMTP_RELAY_HOST, settings.SMTP_RELAY_PORT = smtp_server.host, smtp_server.port
+    settings.SMTP_RELAY_IS_KUMOMTA = False
+    (message,) = reserve(alex, "third@prospect.test")
+    messages_hand_over()
+    received = smtp_server.wait_for("third@prospect.test")
+    assert received["X-Tenant"] is None and received["Message-ID"] == f"<{message.message_id}>"
+
+
+class Refusing:
+    """An SMTP server that refuses some recipients and defers some messages, as relays do."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if envelope.rcpt_tos[0].startswith("busy@"):
+            return "451 4.7.1 Greylisted, try later"
+        return "250 OK ids=0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def refusing_relay(settings) -> Iterator[Controller]:
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    settings.SMTP_RELAY_HOST, settings.SMTP_RELAY_PORT = "127.0.0.1", controller.port
+    yield controller
+    controller.stop()
+
+
+def test_relay_refusals_are_stored_per_message_in_one_session(alex, refusing_relay):
+    ok, nobody, busy = reserve(alex, "ok@x.test", "nobody@x.test", "busy@x.test")
+    summary = messages_hand_over()
+    assert (summary.sent, summary.failed, summary.retried) == (1, 1, 1)
+    for message in (ok, nobody, busy):
+        message.refresh_from_db()
+    assert ok.state == MessageState.HANDED_OVER
+    assert ok.mta_id == "0123456789abcdef0123456789abcdef"  # KumoMTA's "250 OK ids=..."
+    assert nobody.state == MessageState.FAILED
+    assert "refused the recipient: 550 5.1.1 User unknown" in nobody.last_error
+    assert busy.state == MessageState.RESERVED and "451 4.7.1 Greylisted" in busy.last_error
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Accepts connections and never says a word (a firewall black hole)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_a_relay_that_never_answers_times_out_into_a_retry(alex, silent_server, settings):
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    settings.SMTP_RELAY_HOST, settings.SMTP_RELAY_PORT = "127.0.0.1", silent_server
+    settings.OUTBOUND_SMTP_TIMEOUT_SECONDS = 0.5
+    (message,) = reserve(alex)
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED and "No answer" in message.last_error
+
+
+# --- the customer's own server -----------------------------------------------------------------
+
+
+@pytest.fixture
+def external_mailbox(mail_servers, mail_account, sender, owner) -> Mailbox:
+    data = external_data(mail_servers, mail_account)
+    data["local_part"] = "sam"
+    return mailbox_create(domain=sender, actor=owner.user, data=data)
+
+
+def test_an_external_mailbox_sends_through_its_own_server_with_its_login(
+    external_mailbox, mail_servers, mail_account
+):
+    dovecot, smtp = mail_servers
+    (message,) = reserve(external_mailbox, mail_account.address)
+    assert message.transport == "mailbox_smtp"
+    assert messages_hand_over().sent == 1
+    received = smtp.wait_for(mail_account.address)
+    assert received.mail_from == external_mailbox.address
+    assert received.message["X-Tenant"] is None  # never leaked to another company's server
+    assert received.message["Message-ID"] == f"<{message.message_id}>"
+
+
+def test_a_refused_login_is_a_retry_with_a_reason_the_customer_can_act_on(
+    external_mailbox, mail_servers, mail_account, smtp_auth_server
+):
+    smtp_auth_server.users[mail_account.address] = "changed-elsewhere"
+    (message,) = reserve(external_mailbox, "lee@prospect.test")
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED
+    assert "rejected the username or password" in message.last_error
+
+
+# --- never twice: crashes and races --------------------------------------------------------------
+
+WORKER = """
+import django, os, sys
+django.setup()
+from sending.services.outbound import messages_hand_over
+messages_hand_over(message_ids=[int(i) for i in sys.argv[1:]])
+"""
+
+
+def _worker(settings, message_ids: list[int]) -> subprocess.Popen:
+    db = settings.DATABASES["default"]
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        KUMO_INJECT_URL=settings.KUMO_INJECT_URL,
+        KUMO_INJECT_USERNAME=settings.KUMO_INJECT_USERNAME,
+        KUMO_INJECT_PASSWORD=settings.KUMO_INJECT_PASSWORD,
+        OUTBOUND_TRANSPORT="kumo_http",
+        CELERY_TASK_ALWAYS_EAGER="true",
+        EMBEDDED_SCHEDULER="false",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, *map(str, message_ids)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("records_arrive", [True, False])
+def test_a_worker_killed_after_the_hand_over_never_causes_a_second_send(
+    alex, mta, receiver, settings, post, records_arrive
+):
+    (message,) = reserve(alex)
+    mta.stall = threading.Event()  # the node takes the message, then the answer is held
+    worker = _worker(settings, [message.pk])
+    _wait(lambda: receiver.count(message.message_id) == 1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    mta.stall.set()
+    mta.stall = None
+    message.refresh_from_db()
+    assert message.state == MessageState.SENDING  # handed over, never booked
+
+    assert messages_hand_over().claimed == 0  # a claimed message is not taken again
+    assert messages_reconcile()["proven"] == 0  # not before the lease runs out
+    if records_arrive:
+        mta.flush()
+        post(mta.records)  # the node's Reception record proves it went
+    later = message.claimed_at + timedelta(seconds=settings.OUTBOUND_HANDOVER_LEASE_SECONDS + 1)
+    counts = messages_reconcile(now=later)
+    assert counts == (
+        {"proven": 1, "resent": 0, "failed": 0}
+        if records_arrive
+        else {"proven": 0, "resent": 1, "failed": 0}
+    )
+    messages_hand_over(now=later)
+    message.refresh_from_db()
+    assert message.state in (MessageState.HANDED_OVER, MessageState.DELIVERED)
+    assert receiver.count(message.message_id) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_hand_over_to_a_server_that_keeps_no_ids_is_failed_not_resent(
+    alex, smtp_server, settings
+):
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    settings.SMTP_RELAY_IS_KUMOMTA = False
+    (message,) = reserve(alex)
+    Message.objects.filter(pk=message.pk).update(
+        state=MessageState.SENDING, claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    assert messages_reconcile() == {"proven": 0, "resent": 0, "failed": 1}
+    message.refresh_from_db()
+    assert message.state == MessageState.FAILED and "not sent again" in message.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_on_the_same_messages_hand_each_over_once(alex, mta, receiver, settings):
+    messages = reserve(alex, *[f"race{i}@prospect.test" for i in range(40)])
+    ids = [m.pk for m in messages]
+    workers = [_worker(settings, ids) for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=60) == 0, worker.stderr.read().decode()
+    assert set(Message.objects.filter(pk__in=ids).values_list("state", flat=True)) == {
+        MessageState.HANDED_OVER
+    }
+    assert sum(Message.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == 40
+    for message in messages:
+        assert receiver.count(message.message_id) == 1
+
+
+def test_the_stand_in_refuses_what_the_documented_api_refuses(mta):
+    import httpx
+
+    auth = ("app", "s3cret")
+    url = mta.url + "/api/inject/v1"
+    assert httpx.post(url, json={"envelope_sender": "a@b"}, auth=auth).status_code == 422
+    bad_field = {"envelope_sender": "a@b", "recipients": [{"email": "c@d"}], "content": "x", "x": 1}
+    assert httpx.post(url, json=bad_field, auth=auth).status_code == 422
+    assert httpx.post(url, content=b"{", auth=auth).status_code == 400
+    no_tenant = {
+        "envelope_sender": "a@b",
+        "recipients": [{"email": "c@d"}],
+        "content": "X: y\r\n\r\nhi",
+    }
+    reply = httpx.post(url, json=no_tenant, auth=auth).json()
+    assert reply["fail_count"] == 1 and "no X-Tenant" in reply["errors"][0]
+    assert message_from_bytes(b"X: y\r\n\r\nhi")  # the parser the stand-in uses copes
