@@ -132,7 +132,8 @@ function M.accept(msg)
 
   -- Added here rather than by the listener so that SMTP and HTTP injection
   -- carry the same header: complaint reports quote it back (decoded into
-  -- feedback_report.supplemental_trace), tying a complaint to the tenant.
+  -- feedback_report.supplemental_trace), tying a complaint to the tenant and
+  -- the message.
   kumo.apply_supplemental_trace_header(msg, {
     supplemental_header = true,
     header_name = TRACE_HEADER,

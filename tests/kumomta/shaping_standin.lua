@@ -37,7 +37,8 @@ local OPTIONS = {
 
 -- Records that say nothing about a destination's answers.
 local SKIPPED_BY_DEFAULT = {
-  'AdminRebind', 'DeferredInjectionRebind', 'Delayed', 'Reception', 'Rejection', 'XferIn', 'XferOut',
+  'AdminRebind', 'DeferredInjectionRebind', 'Delayed', 'Reception', 'Rejection', 'XferIn',
+  'XferOut',
 }
 
 local function list_of(value, what)
@@ -72,7 +73,8 @@ function mod:setup_with_automation(options)
   for _, record_type in ipairs(options.skip_log_record_types or SKIPPED_BY_DEFAULT) do
     skip[record_type] = true
   end
-  for _, record_type in ipairs(list_of(options.additional_skip_log_record_types, 'additional_skip_log_record_types')) do
+  local additional = options.additional_skip_log_record_types
+  for _, record_type in ipairs(list_of(additional, 'additional_skip_log_record_types')) do
     skip[record_type] = true
   end
 

@@ -1280,7 +1280,8 @@ local function deliver(hook_name, records)
     local arg = size == 1 and batch[1] or batch
     local result = table.pack(protected(method, connection[method], connection, arg))
     if result[1] == 'ok' and type(result[2]) ~= 'string' then
-      result = table.pack('error', string.format('%s must return a string, not %s', method, type(result[2])))
+      local kind = type(result[2])
+      result = table.pack('error', string.format('%s must return a string, not %s', method, kind))
     end
     if result[1] ~= 'ok' then
       if connection.close then
