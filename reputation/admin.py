@@ -22,6 +22,7 @@ from reputation.models import (
     ScoreHistory,
     UnmatchedReport,
 )
+from reputation.selectors import tsa_state_get
 from reputation.services import blocklists as blocklist_services
 from reputation.services.dead_letters import dead_letter_replay
 from sending.models import SendingDomain
@@ -324,6 +325,7 @@ class PoolAdmin(ConsoleAdmin):
             .annotate(n=Count("id"))
         )
         self._export = PoolMapExport.objects.first()
+        extra_context = {**(extra_context or {}), "tsa": tsa_state_get()}
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="Sources and weights (state, warm-up week)")

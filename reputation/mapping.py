@@ -317,10 +317,11 @@ def _events(record: Record, kind: EventKind, received_at: float | None) -> list[
         meta = _EMPTY
     tenant = _text(meta.get("tenant")) or _queue_tenant(record.get("queue"))
     message_kind = _text(meta.get("kind")) or _text(meta.get("x_kind"))
+    recipients = _recipients(record.get("recipient"))
     shared = MappedEvent(
         kind=kind,
         tenant=tenant,
-        recipient="",
+        recipient=recipients[0],
         message_id=_text(record.get("id"))[:ID_MAX_CHARS],
         occurred_at=_occurred_at(record, received_at),
         classification=_text(record.get("bounce_classification")),
@@ -333,7 +334,7 @@ def _events(record: Record, kind: EventKind, received_at: float | None) -> list[
         record_type=_text(record.get("type")),
         rfc_message_id=message_id_of(record),
     )
-    return [replace(shared, recipient=rcpt) for rcpt in _recipients(record.get("recipient"))]
+    return _per_recipient(shared, recipients)
 
 
 def _complaints(record: Record, received_at: float | None) -> list[MappedEvent]:
@@ -347,7 +348,7 @@ def _complaints(record: Record, received_at: float | None) -> list[MappedEvent]:
     shared = MappedEvent(
         kind=EventKind.COMPLAINT,
         tenant=_text(trace.get("tenant")) or _envelope_tenant(record),
-        recipient="",
+        recipient=recipients[0],
         # The report's own spool id would mislead joins; only the traced id is the original's.
         message_id=_text(trace.get("id"))[:ID_MAX_CHARS],
         occurred_at=_occurred_at(record, received_at),
@@ -359,7 +360,14 @@ def _complaints(record: Record, received_at: float | None) -> list[MappedEvent]:
         record_type="Feedback",
         rfc_message_id=message_id_of(record),
     )
-    return [replace(shared, recipient=rcpt) for rcpt in recipients]
+    return _per_recipient(shared, recipients)
+
+
+def _per_recipient(event: MappedEvent, recipients: list[str]) -> list[MappedEvent]:
+    # Nearly every record has one recipient: `replace` (slow on a dataclass) only for the rest.
+    if len(recipients) == 1:
+        return [event]
+    return [replace(event, recipient=rcpt) for rcpt in recipients]
 
 
 # --- field helpers -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Reads for the reputation views and API."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import httpx
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -13,6 +15,7 @@ from reputation.core.scores import domain_rehab_state, rehab_numbers
 from reputation.models import Event, EventKind, ScoreHistory
 from reputation.rehab import RehabState
 from reputation.scoring import WindowMetrics
+from reputation.tsa import BOUNCED_PATH, SUSPENDED_PATH, TsaAction, tsa_actions
 from sending.models import SendingDomain
 
 
@@ -131,3 +134,33 @@ def event_list(*, workspace_ids, filters: dict):
     if filters.get("until"):
         events = events.filter(occurred_at__lt=filters["until"])
     return events.order_by("-occurred_at", "-id")
+
+
+@dataclass(frozen=True)
+class TsaState:
+    configured: bool
+    rows: list[tuple[TsaAction, str]]  # each action with the domain its tenant id names
+    error: str = ""
+
+
+def tsa_state_get() -> TsaState:
+    """The Traffic Shaping Automation daemon's active suspensions and bounces (KUMO_TSA_URL)."""
+    base = settings.KUMO_TSA_URL.rstrip("/")
+    if not base:
+        return TsaState(configured=False, rows=[])
+    try:
+        with httpx.Client(timeout=3.0) as client:
+            suspended = client.get(base + SUSPENDED_PATH)
+            bounced = client.get(base + BOUNCED_PATH)
+        suspended.raise_for_status()
+        bounced.raise_for_status()
+        actions = tsa_actions(suspended.json(), bounced.json())
+    except (httpx.HTTPError, ValueError) as error:
+        return TsaState(configured=True, rows=[], error=str(error)[:300])
+    tenants = {action.tenant for action in actions if action.tenant}
+    domains = dict(
+        SendingDomain.objects.filter(public_id__in=tenants).values_list("public_id", "name")
+    )
+    return TsaState(
+        configured=True, rows=[(action, domains.get(action.tenant, "")) for action in actions]
+    )

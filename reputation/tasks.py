@@ -59,6 +59,11 @@ def staff_alert_send(subject: str, body: str) -> None:
 
 
 @shared_task
+def config_epoch_bump() -> None:
+    pool_map.config_epoch_bump()
+
+
+@shared_task
 def pool_map_export() -> int:
     """Periodic full export: repairs any missed single-tenant update."""
     return pool_map.pool_map_export().version

@@ -174,7 +174,8 @@ def mime_build(message: Outgoing, *, date: datetime, routing_headers: bool) -> b
     lines.append(b"MIME-Version: 1.0")
     if not message.html_body:
         lines.extend(_body(message.text_body, "plain"))
-        return CRLF.join(lines) + (b"" if lines[-1].endswith(CRLF) else CRLF)
+        ending = b"" if not lines[-1] or lines[-1].endswith(CRLF) else CRLF
+        return CRLF.join(lines) + ending
     boundary = b"=_tg_" + secrets.token_hex(12).encode("ascii")
     lines.append(b'Content-Type: multipart/alternative; boundary="' + boundary + b'"')
     lines.append(b"")

@@ -16,10 +16,13 @@ for rank, name in ipairs(M.POOLS) do
   RANK[name] = rank
 end
 
--- Where a tenant goes when Redis cannot be read and this context never learnt
--- its pool: its mail was accepted earlier, so it exists, but nothing proves it
--- deserves an external pool.
+-- Where a tenant with a pool name this policy does not know goes: nothing
+-- proves it deserves an external pool.
 M.FALLBACK_POOL = 'rehab'
+-- The pool with no sources: its queues wait (451 4.4.4, retried). Mail of a
+-- tenant whose pool cannot be read at all (Redis gone and this context never
+-- learnt it) waits here too: any pool would risk being better than the one it
+-- last had (a quarantined tenant's spooled mail must not leave from rehab).
 M.HELD_POOL = 'quarantine'
 
 -- Queues that are not mail of a tenant: log hooks (`<name>.log_hook`), the
@@ -74,7 +77,10 @@ function M.queue_config(domain, tenant, campaign, routing_domain)
     local why
     pool, why = M.pool_for_tenant(tenant)
     if pool == nil and why == 'unavailable' then
-      pool = M.FALLBACK_POOL
+      kumo.log_warn(
+        string.format('trustgate: holding queue for %s: tenant map unavailable', domain)
+      )
+      pool = M.HELD_POOL
     elseif pool == nil then
       -- Removed from the map after it was accepted (domain no longer allowed
       -- to send): hold its mail, which then expires or resumes.

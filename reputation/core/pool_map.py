@@ -16,11 +16,13 @@ from typing import Any
 import orjson
 import redis
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from redis.typing import EncodableT
 
+from config.celery import task_enqueue
 from config.http import post_json
 from reputation.ipwarmup import pool_weights
 from reputation.models import EgressSource, Pool, PoolMapExport
@@ -149,8 +151,10 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
         else:
             swap.rename(temporary, target)
     swap.incr(key("map_version"))
+    # Replaced whole, so a field the policy no longer reads does not linger for operators.
+    swap.delete(key("settings"))
     swap.hset(key("settings"), mapping=policy_settings())
-    version = swap.execute()[-2]
+    version = swap.execute()[-3]
     _republish_changed_since(client, started_at)
     export = PoolMapExport.objects.create(
         version=version,
@@ -206,6 +210,35 @@ def _bump_config_epoch() -> None:
             logger.warning("could not bump the config epoch on %s", node)
 
 
+BUMP_PENDING = "kumo:config-epoch-bump-pending"
+BUMP_TASK = "reputation.tasks.config_epoch_bump"
+BUMP_DELAY = 1.0  # seconds: the tier changes of one rescoring run share one bump
+
+
+def config_epoch_bump_soon() -> None:
+    """Queue one bump for every map change made in the next moment (a rescoring run may move
+    hundreds of tenants; each bump makes every node re-read every queue's config)."""
+    try:
+        if not caches["default"].add(BUMP_PENDING, 1, timeout=30):
+            return  # a bump is queued and runs after this change was written
+    except Exception:  # the cache is down: bump without the debounce
+        logger.warning("cache unavailable; bumping the config epoch without debounce")
+    try:
+        task_enqueue(BUMP_TASK, countdown=BUMP_DELAY)
+    except Exception:  # the broker is down: bump now rather than not at all
+        logger.warning("could not queue the config epoch bump; bumping now")
+        config_epoch_bump()
+
+
+def config_epoch_bump() -> None:
+    """The queued bump: the flag goes first, so a change written after it queues another."""
+    try:
+        caches["default"].delete(BUMP_PENDING)
+    except Exception:
+        logger.warning("cache unavailable while bumping the config epoch")
+    _bump_config_epoch()
+
+
 def tenant_pool_publish(*, domain: SendingDomain) -> None:
     """One HSET (or HDEL for a domain that may not send) after the current commit; when that
     changed the map, a config epoch bump so that the nodes route the tenant's mail by it at once."""
@@ -229,7 +262,7 @@ def tenant_pool_publish(*, domain: SendingDomain) -> None:
             )
             return
         if changed:  # a status change also republishes an unchanged pool: no need to bump
-            _bump_config_epoch()
+            config_epoch_bump_soon()
 
     transaction.on_commit(publish)
 

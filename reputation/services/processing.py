@@ -17,7 +17,7 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
@@ -214,13 +214,7 @@ def _outbound_find(mapped: Mapped) -> tuple[dict[str, _Outbound], dict[str, _Out
     """The platform's messages the batch names: by Message-ID, then (for our MTA's records that
     name none we know) by the MTA's spool id."""
     message_ids = {e.rfc_message_id for _, _, e in mapped if e.rfc_message_id}
-    by_message_id: dict[str, _Outbound] = {}
-    if message_ids:
-        for values in Message.objects.filter(message_id__in=message_ids).values_list(
-            *_OUTBOUND_FIELDS
-        ):
-            outbound = _outbound(values)
-            by_message_id[outbound.message_id] = outbound
+    by_message_id = {o.message_id: o for o in _outbound_load("message_id", message_ids)}
     spool_ids = {
         e.message_id
         for _, _, e in mapped
@@ -228,17 +222,31 @@ def _outbound_find(mapped: Mapped) -> tuple[dict[str, _Outbound], dict[str, _Out
         and e.record_type not in REPORT_TYPES
         and e.rfc_message_id not in by_message_id
     }
-    by_mta_id: dict[str, _Outbound] = {}
-    if spool_ids:
-        # `mta_id <> ''` lets PostgreSQL use the partial index on filled-in spool ids.
-        for values in (
-            Message.objects.filter(mta_id__in=spool_ids)
-            .exclude(mta_id="")
-            .values_list(*_OUTBOUND_FIELDS)
-        ):
-            outbound = _outbound(values)
-            by_mta_id[outbound.mta_id] = outbound
+    by_mta_id = {o.mta_id: o for o in _outbound_load("mta_id", spool_ids)}
     return by_message_id, by_mta_id
+
+
+def _outbound_load(column: str, values: set[str]) -> list[_Outbound]:
+    """Messages whose `column` (message_id or mta_id) is one of `values`."""
+    if not values:
+        return []
+    if connection.vendor != POSTGRES:
+        found = Message.objects.filter(**{f"{column}__in": values})
+        if column == "mta_id":
+            found = found.exclude(mta_id="")
+        return [_outbound(row) for row in found.values_list(*_OUTBOUND_FIELDS)]
+    # One array parameter rather than thousands of placeholders (a batch names thousands).
+    message, domain = Message._meta.db_table, SendingDomain._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT m.id, m.message_id, m.mta_id, d.public_id, m.domain_id, m.workspace_id, "
+            "m.mailbox_id, m.kind, m.sender, m.recipient, m.handed_over_at, m.claimed_at "
+            f"FROM {message} m JOIN {domain} d ON d.id = m.domain_id "
+            # `mta_id <> ''` lets the partial index on filled-in spool ids serve the lookup.
+            f"WHERE m.{column} = ANY(%s)" + (" AND m.mta_id <> ''" if column == "mta_id" else ""),
+            [sorted(values)],
+        )
+        return [_outbound(row) for row in cursor.fetchall()]
 
 
 def _mailboxes_find(
@@ -460,6 +468,26 @@ def _unmatched_reason(e: MappedEvent, domain_id: int | None) -> str:
         )
     unknown_id = " and its Message-ID is none of ours" if e.rfc_message_id else ""
     return f"this domain sent nothing to this recipient in the {days} days before{unknown_id}"
+
+
+def _reports_defer(unmatched: list[_Unmatched]) -> set[int]:
+    """Put back in the queue the unmatched reports that older records, still unprocessed (or
+    being processed by another worker right now), might match; returns their record ids.
+
+    Parallel workers take consecutive batches: a complaint in one may be about a Reception in
+    the other, not committed yet. Claimed rows leave the queue only when their worker commits,
+    so an older queued row is exactly an older record whose events are not visible yet. A whole
+    record goes back, so none of its events is counted twice."""
+    if not unmatched:
+        return set()
+    oldest = PendingRecord.objects.aggregate(oldest=Min("raw_record_id"))["oldest"]
+    if oldest is None:
+        return set()
+    deferred = {u.raw_id for u in unmatched if u.raw_id > oldest}
+    PendingRecord.objects.bulk_create(
+        [PendingRecord(raw_record_id=raw_id) for raw_id in deferred], ignore_conflicts=True
+    )
+    return deferred
 
 
 def _unmatched_store(unmatched: list[_Unmatched], now: datetime) -> None:
@@ -869,8 +897,9 @@ def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
     reports aside), streaks, events, message states, counters, suppressions."""
     outcome = BatchOutcome()
     resolved = _resolve(mapped)
-    _unmatched_store(resolved.unmatched, now)
-    rows = resolved.rows
+    deferred = _reports_defer(resolved.unmatched)
+    _unmatched_store([u for u in resolved.unmatched if u.raw_id not in deferred], now)
+    rows = [r for r in resolved.rows if r.raw_id not in deferred]
     derived, dropped = _soft_bounce_streaks(rows, now)
     rows = [r for r in rows if r.key not in dropped] + derived
     _events_insert(

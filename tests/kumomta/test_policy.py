@@ -512,7 +512,7 @@ def test_it_falls_back_safely_when_redis_is_gone_across_a_context_recycle(
     assert queue_pool(standin, "dom_premium") == "premium"
     assert queue_pool(standin, "dom_promoted") == "rehab"
     assert queue_pool(standin, "dom_quarantined") == "quarantine"
-    assert queue_pool(standin, "dom_unseen") == "rehab"
+    assert queue_pool(standin, "dom_unseen") == "quarantine"  # held: no pool is known
     receive(standin, tenant="dom_premium")
     with pytest.raises(Rejected) as unseen:
         receive(standin, tenant="dom_unseen")
@@ -530,11 +530,12 @@ def test_it_falls_back_safely_when_redis_is_gone_across_a_context_recycle(
     assert standin.redis_call_count - standin.redis_calls["SET"] == attempts
 
     # A fresh context (kumod recycles them every few minutes) knows nothing: queued mail of
-    # every tenant goes to rehab, new mail is refused for a retry, nothing is sent unsigned.
+    # every tenant waits in the empty pool (never a better one than it had: a quarantined
+    # tenant's mail must not leave from rehab), new mail is refused for a retry.
     standin.recycle()
     standin.clock.advance(60)
-    for tenant in ("dom_premium", "dom_promoted", "dom_unseen"):
-        assert queue_pool(standin, tenant) == "rehab"
+    for tenant in ("dom_premium", "dom_promoted", "dom_unseen", "dom_quarantined"):
+        assert queue_pool(standin, tenant) == "quarantine"
         with pytest.raises(Rejected) as refused:
             receive(standin, tenant=tenant)
         assert refused.value.code == 451

@@ -5,12 +5,14 @@ docs/trust-score.md#whose-reports-count)."""
 import time
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from reputation.mapping import record_key
 from reputation.models import Event, PendingRecord, RawRecord, UnmatchedReport
 from reputation.services.processing import records_process
 from sending.models import Mailbox, MailboxStatus, MessageState, Suppression
@@ -229,3 +231,40 @@ def test_the_console_lists_unmatched_reports_in_a_few_queries(
     with django_assert_max_num_queries(12):
         page = staff_client.get("/admin/reputation/unmatchedreport/")
     assert page.status_code == 200 and page.content.decode().count("example.org</td>") >= 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_complaint_waits_for_an_older_record_another_worker_is_processing(sender):
+    """Two workers take consecutive batches: the complaint must not be judged before the
+    Reception in the other worker's batch is committed."""
+    import psycopg
+    from django.db import connection
+
+    from reputation.services.processing import records_process_batch
+
+    reception, report = (
+        RawRecord.objects.create(record_key=record_key(r), payload=orjson.dumps(r).decode())
+        for r in (sent(sender, RCPT), complaint(sender, RCPT))
+    )
+    PendingRecord.objects.bulk_create(
+        [PendingRecord(raw_record=reception), PendingRecord(raw_record=report)]
+    )
+    db = connection.settings_dict
+    with (
+        psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        ) as other,
+        other.transaction(),
+    ):
+        # The other worker holds the Reception's queue row until it commits.
+        other.execute(
+            "SELECT 1 FROM reputation_pendingrecord WHERE raw_record_id = %s FOR UPDATE",
+            [reception.pk],
+        )
+        assert records_process_batch().records == 1  # the complaint alone, put back
+        assert not UnmatchedReport.objects.exists()
+        assert PendingRecord.objects.count() == 2
+    records_process_batch()
+    assert Event.objects.filter(kind="complaint", recipient=RCPT).count() == 1
+    assert not UnmatchedReport.objects.exists()
+    assert not PendingRecord.objects.exists()
