@@ -171,7 +171,7 @@ def _insert(rows: list[Message]) -> None:
         )
         for message, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             message.pk = pk
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        columns = ", ".join(connection.ops.quote_name(f.attname) for f in fields)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for message in rows:
                 copy.write_row(
@@ -194,7 +194,9 @@ def _refuse_suppressed(rows: list[Message]) -> None:
         .filter(Q(workspace__isnull=True) | Q(workspace_id__in=workspaces))
         .values_list("workspace_id", "address", "reason")
     )
-    blocked = {(ws, address): reason for ws, address, reason in found}
+    blocked: dict[tuple[int | None, str], str] = {
+        (ws, address): reason for ws, address, reason in found
+    }
     for message in rows:
         reason = blocked.get((message.workspace_id, message.recipient)) or blocked.get(
             (None, message.recipient)

@@ -333,3 +333,30 @@ def test_the_shaping_file_suspends_a_path_on_provider_throttling(provider, respo
     ]
 
     assert [rule["action"] for rule in matching] == ["Suspend"]
+
+
+@pytest.mark.django_db
+def test_tier_changes_made_while_a_bump_is_queued_share_that_bump(
+    pools, redis_map, verified_domain, django_capture_on_commit_callbacks, settings
+):
+    from django.core.cache import cache
+
+    from reputation.core.pool_map import BUMP_PENDING, config_epoch_bump
+
+    node = LoopbackServer()
+    threading.Thread(target=node.serve_forever, args=(0.02,), daemon=True).start()
+    bumps = []
+    node.on_request = lambda method, path: bumps.append(path)
+    settings.KUMO_NODES = [node.url]
+    try:
+        cache.set(BUMP_PENDING, 1, 30)  # an earlier change queued a bump that has not run yet
+        with django_capture_on_commit_callbacks(execute=True):
+            domain_quarantine(domain=verified_domain, actor=None, reason="test")
+        assert redis_map.hget(key("tenant_pool"), verified_domain.public_id) == b"quarantine"
+        assert bumps == []  # written, and covered by the queued bump
+        config_epoch_bump()  # the queued bump runs: after the write
+        assert bumps == ["/api/admin/bump-config-epoch"]
+        assert cache.get(BUMP_PENDING) is None  # the next change queues its own
+    finally:
+        node.shutdown()
+        node.server_close()

@@ -320,7 +320,7 @@ def external_mailbox(mail_servers, mail_account, sender, owner) -> Mailbox:
 def test_an_external_mailbox_sends_through_its_own_server_with_its_login(
     external_mailbox, mail_servers, mail_account
 ):
-    dovecot, smtp = mail_servers
+    _dovecot, smtp = mail_servers
     (message,) = reserve(external_mailbox, mail_account.address)
     assert message.transport == "mailbox_smtp"
     assert messages_hand_over().sent == 1
