@@ -6,7 +6,8 @@ Three figures from one run, on the same records, into PostgreSQL:
   domain's score is up to date;
 - naive: one ORM save per record and per event, the score recomputed from scratch each time;
 - raw COPY of the same rows into a bare table: the physical limit of the database.
-Run with `make bench` (it provides DATABASE_URL and REDIS_URL).
+Run with `make bench` (it provides DATABASE_URL and REDIS_URL). The run drops and recreates the
+database `trustgate_bench` on that server (`BENCH_DATABASE` names another).
 """
 
 import os

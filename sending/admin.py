@@ -10,7 +10,15 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import User
 from config.admin_actions import Outcome, ReasonedAction, ServiceOwnedAdmin
 from reputation.scoring import Tier
-from sending.models import DkimKey, DomainStatus, Mailbox, MailboxStatus, Message, SendingDomain
+from sending.models import (
+    DkimKey,
+    DomainStatus,
+    Mailbox,
+    MailboxStatus,
+    Message,
+    MessageState,
+    SendingDomain,
+)
 from sending.services.domains import DnsOutcome, domain_recheck, domain_release
 from sending.services.mailboxes import mailbox_cooldown, mailbox_pause, mailbox_resume
 from sending.services.status import domain_cooldown, domain_quarantine
@@ -365,20 +373,11 @@ class MailboxAdmin(AuditTrailMixin, ServiceOwnedAdmin):
 class MessageAdmin(ServiceOwnedAdmin):
     """Every outbound message with its timeline: the hand-over and what the MTA reported."""
 
-    list_display = [
-        "created_at",
-        "kind",
-        "sender",
-        "recipient",
-        "state",
-        "attempts",
-        "domain_name",
-        "transport",
-        "problem",
-    ]
+    # Narrow enough to fit beside the navigation: the domain is the sender's; the kind, the
+    # transport and the attempts are filters and on the message's page.
+    list_display = ["created_at", "recipient", "sender", "state", "problem"]
     list_filter = ["state", "kind", "transport", "created_at"]
     search_fields = ["=message_id", "=mta_id", "recipient", "sender", "domain__name"]
-    list_select_related = ["domain"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     fieldsets = [
@@ -406,10 +405,6 @@ class MessageAdmin(ServiceOwnedAdmin):
     ]
     readonly_fields = ["timeline"]
 
-    @admin.display(description="Domain", ordering="domain__name")
-    def domain_name(self, message: Message) -> str:
-        return message.domain.name
-
     @admin.display(description="Last error")
     def problem(self, message: Message) -> str:
         text = message.last_error
@@ -417,22 +412,26 @@ class MessageAdmin(ServiceOwnedAdmin):
 
     @admin.display(description="Timeline")
     def timeline(self, message: Message) -> str:
-        steps: list[tuple[Any, str, str]] = [(message.created_at, "Reserved", "")]
+        # (time, order within the same second, what, detail): MTA records carry whole seconds,
+        # so a record of the same second as a step of ours is shown after it.
+        steps: list[tuple[Any, int, str, str]] = [(message.created_at, 0, "Reserved", "")]
         if message.claimed_at:
-            steps.append((message.claimed_at, f"Claimed (attempt {message.attempts})", ""))
+            steps.append((message.claimed_at, 1, f"Claimed (attempt {message.attempts})", ""))
         if message.handed_over_at:
-            steps.append((message.handed_over_at, f"Handed over ({message.transport})", ""))
+            transport = message.get_transport_display()
+            steps.append((message.handed_over_at, 2, f"Handed over ({transport})", ""))
         for event in message.events.order_by("occurred_at", "id"):
-            steps.append((event.occurred_at, event.get_kind_display(), event.detail))
-        if message.finished_at:
-            steps.append((message.finished_at, message.get_state_display(), message.last_error))
-        steps.sort(key=lambda step: step[0])
+            steps.append((event.occurred_at, 3, event.get_kind_display(), event.detail))
+        if message.finished_at and message.state == MessageState.FAILED:  # else an MTA record
+            final = message.get_state_display()
+            steps.append((message.finished_at, 4, final, message.last_error))
+        steps.sort(key=lambda step: (step[0].replace(microsecond=0), step[1]))
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S"), what, detail)
-                for at, what, detail in steps
+                for at, _order, what, detail in steps
             ),
         )
         return format_html(

@@ -518,7 +518,7 @@ def _unmatched_store(unmatched: list[_Unmatched], now: datetime) -> None:
 
 def _outbound_advance(rows: list[_Row]) -> None:
     """Move the linked messages forward from what the records say, never back: Reception ->
-    handed over (and the spool id filled in), Delivery -> delivered, Bounce, Expiration or an
+    the spool id filled in, Delivery -> delivered, Bounce, Expiration or an
     out-of-band bounce -> bounced. Each step is one guarded statement, so a late or replayed
     record (or one the sender booked meanwhile) changes nothing it should not."""
     received: dict[int, tuple[datetime, str]] = {}
@@ -546,23 +546,14 @@ def _outbound_advance(rows: list[_Row]) -> None:
     sending, handed_over = MessageState.SENDING.value, MessageState.HANDED_OVER.value
     with connection.cursor() as cursor:
         if received:
+            # Only the spool id: the sender books the hand-over itself, and KumoMTA logs a
+            # Reception before it may still drop the message at reception (a failed queue
+            # insert, reported to the sender as a refused recipient, who retries it).
             cursor.execute(
-                f"UPDATE {table} AS m SET "
-                "mta_id = CASE WHEN m.mta_id = '' THEN v.mta_id ELSE m.mta_id END, "
-                "state = CASE WHEN m.state = %s THEN %s ELSE m.state END, "
-                "handed_over_at = CASE WHEN m.state = %s "
-                "THEN COALESCE(m.handed_over_at, v.at) ELSE m.handed_over_at END "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, at, mta_id) "
-                "WHERE m.id = v.id AND (m.state = %s OR (m.mta_id = '' AND v.mta_id <> ''))",
-                [
-                    sending,
-                    handed_over,
-                    sending,
-                    list(received),
-                    [at for at, _ in received.values()],
-                    [spool_id[:64] for _, spool_id in received.values()],
-                    sending,
-                ],
+                f"UPDATE {table} AS m SET mta_id = v.mta_id "
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, mta_id) "
+                "WHERE m.id = v.id AND m.mta_id = '' AND v.mta_id <> ''",
+                [list(received), [spool_id[:64] for _, spool_id in received.values()]],
             )
         if delivered:
             cursor.execute(
@@ -602,11 +593,7 @@ def _outbound_advance_orm(
     messages = list(Message.objects.filter(pk__in={*received, *delivered, *bounced}))
     for message in messages:
         if message.pk in received:
-            at, spool_id = received[message.pk]
-            message.mta_id = message.mta_id or spool_id[:64]
-            if message.state == sending:
-                message.state = handed_over
-                message.handed_over_at = message.handed_over_at or at
+            message.mta_id = message.mta_id or received[message.pk][1][:64]
         if message.pk in delivered and message.state in (sending, handed_over):
             message.state = MessageState.DELIVERED
             message.finished_at = message.finished_at or delivered[message.pk]

@@ -40,8 +40,10 @@ def test_reception_and_delivery_attach_by_message_id_and_move_the_message_on(pos
     spool_id, at = "a" * 32, time.time() - 60
     post([sent(sender, RCPT, at=at, message_id=spool_id, rfc_message_id=message.message_id)])
     message.refresh_from_db()
-    assert (message.state, message.mta_id) == (MessageState.HANDED_OVER, spool_id)
-    assert message.handed_over_at == _at(at)
+    # The Reception names the spool id; the hand-over itself is booked by the sender (KumoMTA
+    # may still drop a message at reception after logging it, and the sender then retries it).
+    assert (message.state, message.mta_id) == (MessageState.SENDING, spool_id)
+    assert message.handed_over_at is None
 
     post([delivered(sender, RCPT, message_id=spool_id, rfc_message_id=message.message_id)])
     message.refresh_from_db()
@@ -80,7 +82,7 @@ def test_late_and_replayed_records_never_move_a_message_back(post, sender, alex)
     )
     message.refresh_from_db()
     assert message.state == MessageState.BOUNCED
-    assert (message.handed_over_at, message.finished_at) == (_at(t0), _at(t0 + 60))
+    assert message.finished_at == _at(t0 + 60)
     assert "5.1.1" in message.last_error
     settled = (message.state, message.handed_over_at, message.finished_at, message.mta_id)
 

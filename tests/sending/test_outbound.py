@@ -400,11 +400,13 @@ def test_a_worker_killed_after_the_hand_over_never_causes_a_second_send(
     assert messages_reconcile()["proven"] == 0  # not before the lease runs out
     if records_arrive:
         mta.flush()
-        post(mta.records)  # the node's Reception record proves it went
+        post(mta.records)  # the node's records prove it went
+        message.refresh_from_db()
+        assert message.state == MessageState.DELIVERED
     later = message.claimed_at + timedelta(seconds=settings.OUTBOUND_HANDOVER_LEASE_SECONDS + 1)
     counts = messages_reconcile(now=later)
     assert counts == (
-        {"proven": 1, "resent": 0, "failed": 0}
+        {"proven": 0, "resent": 0, "failed": 0}  # nothing left in hand: delivered already
         if records_arrive
         else {"proven": 0, "resent": 1, "failed": 0}
     )
@@ -461,3 +463,55 @@ def test_the_stand_in_refuses_what_the_documented_api_refuses(mta):
     reply = httpx.post(url, json=no_tenant, auth=auth).json()
     assert reply["fail_count"] == 1 and "no X-Tenant" in reply["errors"][0]
     assert message_from_bytes(b"X: y\r\n\r\nhi")  # the parser the stand-in uses copes
+
+
+def test_a_reception_record_proves_an_interrupted_hand_over(alex, post):
+    from tests.reputation.records import sent
+
+    proven, unproven = reserve(alex, "a@prospect.test", "b@prospect.test")
+    stuck = timezone.now() - timedelta(hours=1)
+    Message.objects.filter(pk__in=[proven.pk, unproven.pk]).update(
+        state=MessageState.SENDING, claimed_at=stuck, attempts=1
+    )
+    post(
+        [
+            sent(
+                alex.domain,
+                "a@prospect.test",
+                message_id="a" * 32,
+                rfc_message_id=proven.message_id,
+            )
+        ]
+    )
+    assert messages_reconcile() == {"proven": 1, "resent": 1, "failed": 0}
+    proven.refresh_from_db()
+    unproven.refresh_from_db()
+    assert proven.state == MessageState.HANDED_OVER and proven.mta_id == "a" * 32
+    assert "records show it was accepted" in proven.last_error
+    assert unproven.state == MessageState.RESERVED and "sent again" in unproven.last_error
+
+
+def test_staff_see_each_message_with_its_timeline(alex, mta, post, django_assert_max_num_queries):
+    from django.test import Client
+
+    from accounts.models import User
+
+    messages = reserve(alex, "a@prospect.test", "b@prospect.test")
+    mta.refuse = {"b@prospect.test": "550 5.1.1 no such user"}
+    messages_hand_over()
+    mta.flush()
+    post(mta.records)
+    staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    with django_assert_max_num_queries(12):
+        listing = client.get("/admin/sending/message/").content.decode()
+    assert "a@prospect.test" in listing and "550 5.1.1 no such user" in listing
+    page = client.get(f"/admin/sending/message/{messages[0].pk}/change/").content.decode()
+    for step in ("Reserved", "Claimed (attempt 1)", "Handed over (KumoMTA HTTP injection)"):
+        assert step in page
+    assert "Delivered" in page and "250 OK" in page
+    failed = client.get(f"/admin/sending/message/{messages[1].pk}/change/").content.decode()
+    assert "Failed" in failed and "no such user" in failed
+    domain_page = client.get(f"/admin/sending/sendingdomain/{alex.domain.pk}/change/")
+    assert f"?domain__id__exact={alex.domain.pk}" in domain_page.content.decode()
