@@ -44,7 +44,7 @@ MAX_TIME_TICKS = 6
 HOUR_STEPS = (1, 2, 3, 4, 6, 12)
 DAY_STEPS = (1, 2, 3, 5, 7, 14)
 MIN_DOT_GAP = 20.0  # plot units: points closer than this to a neighbour are shown by the line alone
-EDGE = 0.04  # ticks closer than this to either end would have their label cut off
+EDGE = 0.065  # ticks closer than this to either end would have their label cut off (phones)
 
 
 @dataclass(frozen=True)
