@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -82,7 +83,7 @@ def transport_name_for(mailbox: Mailbox) -> str:
     return _platform_transport_name()
 
 
-def _outgoing(message: Message) -> Outgoing:
+def _outgoing(message: Message, tenant: str) -> Outgoing:
     return Outgoing(
         key=message.pk or 0,
         message_id=message.message_id,
@@ -94,7 +95,7 @@ def _outgoing(message: Message) -> Outgoing:
         text_body=message.text_body,
         html_body=message.html_body,
         headers=message.headers,
-        tenant=message.domain.public_id,
+        tenant=tenant,
         kind=message.kind,
         campaign=message.campaign_ref,
     )
@@ -124,8 +125,8 @@ def messages_reserve(
             )
         message = Message(
             workspace_id=domain.workspace_id,
-            domain=domain,
-            mailbox=mailbox,
+            domain_id=domain.pk,
+            mailbox_id=mailbox.pk,
             kind=draft.kind,
             campaign_ref=draft.campaign_ref,
             sender=mailbox.address,
@@ -142,7 +143,7 @@ def messages_reserve(
             created_at=now,
         )
         try:
-            outgoing_check(_outgoing(message))
+            outgoing_check(_outgoing(message, domain.public_id))
         except MessageContentError as error:
             raise ApplicationError(f"{where}: {error}", code="invalid") from error
         rows.append(message)
@@ -362,19 +363,33 @@ def _hand_over_group(
     except ApplicationError as error:
         _book([(m, SendResult(Outcome.RETRY, str(error))) for m in group], now, summary)
         return
+    # Batches are pipelined: while the next hop handles one, the next is rendered and the one
+    # before is booked (one sending thread: a transport's connection is used by one at a time).
     try:
-        for chunk in _chunks(group, _batch_size(transport)):
-            _send_chunk(transport, chunk, now, summary)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand-over") as sender:
+            in_flight: _Batch | None = None
+            for chunk in _chunks(group, _batch_size(transport)):
+                batch = _render(transport, chunk)
+                batch.sent = sender.submit(_send, transport, batch.items)
+                if in_flight is not None:
+                    _finish(transport, in_flight, now, summary)
+                in_flight = batch
+            if in_flight is not None:
+                _finish(transport, in_flight, now, summary)
     finally:
         transport.close()
 
 
-def _send_chunk(
-    transport: Transport, chunk: list[_Claimed], now: datetime, summary: HandOverSummary
-) -> None:
-    results: list[tuple[_Claimed, SendResult]] = []
-    items: list[tuple[Outgoing, bytes]] = []
-    sendable: list[_Claimed] = []
+@dataclass
+class _Batch:
+    sendable: list[_Claimed]
+    items: list[tuple[Outgoing, bytes]]
+    unwritable: list[tuple[_Claimed, SendResult]]
+    sent: Future[list[SendResult]] | None = None
+
+
+def _render(transport: Transport, chunk: list[_Claimed]) -> _Batch:
+    batch = _Batch(sendable=[], items=[], unwritable=[])
     date = timezone.now()
     for message in chunk:
         try:
@@ -382,21 +397,32 @@ def _send_chunk(
                 message.outgoing, date=date, routing_headers=transport.routing_headers
             )
         except MessageContentError as error:
-            results.append((message, SendResult(Outcome.FAILED, f"Cannot be written: {error}")))
+            failure = SendResult(Outcome.FAILED, f"Cannot be written: {error}")
+            batch.unwritable.append((message, failure))
             continue
-        items.append((message.outgoing, mime))
-        sendable.append(message)
-    if items:
-        try:
-            sent = transport.send_many(items)
-        except Exception as error:  # a transport bug must not strand the claimed messages
-            logger.exception("transport %s failed", transport.name)
-            failure = SendResult(Outcome.RETRY, f"Internal error in the transport: {error}")
-            sent = [failure] * len(items)
-        results.extend(zip(sendable, sent, strict=True))
-        if transport.drops_duplicates:
-            _forget_refused(results)
-    _book(results, now, summary)
+        batch.items.append((message.outgoing, mime))
+        batch.sendable.append(message)
+    return batch
+
+
+def _send(transport: Transport, items: list[tuple[Outgoing, bytes]]) -> list[SendResult]:
+    if not items:
+        return []
+    try:
+        return transport.send_many(items)
+    except Exception as error:  # a transport bug must not strand the claimed messages
+        logger.exception("transport %s failed", transport.name)
+        failure = SendResult(Outcome.RETRY, f"Internal error in the transport: {error}")
+        return [failure] * len(items)
+
+
+def _finish(transport: Transport, batch: _Batch, now: datetime, summary: HandOverSummary) -> None:
+    """Wait for a batch's answers and book them."""
+    assert batch.sent is not None
+    results = batch.unwritable + list(zip(batch.sendable, batch.sent.result(), strict=True))
+    if transport.drops_duplicates:
+        _forget_refused(results)
+    _book(results, now, summary, durable=not transport.drops_duplicates)
 
 
 def _forget_refused(results: list[tuple[_Claimed, SendResult]]) -> None:
@@ -417,10 +443,18 @@ def _forget_refused(results: list[tuple[_Claimed, SendResult]]) -> None:
 
 
 def _book(
-    results: list[tuple[_Claimed, SendResult]], now: datetime, summary: HandOverSummary
+    results: list[tuple[_Claimed, SendResult]],
+    now: datetime,
+    summary: HandOverSummary,
+    *,
+    durable: bool = True,
 ) -> None:
     """Record each result on its message; only rows still `sending` change (the MTA's records
-    may have moved one on already). Alike results share one UPDATE."""
+    may have moved one on already). Alike results share one UPDATE.
+
+    Not `durable`: the commit does not wait for the disk. For a next hop that drops a copy it
+    already has, a booking lost in a database crash is only a message left `sending`, which
+    reconciliation sends again harmlessly; the wait would cost more than the batch's UPDATEs."""
     finished = timezone.now()
     groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
     for message, result in results:
@@ -444,6 +478,9 @@ def _book(
             values = {"state": MessageState.FAILED, "finished_at": finished, "last_error": reason}
         groups[tuple(sorted(values.items()))].append(message.pk)
     with transaction.atomic():
+        if not durable and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         for values_key, ids in groups.items():
             Message.objects.filter(pk__in=ids, state=MessageState.SENDING).update(
                 **dict(values_key)
