@@ -1,7 +1,10 @@
 """Celery adapters for sending domains."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError
 
 from sending.models import SendingDomain
 from sending.services.dkim import dkim_keys_retire_due
@@ -12,6 +15,8 @@ from sending.services.outbound import (
     messages_reconcile,
 )
 from sending.services.verification import domain_verify, domains_recheck_claim
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -38,8 +43,13 @@ def domain_recheck(domain_id: int) -> bool:
 
 @shared_task
 def messages_send(message_ids: list[int]) -> dict[str, int]:
-    """Hand these messages over (those still due); the service never raises for a send."""
-    summary = messages_hand_over(message_ids=message_ids)
+    """Hand these messages over (those still due). A send's failure is booked on its message;
+    should the database go away mid-run, the claimed messages are reconciled by the tick."""
+    try:
+        summary = messages_hand_over(message_ids=message_ids)
+    except DatabaseError:
+        logger.exception("hand-over interrupted; the outbound tick reconciles it")
+        return {"sent": 0, "retried": 0, "failed": 0}
     return {"sent": summary.sent, "retried": summary.retried, "failed": summary.failed}
 
 

@@ -360,8 +360,11 @@ def _hand_over_group(
         mailbox = Mailbox.objects.filter(pk=mailbox_id).select_related("domain").first()
     try:
         transport = _transport(name, mailbox)
-    except ApplicationError as error:
-        _book([(m, SendResult(Outcome.RETRY, str(error))) for m in group], now, summary)
+    except Exception as error:  # not configured, a secret that no key decrypts ...
+        if not isinstance(error, ApplicationError):
+            logger.exception("could not set up the %s transport", name)
+        reason = str(error) if isinstance(error, ApplicationError) else f"Cannot connect: {error}"
+        _book([(m, SendResult(Outcome.RETRY, reason)) for m in group], now, summary)
         return
     # Batches are pipelined: while the next hop handles one, the next is rendered and the one
     # before is booked (one sending thread: a transport's connection is used by one at a time).

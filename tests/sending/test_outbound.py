@@ -515,3 +515,17 @@ def test_staff_see_each_message_with_its_timeline(alex, mta, post, django_assert
     assert "Failed" in failed and "no such user" in failed
     domain_page = client.get(f"/admin/sending/sendingdomain/{alex.domain.pk}/change/")
     assert f"?domain__id__exact={alex.domain.pk}" in domain_page.content.decode()
+
+
+def test_a_mailbox_whose_login_cannot_be_read_waits_with_a_reason(sender, owner):
+    from tests.conftest import UNTESTED_SERVERS
+
+    data = {"connection": "external", "local_part": "kim", **UNTESTED_SERVERS}
+    mailbox = mailbox_create(domain=sender, actor=owner.user, data=data)
+    (message,) = reserve(mailbox)
+    Mailbox.objects.filter(pk=mailbox.pk).update(smtp_password_encrypted="not-a-fernet-token")
+    summary = messages_hand_over()
+    assert (summary.claimed, summary.retried) == (1, 1)
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED
+    assert "could not be decrypted" in message.last_error
