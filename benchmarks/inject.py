@@ -5,43 +5,23 @@ reserve, one claim, one request and one booking per message), in the same run. R
 `make bench`."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import free_port, fresh_database  # noqa: E402
 
 FAST_MESSAGES = int(os.environ.get("BENCH_MESSAGES", 20_000))
 NAIVE_MESSAGES = FAST_MESSAGES // 20
 MAILBOXES = 20
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
-    base = urlsplit(os.environ["DATABASE_URL"])
-    os.environ["DATABASE_URL"] = base._replace(path="/trustgate_bench_inject").geturl()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["KUMO_REDIS_PREFIX"] = "bench:kumo:"
-    import psycopg
-
-    admin = base._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS trustgate_bench_inject WITH (FORCE)")
-        conn.execute("CREATE DATABASE trustgate_bench_inject")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-
-    import django
-
-    django.setup()
+    fresh_database("trustgate_bench_inject")
     import logging
 
     from django.conf import settings

@@ -2,36 +2,20 @@
 HSET per tenant without pipelining, in the same run; plus the Redis calls the KumoMTA policy
 makes for 10,000 messages across 100 tenants with memoize on. Run with `make bench`."""
 
-import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import fresh_database  # noqa: E402
 
 TENANTS = 100_000
 
 
 def main() -> None:
-    base = urlsplit(os.environ["DATABASE_URL"])
-    os.environ["DATABASE_URL"] = base._replace(path="/trustgate_bench_pools").geturl()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["KUMO_REDIS_PREFIX"] = "bench:kumo:"
-    import subprocess
-
-    import psycopg
-
-    admin = base._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS trustgate_bench_pools WITH (FORCE)")
-        conn.execute("CREATE DATABASE trustgate_bench_pools")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-
-    import django
-
-    django.setup()
+    fresh_database("trustgate_bench_pools")
     from django.db import connection
 
     from accounts.models import User
