@@ -17,7 +17,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role
+from accounts.models import Membership, Role, User
 from accounts.services import api_token_create
 from sending.models import DomainStatus, SendingDomain
 from sending.services.dns import domain_records
@@ -167,6 +167,15 @@ def stranger(db):
 def logged_in(membership: Membership) -> Client:
     client = Client()
     client.force_login(membership.user)
+    return client
+
+
+@pytest.fixture
+def staff_client(db) -> Client:
+    """A signed-in operator (staff and superuser) of the operations console."""
+    client = Client()
+    client.staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
+    client.force_login(client.staff)
     return client
 
 

@@ -9,12 +9,11 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.models import AuditLog, User
+from accounts.models import AuditLog
 from reputation.mapping import (
     ADDRESS_MAX_CHARS,
     EARLIEST_TIME,
@@ -252,15 +251,6 @@ def test_a_record_that_still_fails_becomes_a_dead_letter_and_the_rest_go_on(send
     assert dead[0].error and dead[0].attempts == 1
     assert not PendingRecord.objects.exists()
     assert records_process() == 0
-
-
-@pytest.fixture
-def staff_client(db) -> Client:
-    client = Client()
-    client.force_login(
-        User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
-    )
-    return client
 
 
 @pytest.mark.django_db

@@ -6,11 +6,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts.models import User
 from reputation.tsa import BOUNCED_PATH, SUSPENDED_PATH, tsa_actions
 
 json_values = st.recursive(
@@ -94,14 +92,6 @@ def tsa_daemon(settings) -> Iterator[dict]:
     yield documents
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def staff_client(db) -> Client:
-    staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_the_pool_overview_shows_active_suspensions_with_the_tenants_domain(

@@ -8,10 +8,8 @@ from datetime import timedelta
 import orjson
 import pytest
 from django.db.models import Sum
-from django.test import Client
 from django.utils import timezone
 
-from accounts.models import User
 from reputation.mapping import record_key
 from reputation.models import Event, PendingRecord, RawRecord, UnmatchedReport
 from reputation.services.processing import records_process
@@ -41,15 +39,6 @@ def rival(zone, stranger):
     assert domain_verify(domain=domain).verified
     domain.refresh_from_db()
     return domain
-
-
-@pytest.fixture
-def staff_client(db) -> Client:
-    client = Client()
-    client.force_login(
-        User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
-    )
-    return client
 
 
 def _standing(domain) -> tuple:

@@ -3,19 +3,11 @@
 import pytest
 from django.test import Client
 
-from accounts.models import AuditLog, User
+from accounts.models import AuditLog
 from sending.models import DomainStatus, Mailbox, MailboxStatus
 from sending.services.mailboxes import mailbox_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(db) -> Client:
-    client = Client()
-    client.staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
-    client.force_login(client.staff)
-    return client
 
 
 def act(client: Client, model: str, action: str, pk: int) -> None:

@@ -20,14 +20,6 @@ pytestmark = pytest.mark.django_db
 REASON = "Ticket 4711: customer asked"
 
 
-@pytest.fixture
-def staff_client(db) -> Client:
-    client = Client()
-    client.staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
-    client.force_login(client.staff)
-    return client
-
-
 def act(client: Client, path: str, action: str, pk: int, reason: str | None = REASON):
     """Run a console action; with a reason, as if confirmed on its page (follows the redirect)."""
     data: dict = {"action": action, "_selected_action": [pk]}

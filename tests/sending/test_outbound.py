@@ -491,19 +491,15 @@ def test_a_reception_record_proves_an_interrupted_hand_over(alex, post):
     assert unproven.state == MessageState.RESERVED and "sent again" in unproven.last_error
 
 
-def test_staff_see_each_message_with_its_timeline(alex, mta, post, django_assert_max_num_queries):
-    from django.test import Client
-
-    from accounts.models import User
-
+def test_staff_see_each_message_with_its_timeline(
+    alex, mta, post, staff_client, django_assert_max_num_queries
+):
     messages = reserve(alex, "a@prospect.test", "b@prospect.test")
     mta.refuse = {"b@prospect.test": "550 5.1.1 no such user"}
     messages_hand_over()
     mta.flush()
     post(mta.records)
-    staff = User.objects.create_user(email="ops@ops.test", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(staff)
+    client = staff_client
     with django_assert_max_num_queries(12):
         listing = client.get("/admin/sending/message/").content.decode()
     assert "a@prospect.test" in listing and "550 5.1.1 no such user" in listing
