@@ -4,10 +4,12 @@ It implements the documented `POST /api/inject/v1` request and reply for the for
 uses (content: an RFC 5322 template, `{{ name }}` replaced by each recipient's substitutions;
 reply `{success_count, fail_count, failed_recipients, errors}`, 200 even when recipients fail,
 422 for unknown fields or bad content, 401 for wrong credentials) and does what our policy does
-at reception: refuses mail without X-Tenant, removes the routing headers, and drops a Message-ID
-it has already accepted. Each accepted message goes to `deliver(sender, recipient, data)`; its
-Reception and then Delivery (or Bounce) log records go to `report(records)`, as the node's log
-hook would post them. It can be told to answer with a status, refuse addresses, or stall.
+at reception: drops a copy of a Message-ID it noted as accepted (checked first, noted last, in
+Redis when given one; a re-send marked X-Resend is refused when the notes cannot be read),
+refuses mail without X-Tenant and removes the routing headers. Each accepted message goes to
+`deliver(sender, recipient, data)`; its Reception and then Delivery (or Bounce) log records go
+to `report(records)`, as the node's log hook would post them. It can be told to answer with a
+status, refuse addresses, fail a queue insert after noting, lose its notes, or stall.
 """
 
 import base64
@@ -41,18 +43,23 @@ REQUEST_FIELDS = {
 }
 RECIPIENT_FIELDS = {"email", "name", "substitutions", "metadata"}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_REMOVED = frozenset({"x-tenant", "x-campaign", "x-kind", "x-kumoref"})
+_REMOVED = frozenset({"x-tenant", "x-campaign", "x-kind", "x-resend", "x-kumoref"})
 _READ = _REMOVED | {"message-id"}
 
 Deliver = Callable[[str, str, bytes], None]
 Report = Callable[[list[dict[str, Any]]], None]
 
 
+RESEND_UNCONFIRMED = (
+    "4.3.0 cannot confirm whether this re-sent message was accepted before; try again later"
+)
+
+
 class DeliveryRefused(Exception):
     """Raised by `deliver` when the receiving server refused the message."""
 
     def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"{code} {text}")
+        super().__init__(f"{code} {text}" if code else text)
         self.code = code
         self.text = text
 
@@ -66,18 +73,26 @@ class InjectStandIn:
         username: str = "",
         password: str = "",
         port: int = 0,
+        notes: Any = None,
+        notes_prefix: str = "kumo:accepted:",
     ) -> None:
         self.deliver = deliver
         self.report = report
         self.username = username
         self.password = password
-        self.accepted: dict[str, str] = {}  # Message-ID -> spool id
+        self.accepted: dict[str, str] = {}  # Message-ID -> spool id of the copy it kept
         self.requests = 0
         # Test controls: answer every request with this status; refuse these recipients with
         # "<code> <text>"; hold each reply until this event is set (after the messages went).
         self.answer_status: int | None = None
         self.refuse: dict[str, str] = {}
+        self.fail_after_noting: set[str] = set()  # recipients whose queue insert fails
+        self.max_body: int | None = None  # request_body_limit
+        self.notes_down = False  # the Redis with the notes cannot be reached
         self.stall: threading.Event | None = None
+        self.notes = notes
+        self.notes_prefix = notes_prefix
+        self._notes: set[str] = set()
         self._lock = threading.Lock()
         self._reports: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -144,6 +159,8 @@ class InjectStandIn:
             return 401, b"HttpBasicAuth Authentication Failed"
         if self.answer_status is not None:
             return self.answer_status, f"Error: status {self.answer_status}".encode()
+        if self.max_body is not None and len(body) > self.max_body:
+            return 413, b"Error: length limit exceeded"
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -193,27 +210,30 @@ class InjectStandIn:
         }
 
     def _receive(self, sender: str, recipient: str, data: bytes) -> None:
-        if recipient in self.refuse:
-            code, _, text = self.refuse[recipient].partition(" ")
-            raise DeliveryRefused(int(code), text)
         data, found = _take_headers(data)
-        tenant = found.get("x-tenant", "")
-        if not tenant:
-            raise DeliveryRefused(550, "5.7.1 no X-Tenant header: only the platform may inject")
         message_id = found.get("message-id", "").strip("<>")
         if not message_id:
             raise DeliveryRefused(550, "5.6.0 the message has no Message-ID")
+        resend = found.get("x-resend") == "1"
+        # As the policy: a copy of a message already accepted is dropped before anything else.
+        if self._noted(message_id, resend):
+            return
+        tenant = found.get("x-tenant", "")
+        if not tenant:
+            raise DeliveryRefused(550, "5.7.1 no X-Tenant header: only the platform may inject")
+        if recipient in self.refuse:
+            code, _, text = self.refuse[recipient].partition(" ")
+            raise DeliveryRefused(int(code), text)
+        if not self._note(message_id, resend):
+            return  # a concurrent copy was noted first
+        spool_id = uuid.uuid4().hex
+        self.accepted[message_id] = spool_id
         meta = {
             "tenant": tenant,
             "campaign": found.get("x-campaign") or None,
             "kind": found.get("x-kind") or None,
             "message_id": message_id,
         }
-        with self._lock:
-            if message_id in self.accepted:
-                return  # a re-send of a message already accepted: dropped (the null queue)
-            spool_id = uuid.uuid4().hex
-            self.accepted[message_id] = spool_id
         domain = recipient.rpartition("@")[2]
         queue_name = (
             f"{meta['campaign']}:{tenant}@{domain}" if meta["campaign"] else f"{tenant}@{domain}"
@@ -228,6 +248,12 @@ class InjectStandIn:
             "created": int(time.time()),
         }
         self._record(base, "Reception", 250, "", num_attempts=0, reception_protocol="HTTP")
+        if recipient in self.fail_after_noting:
+            # kumod logs the Reception, then the queue insert fails: a Bounce, and the
+            # recipient is reported as failed (with no reply code).
+            text = "KumoMTA internal: QueueManager::insert failed during reception: no queue"
+            self._record(base, "Bounce", 500, text, num_attempts=0)
+            raise DeliveryRefused(0, text)
         try:
             self.deliver(sender, recipient, data)
         except DeliveryRefused as refusal:
@@ -235,6 +261,31 @@ class InjectStandIn:
             self._record(base, kind, refusal.code, refusal.text, num_attempts=1)
         else:
             self._record(base, "Delivery", 250, "OK", num_attempts=1)
+
+    def _noted(self, message_id: str, resend: bool) -> bool:
+        """Whether the Message-ID was accepted before (the policy's note, in Redis when given)."""
+        if self.notes_down:
+            if resend:
+                raise DeliveryRefused(451, RESEND_UNCONFIRMED)
+            return False
+        if self.notes is None:
+            with self._lock:
+                return message_id in self._notes
+        return bool(self.notes.exists(self.notes_prefix + message_id))
+
+    def _note(self, message_id: str, resend: bool) -> bool:
+        """Note the Message-ID; False when it was noted already."""
+        if self.notes_down:
+            if resend:
+                raise DeliveryRefused(451, RESEND_UNCONFIRMED)
+            return True
+        if self.notes is None:
+            with self._lock:
+                if message_id in self._notes:
+                    return False
+                self._notes.add(message_id)
+                return True
+        return bool(self.notes.set(self.notes_prefix + message_id, 1, nx=True, ex=604800))
 
     def _record(self, base: dict[str, Any], kind: str, code: int, text: str, **extra: Any) -> None:
         if self.report is None:

@@ -448,6 +448,8 @@ KUMO_INJECT_PASSWORD = env.str("KUMO_INJECT_PASSWORD", default="")
 KUMO_INJECT_TIMEOUT_SECONDS = env.float("KUMO_INJECT_TIMEOUT_SECONDS", default=30.0)
 # Recipients per injection request (each with its own rendered message).
 KUMO_INJECT_BATCH_SIZE = env.int("KUMO_INJECT_BATCH_SIZE", default=200)
+# Bytes per injection request, under the node's request_body_limit (KumoMTA's default: 2 MiB).
+KUMO_INJECT_MAX_REQUEST_BYTES = env.int("KUMO_INJECT_MAX_REQUEST_BYTES", default=1536 * 1024)
 SMTP_RELAY_HOST = env.str("SMTP_RELAY_HOST", default="127.0.0.1")
 SMTP_RELAY_PORT = env.int("SMTP_RELAY_PORT", default=25)
 SMTP_RELAY_SECURITY = env.str("SMTP_RELAY_SECURITY", default="none")  # ssl | starttls | none
@@ -459,7 +461,7 @@ SMTP_RELAY_IS_KUMOMTA = env.bool("SMTP_RELAY_IS_KUMOMTA", default=True)
 OUTBOUND_SMTP_TIMEOUT_SECONDS = env.float("OUTBOUND_SMTP_TIMEOUT_SECONDS", default=30.0)
 OUTBOUND_MAX_ATTEMPTS = env.int("OUTBOUND_MAX_ATTEMPTS", default=8)
 # A hand-over claimed longer ago than this was interrupted (the worker died): reconcile it.
-OUTBOUND_HANDOVER_LEASE_SECONDS = env.int("OUTBOUND_HANDOVER_LEASE_SECONDS", default=300)
+OUTBOUND_HANDOVER_LEASE_SECONDS = env.int("OUTBOUND_HANDOVER_LEASE_SECONDS", default=900)
 # Messages one hand-over run claims.
 OUTBOUND_BATCH_SIZE = env.int("OUTBOUND_BATCH_SIZE", default=1000)
 # The Traffic Shaping Automation daemon (kumo-tsa-daemon), read for the console; empty = none.
@@ -510,6 +512,8 @@ KUMO_MEMOIZE_TTL = env.str("KUMO_MEMOIZE_TTL", default="5 seconds")
 # Log records per hook request: likewise the nodes' TRUSTGATE_HOOK_BATCH_SIZE.
 KUMO_HOOK_BATCH_SIZE = env.int("KUMO_HOOK_BATCH_SIZE", default=500)
 KUMO_POOL_TTL = env.str("KUMO_POOL_TTL", default="1 minute")
+# The log hook endpoint, for the embedded stand-in MTA. Real nodes take theirs from their own
+# TRUSTGATE_HOOK_URL only (never from Redis, or whoever can write it could redirect the token).
 KUMO_HOOK_URL = env.str("KUMO_HOOK_URL", default=SITE_URL.rstrip("/") + "/hooks/kumomta/")
 # How long the MTA remembers an accepted Message-ID, dropping a re-send of it (7 days).
 KUMO_ACCEPTED_TTL_SECONDS = env.int("KUMO_ACCEPTED_TTL_SECONDS", default=7 * 24 * 3600)

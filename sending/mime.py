@@ -19,7 +19,10 @@ from email.utils import format_datetime, formataddr
 TENANT_HEADER = "X-Tenant"
 CAMPAIGN_HEADER = "X-Campaign"
 KIND_HEADER = "X-Kind"
-ROUTING_HEADERS = (TENANT_HEADER, CAMPAIGN_HEADER, KIND_HEADER)
+# Set on a re-send of a message an earlier attempt may have delivered to the MTA: the policy
+# then refuses (for a later retry) rather than accept it when it cannot check its notes.
+RESEND_HEADER = "X-Resend"
+ROUTING_HEADERS = (TENANT_HEADER, CAMPAIGN_HEADER, KIND_HEADER, RESEND_HEADER)
 
 # Headers the writer sets itself; extra headers may not replace them.
 _OWN_HEADERS = frozenset(
@@ -74,6 +77,7 @@ class Outgoing:
     html_body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     key: int = 0  # the Message row's id, so results can be matched back
+    resend: bool = False  # an earlier attempt may have reached our MTA
 
 
 def message_id_header(message_id: str) -> str:
@@ -171,6 +175,8 @@ def mime_build(message: Outgoing, *, date: datetime, routing_headers: bool) -> b
         if message.campaign:
             lines.append(_header(CAMPAIGN_HEADER, message.campaign))
         lines.append(_header(KIND_HEADER, message.kind))
+        if message.resend:
+            lines.append(_header(RESEND_HEADER, "1"))
     lines.append(b"MIME-Version: 1.0")
     if not message.html_body:
         lines.extend(_body(message.text_body, "plain"))

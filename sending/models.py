@@ -316,8 +316,14 @@ class Message(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # An attempt got no answer (or the worker died during it): the next hop may have it, so a
+    # re-send says so (X-Resend) and the MTA's note of it is never cleared.
+    maybe_sent = models.BooleanField(default=False)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt started (its batch went to the transport); the booking matches
+    # it, so a hand-over reconciled meanwhile is not booked over.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     handed_over_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import redis
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -30,9 +30,16 @@ from config.errors import ApplicationError
 from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
 from sending.connection_test import ServerSpec
-from sending.mime import MessageContentError, Outgoing, mime_build, outgoing_check
+from sending.mime import (
+    MessageContentError,
+    Outgoing,
+    address_check,
+    mime_build,
+    outgoing_check,
+)
 from sending.models import (
     ConnectionType,
+    DomainStatus,
     Mailbox,
     MailboxStatus,
     Message,
@@ -101,6 +108,15 @@ def _outgoing(message: Message, tenant: str) -> Outgoing:
     )
 
 
+def _recipient(address: str) -> str:
+    """The address as the envelope carries it (an international domain as punycode), or as
+    given when it is no address at all (the check below then refuses it)."""
+    try:
+        return address_check(address.strip()).lower()
+    except MessageContentError:
+        return address.strip().lower()
+
+
 def messages_reserve(
     *, drafts: Sequence[MessageDraft], now: datetime | None = None, enqueue: bool = True
 ) -> list[Message]:
@@ -131,7 +147,7 @@ def messages_reserve(
             campaign_ref=draft.campaign_ref,
             sender=mailbox.address,
             sender_name=mailbox.display_name,
-            recipient=draft.recipient.strip().lower(),
+            recipient=_recipient(draft.recipient),
             recipient_name=draft.recipient_name,
             subject=draft.subject,
             text_body=draft.text_body,
@@ -233,6 +249,10 @@ class _Claimed(NamedTuple):
     attempts: int
     transport: str
     mailbox_id: int | None
+    maybe_sent: bool
+    domain_status: str
+    mailbox_status: str | None  # None: the mailbox was removed
+    workspace_id: int
     outgoing: Outgoing
 
 
@@ -241,6 +261,8 @@ _CLAIMED_COLUMNS = (
     "attempts",
     "transport",
     "mailbox_id",
+    "maybe_sent",
+    "workspace_id",
     "message_id",
     "sender",
     "sender_name",
@@ -256,14 +278,19 @@ _CLAIMED_COLUMNS = (
 
 
 def _claimed(row: Sequence[Any]) -> _Claimed:
-    pk, attempts, transport, mailbox_id, message_id, sender, sender_name = row[:7]
-    recipient, recipient_name, subject, text_body, html_body, headers = row[7:13]
-    kind, campaign_ref, tenant = row[13:]
+    pk, attempts, transport, mailbox_id, maybe_sent, workspace_id = row[:6]
+    message_id, sender, sender_name, recipient, recipient_name, subject = row[6:12]
+    text_body, html_body, headers, kind, campaign_ref = row[12:17]
+    tenant, domain_status, mailbox_status = row[17:]
     return _Claimed(
         pk,
         attempts,
         transport,
         mailbox_id,
+        maybe_sent,
+        domain_status,
+        mailbox_status,
+        workspace_id,
         Outgoing(
             key=pk,
             message_id=message_id,
@@ -278,18 +305,22 @@ def _claimed(row: Sequence[Any]) -> _Claimed:
             tenant=tenant,
             kind=kind,
             campaign=campaign_ref,
+            resend=maybe_sent,
         ),
     )
 
 
 def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list[_Claimed]:
     """Due reserved messages become `sending` (committed before any transport is called) and
-    come back loaded. A concurrent worker skips the locked rows, and the update is conditional,
-    so no row is taken twice. On PostgreSQL one statement does it all."""
+    come back loaded, with their domain's and mailbox's status as they are now. A concurrent
+    worker skips the locked rows, and the update is conditional, so no row is taken twice. On
+    PostgreSQL one statement does it all. No attempt is counted yet: batch by batch,
+    `_attempt_start` does that just before the transport is called."""
     if connection.vendor != "postgresql":
         return _claim_orm(message_ids, limit, now)
     table = Message._meta.db_table
     domains = SendingDomain._meta.db_table
+    mailboxes = Mailbox._meta.db_table
     only = "AND id = ANY(%s)" if message_ids is not None else ""
     returning = ", ".join(f"m.{column}" for column in _CLAIMED_COLUMNS)
     params: list[Any] = [MessageState.RESERVED, now]
@@ -300,9 +331,12 @@ def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list
         cursor.execute(
             f"WITH due AS (SELECT id FROM {table} WHERE state = %s AND next_attempt_at <= %s "
             f"{only} ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {table} m SET state = %s, claimed_at = %s, attempts = m.attempts + 1 "
-            f"FROM due, {domains} d WHERE m.id = due.id AND m.state = %s "
-            f"AND d.id = m.domain_id RETURNING {returning}, d.public_id",
+            f"UPDATE {table} m SET state = %s, claimed_at = %s, attempt_started_at = NULL "
+            f"FROM due JOIN {table} j ON j.id = due.id "
+            f"JOIN {domains} d ON d.id = j.domain_id "
+            f"LEFT JOIN {mailboxes} mb ON mb.id = j.mailbox_id "
+            f"WHERE m.id = due.id AND m.state = %s "
+            f"RETURNING {returning}, d.public_id, d.status, mb.status",
             params,
         )
         return [_claimed(row) for row in cursor.fetchall()]
@@ -319,12 +353,50 @@ def _claim_orm(message_ids: Sequence[int] | None, limit: int, now: datetime) -> 
             .values_list("pk", flat=True)[:limit]
         )
         Message.objects.filter(pk__in=ids, state=MessageState.RESERVED).update(
-            state=MessageState.SENDING, claimed_at=now, attempts=F("attempts") + 1
+            state=MessageState.SENDING, claimed_at=now, attempt_started_at=None
         )
         rows = Message.objects.filter(pk__in=ids).values_list(
-            *_CLAIMED_COLUMNS, "domain__public_id"
+            *_CLAIMED_COLUMNS, "domain__public_id", "domain__status", "mailbox__status"
         )
         return [_claimed(row) for row in rows]
+
+
+HOLD_DELAY = timedelta(minutes=15)
+
+
+def _unsendable(claimed: list[_Claimed]) -> dict[int, tuple[bool, str]]:
+    """Messages that may not go now, checked again at claim time (a message may wait hours for
+    its time): message id -> (for good, reason). A suppressed recipient or a removed mailbox is
+    for good; a paused mailbox or a domain that may not send now waits."""
+    found = (
+        Suppression.objects.filter(address__in={m.outgoing.recipient for m in claimed})
+        .filter(Q(workspace__isnull=True) | Q(workspace_id__in={m.workspace_id for m in claimed}))
+        .values_list("workspace_id", "address", "reason")
+    )
+    suppressed: dict[tuple[int | None, str], str] = {
+        (ws, address): reason for ws, address, reason in found
+    }
+    verdicts: dict[int, tuple[bool, str]] = {}
+    for message in claimed:
+        recipient = message.outgoing.recipient
+        reason = suppressed.get((message.workspace_id, recipient)) or suppressed.get(
+            (None, recipient)
+        )
+        if reason:
+            verdicts[message.pk] = (
+                True,
+                f"Not sent: {recipient} was added to the suppression list "
+                f"({reason.replace('_', ' ')}) after this message was scheduled.",
+            )
+        elif message.domain_status == DomainStatus.RETIRED or message.mailbox_status is None:
+            verdicts[message.pk] = (True, "Not sent: the domain or mailbox was removed.")
+        elif message.domain_status != DomainStatus.VERIFIED:
+            label = DomainStatus(message.domain_status).label.lower()
+            verdicts[message.pk] = (False, f"Waiting: the domain is {label}.")
+        elif message.mailbox_status != MailboxStatus.ACTIVE:
+            label = MailboxStatus(message.mailbox_status).label.lower()
+            verdicts[message.pk] = (False, f"Waiting: the mailbox is {label}.")
+    return verdicts
 
 
 def messages_hand_over(
@@ -338,14 +410,63 @@ def messages_hand_over(
     summary = HandOverSummary()
     claimed = _claim(message_ids, limit or settings.OUTBOUND_BATCH_SIZE, now)
     summary.claimed = len(claimed)
-    groups: dict[tuple[str, int | None], list[_Claimed]] = defaultdict(list)
-    # By sender, so that each batch a transport sends is one sender's (one injection request).
-    for message in sorted(claimed, key=lambda m: (m.outgoing.sender, m.pk)):
-        own_server = message.transport == TransportName.MAILBOX_SMTP
-        groups[(message.transport, message.mailbox_id if own_server else None)].append(message)
-    for (name, mailbox_id), group in groups.items():
-        _hand_over_group(name, mailbox_id, group, now, summary)
+    if not claimed:
+        return summary
+    try:
+        verdicts = _unsendable(claimed)
+        if verdicts:
+            _hold([m for m in claimed if m.pk in verdicts], verdicts, now, summary)
+        groups: dict[tuple[str, int | None], list[_Claimed]] = defaultdict(list)
+        # By sender, so that each batch a transport sends is one sender's (one request).
+        for message in sorted(claimed, key=lambda m: (m.outgoing.sender, m.pk)):
+            if message.pk in verdicts:
+                continue
+            own_server = message.transport == TransportName.MAILBOX_SMTP
+            key = (message.transport, message.mailbox_id if own_server else None)
+            groups[key].append(message)
+        for (name, mailbox_id), group in groups.items():
+            _hand_over_group(name, mailbox_id, group, now, summary)
+    finally:
+        _release_unstarted([m.pk for m in claimed], now)
     return summary
+
+
+def _hold(
+    messages: list[_Claimed],
+    verdicts: dict[int, tuple[bool, str]],
+    now: datetime,
+    summary: HandOverSummary,
+) -> None:
+    """Book claimed messages that may not go now, without counting an attempt."""
+    groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
+    for message in messages:
+        for_good, reason = verdicts[message.pk]
+        values: dict[str, Any] = {"last_error": reason}
+        if for_good:
+            values |= {"state": MessageState.FAILED, "finished_at": timezone.now()}
+            summary.failed += 1
+        else:
+            values |= {"state": MessageState.RESERVED, "next_attempt_at": now + HOLD_DELAY}
+            summary.retried += 1
+        groups[tuple(sorted(values.items()))].append(message.pk)
+    with transaction.atomic():
+        for values_key, ids in groups.items():
+            Message.objects.filter(
+                pk__in=ids, state=MessageState.SENDING, claimed_at=now, attempt_started_at=None
+            ).update(**dict(values_key))
+
+
+def _release_unstarted(ids: list[int], claimed_at: datetime) -> None:
+    """Claimed messages this run never started (an error stopped it) wait for the next run."""
+    try:
+        Message.objects.filter(
+            pk__in=ids,
+            state=MessageState.SENDING,
+            claimed_at=claimed_at,
+            attempt_started_at__isnull=True,
+        ).update(state=MessageState.RESERVED)
+    except DatabaseError:
+        logger.warning("could not release unstarted messages; reconciliation will")
 
 
 def _hand_over_group(
@@ -364,7 +485,7 @@ def _hand_over_group(
         if not isinstance(error, ApplicationError):
             logger.exception("could not set up the %s transport", name)
         reason = str(error) if isinstance(error, ApplicationError) else f"Cannot connect: {error}"
-        _book([(m, SendResult(Outcome.RETRY, reason)) for m in group], now, summary)
+        _hold(group, dict.fromkeys((m.pk for m in group), (False, reason)), now, summary)
         return
     # Batches are pipelined: while the next hop handles one, the next is rendered and the one
     # before is booked (one sending thread: a transport's connection is used by one at a time).
@@ -373,12 +494,13 @@ def _hand_over_group(
             in_flight: _Batch | None = None
             for chunk in _chunks(group, _batch_size(transport)):
                 batch = _render(transport, chunk)
+                _attempt_start(transport, batch, now)
                 batch.sent = sender.submit(_send, transport, batch.items)
                 if in_flight is not None:
-                    _finish(transport, in_flight, now, summary)
+                    _finish(in_flight, now, summary)
                 in_flight = batch
             if in_flight is not None:
-                _finish(transport, in_flight, now, summary)
+                _finish(in_flight, now, summary)
     finally:
         transport.close()
 
@@ -387,12 +509,14 @@ def _hand_over_group(
 class _Batch:
     sendable: list[_Claimed]
     items: list[tuple[Outgoing, bytes]]
-    unwritable: list[tuple[_Claimed, SendResult]]
+    results: list[tuple[_Claimed, SendResult]]  # decided without the transport
+    started_at: datetime | None = None
+    durable: bool = True
     sent: Future[list[SendResult]] | None = None
 
 
 def _render(transport: Transport, chunk: list[_Claimed]) -> _Batch:
-    batch = _Batch(sendable=[], items=[], unwritable=[])
+    batch = _Batch(sendable=[], items=[], results=[], durable=not transport.drops_duplicates)
     date = timezone.now()
     for message in chunk:
         try:
@@ -401,11 +525,56 @@ def _render(transport: Transport, chunk: list[_Claimed]) -> _Batch:
             )
         except MessageContentError as error:
             failure = SendResult(Outcome.FAILED, f"Cannot be written: {error}")
-            batch.unwritable.append((message, failure))
+            batch.results.append((message, failure))
             continue
         batch.items.append((message.outgoing, mime))
         batch.sendable.append(message)
     return batch
+
+
+def _attempt_start(transport: Transport, batch: _Batch, claimed_at: datetime) -> None:
+    """Count the attempt and stamp its start on each message, committed before the transport
+    is called; only messages this run still holds go on (reconciliation may have taken one)."""
+    started = timezone.now()
+    batch.started_at = started
+    ids = [m.pk for m in batch.sendable] + [m.pk for m, _ in batch.results]
+    held = set(
+        Message.objects.filter(
+            pk__in=ids, state=MessageState.SENDING, claimed_at=claimed_at, attempt_started_at=None
+        ).values_list("pk", flat=True)
+    )
+    Message.objects.filter(pk__in=held).update(
+        attempt_started_at=started, attempts=F("attempts") + 1
+    )
+    batch.results = [(m, r) for m, r in batch.results if m.pk in held]
+    keep = [i for i, m in enumerate(batch.sendable) if m.pk in held]
+    batch.sendable = [batch.sendable[i] for i in keep]
+    batch.items = [batch.items[i] for i in keep]
+    if transport.drops_duplicates:
+        _forget_refused(batch)
+
+
+def _forget_refused(batch: _Batch) -> None:
+    """The MTA's policy notes each Message-ID it accepts, and drops a later copy. A message
+    retried after attempts that all got a clear answer was never accepted; a note of it can
+    only come from a step that refused it after noting, so it is cleared before the message
+    goes again. A message that may have been accepted keeps its note. If the notes cannot be
+    cleared, those messages wait rather than be dropped as copies of themselves."""
+    retried = [
+        m for m in batch.sendable if m.attempts >= 1 and not m.maybe_sent
+    ]  # `attempts` as claimed: attempts before this one
+    if not retried:
+        return
+    try:
+        kumo_redis().delete(*[key(f"accepted:{m.outgoing.message_id}") for m in retried])
+    except redis.RedisError as error:
+        logger.warning("could not clear %d accepted-message notes: %r", len(retried), error)
+        waiting = {m.pk for m in retried}
+        reason = SendResult(Outcome.RETRY, "Waiting: the MTA's notes could not be checked.")
+        batch.results += [(m, reason) for m in batch.sendable if m.pk in waiting]
+        keep = [i for i, m in enumerate(batch.sendable) if m.pk not in waiting]
+        batch.sendable = [batch.sendable[i] for i in keep]
+        batch.items = [batch.items[i] for i in keep]
 
 
 def _send(transport: Transport, items: list[tuple[Outgoing, bytes]]) -> list[SendResult]:
@@ -415,34 +584,17 @@ def _send(transport: Transport, items: list[tuple[Outgoing, bytes]]) -> list[Sen
         return transport.send_many(items)
     except Exception as error:  # a transport bug must not strand the claimed messages
         logger.exception("transport %s failed", transport.name)
-        failure = SendResult(Outcome.RETRY, f"Internal error in the transport: {error}")
+        failure = SendResult(
+            Outcome.RETRY, f"Internal error in the transport: {error}", ambiguous=True
+        )
         return [failure] * len(items)
 
 
-def _finish(transport: Transport, batch: _Batch, now: datetime, summary: HandOverSummary) -> None:
+def _finish(batch: _Batch, now: datetime, summary: HandOverSummary) -> None:
     """Wait for a batch's answers and book them."""
     assert batch.sent is not None
-    results = batch.unwritable + list(zip(batch.sendable, batch.sent.result(), strict=True))
-    if transport.drops_duplicates:
-        _forget_refused(results)
-    _book(results, now, summary, durable=not transport.drops_duplicates)
-
-
-def _forget_refused(results: list[tuple[_Claimed, SendResult]]) -> None:
-    """The MTA's policy notes every Message-ID it takes in (to drop a re-send), possibly just
-    before a later step refused it: for a message it clearly refused, the note is removed so the
-    retry is not dropped as a copy."""
-    refused = [
-        message.outgoing.message_id
-        for message, result in results
-        if result.outcome is not Outcome.SENT and not result.ambiguous
-    ]
-    if not refused:
-        return
-    try:
-        kumo_redis().delete(*[key(f"accepted:{message_id}") for message_id in refused])
-    except redis.RedisError as error:
-        logger.warning("could not clear %d accepted-message notes: %r", len(refused), error)
+    results = batch.results + list(zip(batch.sendable, batch.sent.result(), strict=True))
+    _book(results, now, summary, started_at=batch.started_at, durable=batch.durable)
 
 
 def _book(
@@ -450,10 +602,11 @@ def _book(
     now: datetime,
     summary: HandOverSummary,
     *,
+    started_at: datetime | None,
     durable: bool = True,
 ) -> None:
-    """Record each result on its message; only rows still `sending` change (the MTA's records
-    may have moved one on already). Alike results share one UPDATE.
+    """Record each result on its message; only rows still in this attempt change (the MTA's
+    records may have moved one on, or reconciliation taken it). Alike results share one UPDATE.
 
     Not `durable`: the commit does not wait for the disk. For a next hop that drops a copy it
     already has, a booking lost in a database crash is only a message left `sending`, which
@@ -462,32 +615,35 @@ def _book(
     groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
     for message, result in results:
         summary.add(result.outcome)
+        attempts = message.attempts + 1  # this attempt counted
         values: dict[str, Any]
         if result.outcome is Outcome.SENT:
             values = {"state": MessageState.HANDED_OVER, "handed_over_at": finished}
             values["last_error"] = ""
             if result.mta_id:
                 values["mta_id"] = result.mta_id[:64]
-        elif result.outcome is Outcome.RETRY and message.attempts < settings.OUTBOUND_MAX_ATTEMPTS:
+        elif result.outcome is Outcome.RETRY and attempts < settings.OUTBOUND_MAX_ATTEMPTS:
             values = {
                 "state": MessageState.RESERVED,
-                "next_attempt_at": now + _backoff(message.attempts),
+                "next_attempt_at": now + _backoff(attempts),
                 "last_error": result.reason,
             }
         else:
             reason = result.reason
             if result.outcome is Outcome.RETRY:
-                reason = f"Gave up after {message.attempts} attempts. Last: {reason}"
+                reason = f"Gave up after {attempts} attempts. Last: {reason}"
             values = {"state": MessageState.FAILED, "finished_at": finished, "last_error": reason}
+        if result.ambiguous:
+            values["maybe_sent"] = True
         groups[tuple(sorted(values.items()))].append(message.pk)
     with transaction.atomic():
         if not durable and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
         for values_key, ids in groups.items():
-            Message.objects.filter(pk__in=ids, state=MessageState.SENDING).update(
-                **dict(values_key)
-            )
+            Message.objects.filter(
+                pk__in=ids, state=MessageState.SENDING, attempt_started_at=started_at
+            ).update(**dict(values_key))
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -542,6 +698,7 @@ def _transport(name: str, mailbox: Mailbox | None) -> Transport:
             settings.KUMO_INJECT_TIMEOUT_SECONDS,
         ),
         batch_size=settings.KUMO_INJECT_BATCH_SIZE,
+        max_request_bytes=settings.KUMO_INJECT_MAX_REQUEST_BYTES,
     )
 
 
@@ -575,14 +732,21 @@ def _drops_duplicates(name: str) -> bool:
 
 
 def messages_reconcile(*, now: datetime | None = None) -> dict[str, int]:
-    """Settle hand-overs left half done by a worker that died between sending and booking."""
+    """Settle hand-overs a worker left half done (it died, or lost the database). A message it
+    claimed but never started waits for the next run. One whose attempt started longer ago than
+    the lease is settled by the evidence: the MTA's records prove it went; else our MTA may be
+    sent it again (it drops a copy it has); anything else is failed rather than risk a second
+    copy in someone's inbox."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.OUTBOUND_HANDOVER_LEASE_SECONDS)
-    counts = {"proven": 0, "resent": 0, "failed": 0}
+    counts = {"released": 0, "proven": 0, "resent": 0, "failed": 0}
     with transaction.atomic():
         stuck = list(
-            Message.objects.select_for_update(skip_locked=True).filter(
-                state=MessageState.SENDING, claimed_at__lt=cutoff
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(state=MessageState.SENDING)
+            .filter(
+                Q(attempt_started_at__lt=cutoff)
+                | Q(attempt_started_at__isnull=True, claimed_at__lt=cutoff)
             )[: settings.OUTBOUND_BATCH_SIZE]
         )
         if not stuck:
@@ -594,7 +758,10 @@ def messages_reconcile(*, now: datetime | None = None) -> dict[str, int]:
             .values_list("outbound_id", "first")
         )
         for message in stuck:
-            if message.pk in seen or message.mta_id:
+            if message.attempt_started_at is None:
+                message.state = MessageState.RESERVED
+                counts["released"] += 1
+            elif message.pk in seen or message.mta_id:
                 message.state = MessageState.HANDED_OVER
                 message.handed_over_at = seen.get(message.pk) or now
                 message.last_error = (
@@ -604,6 +771,7 @@ def messages_reconcile(*, now: datetime | None = None) -> dict[str, int]:
             elif _drops_duplicates(message.transport):
                 message.state = MessageState.RESERVED
                 message.next_attempt_at = now
+                message.maybe_sent = True
                 message.last_error = (
                     "The hand-over was interrupted; sent again (the MTA drops a copy it "
                     "already has)."
@@ -612,13 +780,22 @@ def messages_reconcile(*, now: datetime | None = None) -> dict[str, int]:
             else:
                 message.state = MessageState.FAILED
                 message.finished_at = now
+                message.maybe_sent = True
                 message.last_error = (
                     "The hand-over was interrupted and the server cannot tell whether it arrived, "
                     "so it is not sent again (the recipient must not get it twice)."
                 )
                 counts["failed"] += 1
         Message.objects.bulk_update(
-            stuck, ["state", "handed_over_at", "last_error", "next_attempt_at", "finished_at"]
+            stuck,
+            [
+                "state",
+                "handed_over_at",
+                "last_error",
+                "next_attempt_at",
+                "finished_at",
+                "maybe_sent",
+            ],
         )
     return counts
 

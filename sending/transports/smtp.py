@@ -20,6 +20,10 @@ _RETRYABLE = frozenset(
 
 
 class SmtpTransport:
+    # Messages per batch: each is booked once its batch is done, and a batch must finish well
+    # within the hand-over lease even when every message waits for its timeout.
+    batch_size = 20
+
     def __init__(
         self,
         *,
@@ -67,6 +71,9 @@ class SmtpTransport:
                 outcome = Outcome.RETRY if problem.result.reason in _RETRYABLE else Outcome.FAILED
                 failed = SendResult(outcome, problem.result.message)
                 return results + [failed] * (len(items) - index)
+            except Exception as error:  # e.g. a host name that cannot be encoded
+                failed = SendResult(Outcome.RETRY, f"Cannot connect to {self._where}: {error}")
+                return results + [failed] * (len(items) - index)
             results.append(self._transaction(client, message, mime))
         return results
 
@@ -79,12 +86,15 @@ class SmtpTransport:
             code, reply = client.rcpt(message.recipient)
             if code not in (250, 251):
                 return self._refused(client, "the recipient", code, reply)
-        except (OSError, smtplib.SMTPException) as error:
+        except Exception as error:  # also what smtplib raises for an address it cannot encode
             self._drop()
             return SendResult(Outcome.RETRY, f"{self._where} failed before the message: {error}")
         try:
             code, reply = client.data(mime)
-        except (OSError, smtplib.SMTPException) as error:
+        except smtplib.SMTPDataError as error:
+            # The DATA command itself was refused: no content went out.
+            return self._refused(client, "the message", error.smtp_code, error.smtp_error)
+        except Exception as error:
             self._drop()
             return self._interrupted(error)
         text = reply.decode("utf-8", "replace")
@@ -114,10 +124,13 @@ class SmtpTransport:
             "so it is not sent again (the recipient must not get it twice).",
         )
 
-    def _refused(self, client: smtplib.SMTP, what: str, code: int, reply: bytes) -> SendResult:
+    def _refused(
+        self, client: smtplib.SMTP, what: str, code: int, reply: bytes | str
+    ) -> SendResult:
         with contextlib.suppress(OSError, smtplib.SMTPException):
             client.rset()
-        text = excerpt(f"{code} {reply.decode('utf-8', 'replace')}")
+        words = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+        text = excerpt(f"{code} {words}")
         return SendResult(smtp_reply_outcome(code), f"{self._where} refused {what}: {text}")
 
     def _drop(self) -> None:

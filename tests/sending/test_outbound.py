@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from config.embedded_mta import DeliveryRefused, InjectStandIn
+from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
 from sending.models import Mailbox, Message, MessageState, Suppression
 from sending.services.mailboxes import mailbox_create
@@ -61,7 +61,12 @@ def mta(settings, receiver) -> Iterator[InjectStandIn]:
     """The HTTP injection stand-in with Basic auth; its log records are kept for the hook."""
     records: list[dict] = []
     stand_in = InjectStandIn(
-        deliver=receiver.deliver, report=records.extend, username="app", password="s3cret"
+        deliver=receiver.deliver,
+        report=records.extend,
+        username="app",
+        password="s3cret",
+        notes=kumo_redis(),  # the notes in the Redis the platform clears them from
+        notes_prefix=key("accepted:"),
     )
     stand_in.records = records  # type: ignore[attr-defined]
     stand_in.start()
@@ -203,8 +208,8 @@ def test_no_answer_in_time_is_retried_and_the_node_drops_the_copy(alex, mta, rec
     mta.stall = threading.Event()
     messages_hand_over()
     message.refresh_from_db()
-    assert message.state == MessageState.RESERVED
-    assert "did not answer in time" in message.last_error
+    assert message.state == MessageState.RESERVED and message.maybe_sent
+    assert "did not answer (ReadTimeout" in message.last_error
     mta.stall.set()
     mta.stall = None
     messages_hand_over(now=message.next_attempt_at)
@@ -347,7 +352,9 @@ WORKER = """
 import django, os, sys
 django.setup()
 from sending.services.outbound import messages_hand_over
-messages_hand_over(message_ids=[int(i) for i in sys.argv[1:]])
+ids = [int(i) for i in sys.argv[1:]]
+while messages_hand_over(message_ids=ids).claimed:
+    pass
 """
 
 
@@ -361,6 +368,7 @@ def _worker(settings, message_ids: list[int]) -> subprocess.Popen:
         KUMO_INJECT_USERNAME=settings.KUMO_INJECT_USERNAME,
         KUMO_INJECT_PASSWORD=settings.KUMO_INJECT_PASSWORD,
         OUTBOUND_TRANSPORT="kumo_http",
+        OUTBOUND_BATCH_SIZE="4",  # small claims, so that racing workers interleave
         CELERY_TASK_ALWAYS_EAGER="true",
         EMBEDDED_SCHEDULER="false",
     )
@@ -397,18 +405,20 @@ def test_a_worker_killed_after_the_hand_over_never_causes_a_second_send(
     assert message.state == MessageState.SENDING  # handed over, never booked
 
     assert messages_hand_over().claimed == 0  # a claimed message is not taken again
-    assert messages_reconcile()["proven"] == 0  # not before the lease runs out
+    assert messages_reconcile() == dict.fromkeys(("released", "proven", "resent", "failed"), 0)
     if records_arrive:
         mta.flush()
         post(mta.records)  # the node's records prove it went
         message.refresh_from_db()
         assert message.state == MessageState.DELIVERED
-    later = message.claimed_at + timedelta(seconds=settings.OUTBOUND_HANDOVER_LEASE_SECONDS + 1)
+    assert message.attempt_started_at is not None and message.attempts == 1
+    lease = timedelta(seconds=settings.OUTBOUND_HANDOVER_LEASE_SECONDS + 1)
+    later = message.attempt_started_at + lease
     counts = messages_reconcile(now=later)
     assert counts == (
-        {"proven": 0, "resent": 0, "failed": 0}  # nothing left in hand: delivered already
+        {"released": 0, "proven": 0, "resent": 0, "failed": 0}  # delivered already
         if records_arrive
-        else {"proven": 0, "resent": 1, "failed": 0}
+        else {"released": 0, "proven": 0, "resent": 1, "failed": 0}
     )
     messages_hand_over(now=later)
     message.refresh_from_db()
@@ -423,10 +433,11 @@ def test_an_interrupted_hand_over_to_a_server_that_keeps_no_ids_is_failed_not_re
     settings.OUTBOUND_TRANSPORT = "smtp_relay"
     settings.SMTP_RELAY_IS_KUMOMTA = False
     (message,) = reserve(alex)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
     Message.objects.filter(pk=message.pk).update(
-        state=MessageState.SENDING, claimed_at=timezone.now() - timedelta(hours=1)
+        state=MessageState.SENDING, claimed_at=an_hour_ago, attempt_started_at=an_hour_ago
     )
-    assert messages_reconcile() == {"proven": 0, "resent": 0, "failed": 1}
+    assert messages_reconcile() == {"released": 0, "proven": 0, "resent": 0, "failed": 1}
     message.refresh_from_db()
     assert message.state == MessageState.FAILED and "not sent again" in message.last_error
 
@@ -458,11 +469,10 @@ def test_the_stand_in_refuses_what_the_documented_api_refuses(mta):
     no_tenant = {
         "envelope_sender": "a@b",
         "recipients": [{"email": "c@d"}],
-        "content": "X: y\r\n\r\nhi",
+        "content": "Message-ID: <x@b>\r\n\r\nhi",
     }
     reply = httpx.post(url, json=no_tenant, auth=auth).json()
     assert reply["fail_count"] == 1 and "no X-Tenant" in reply["errors"][0]
-    assert message_from_bytes(b"X: y\r\n\r\nhi")  # the parser the stand-in uses copes
 
 
 def test_a_reception_record_proves_an_interrupted_hand_over(alex, post):
@@ -471,7 +481,7 @@ def test_a_reception_record_proves_an_interrupted_hand_over(alex, post):
     proven, unproven = reserve(alex, "a@prospect.test", "b@prospect.test")
     stuck = timezone.now() - timedelta(hours=1)
     Message.objects.filter(pk__in=[proven.pk, unproven.pk]).update(
-        state=MessageState.SENDING, claimed_at=stuck, attempts=1
+        state=MessageState.SENDING, claimed_at=stuck, attempt_started_at=stuck, attempts=1
     )
     post(
         [
@@ -483,7 +493,7 @@ def test_a_reception_record_proves_an_interrupted_hand_over(alex, post):
             )
         ]
     )
-    assert messages_reconcile() == {"proven": 1, "resent": 1, "failed": 0}
+    assert messages_reconcile() == {"released": 0, "proven": 1, "resent": 1, "failed": 0}
     proven.refresh_from_db()
     unproven.refresh_from_db()
     assert proven.state == MessageState.HANDED_OVER and proven.mta_id == "a" * 32
@@ -525,3 +535,114 @@ def test_a_mailbox_whose_login_cannot_be_read_waits_with_a_reason(sender, owner)
     message.refresh_from_db()
     assert message.state == MessageState.RESERVED
     assert "could not be decrypted" in message.last_error
+
+
+# --- what a review of the path asked for ------------------------------------------------------
+
+
+def test_a_message_the_node_noted_then_refused_is_cleared_and_delivered_on_retry(
+    alex, mta, receiver
+):
+    (message,) = reserve(alex)
+    mta.fail_after_noting = {"lee@prospect.test"}
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED and not message.maybe_sent
+    assert "QueueManager::insert failed" in message.last_error
+    assert kumo_redis().exists(key(f"accepted:{message.message_id}"))  # noted, never spooled
+    mta.fail_after_noting = set()
+    messages_hand_over(now=message.next_attempt_at)
+    message.refresh_from_db()
+    assert message.state == MessageState.HANDED_OVER
+    assert receiver.count(message.message_id) == 1  # not dropped as a copy of itself
+
+
+def test_a_maybe_delivered_message_keeps_its_note_and_says_it_is_a_resend(alex, mta, receiver):
+    (message,) = reserve(alex)
+    Message.objects.filter(pk=message.pk).update(maybe_sent=True, attempts=1)
+    kumo_redis().set(key(f"accepted:{message.message_id}"), 1)  # the first copy was accepted
+    assert messages_hand_over().sent == 1  # the node drops it and answers "accepted"
+    assert receiver.count(message.message_id) == 0
+
+    (other,) = reserve(alex, "other@prospect.test")
+    Message.objects.filter(pk=other.pk).update(maybe_sent=True, attempts=1)
+    mta.notes_down = True  # the node cannot tell whether it has it: it must not guess
+    messages_hand_over()
+    other.refresh_from_db()
+    assert other.state == MessageState.RESERVED and "cannot confirm" in other.last_error
+    (fresh,) = reserve(alex, "fresh@prospect.test")
+    assert messages_hand_over().sent == 1  # a first attempt is accepted all the same
+    assert receiver.count(fresh.message_id) == 1
+
+
+@pytest.mark.parametrize(("status", "maybe"), [(500, True), (502, True), (503, False)])
+def test_answers_after_which_the_node_may_have_the_batch_mark_it(alex, mta, status, maybe):
+    (message,) = reserve(alex)
+    mta.answer_status = status
+    messages_hand_over()
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED and message.maybe_sent is maybe
+
+
+def test_one_address_twice_goes_in_two_requests_and_each_keeps_its_outcome(alex, mta, receiver):
+    first, second = reserve(alex, "twice@prospect.test", "twice@prospect.test")
+    assert messages_hand_over().sent == 2
+    assert mta.requests == 2
+    assert receiver.count(first.message_id) == receiver.count(second.message_id) == 1
+
+
+def test_requests_stay_under_the_nodes_body_limit(alex, mta, receiver, settings):
+    settings.KUMO_INJECT_MAX_REQUEST_BYTES = 8000
+    big = "x" * 3000 + "\n"
+    messages = reserve(alex, *[f"p{i}@prospect.test" for i in range(6)], text_body=big)
+    (huge,) = reserve(alex, "huge@prospect.test", text_body="y" * 20000)
+    summary = messages_hand_over()
+    assert (summary.sent, summary.failed) == (6, 1)
+    assert mta.requests >= 3  # split by size, not one request of six
+    huge.refresh_from_db()
+    assert huge.state == MessageState.FAILED and "request_body_limit" in huge.last_error
+    assert all(receiver.count(m.message_id) == 1 for m in messages)
+
+
+def test_a_node_that_answers_413_gets_the_batch_in_halves(alex, mta, receiver, settings):
+    messages = reserve(alex, *[f"h{i}@prospect.test" for i in range(4)], text_body="z" * 2000)
+    mta.max_body = 7000  # smaller than the platform's own limit
+    assert messages_hand_over().sent == 4
+    assert all(receiver.count(m.message_id) == 1 for m in messages)
+
+
+def test_an_international_domain_goes_out_as_punycode(alex, smtp_server, settings):
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    settings.SMTP_RELAY_HOST, settings.SMTP_RELAY_PORT = smtp_server.host, smtp_server.port
+    (message,) = reserve(alex, "Joerg@Bücher.example")
+    assert message.recipient == "joerg@xn--bcher-kva.example"
+    assert messages_hand_over().sent == 1
+    assert smtp_server.wait_for("joerg@xn--bcher-kva.example")
+
+
+def test_what_changed_since_reserving_is_checked_at_claim_time(alex, mta, receiver, owner):
+    gone, _later = reserve(alex, "gone@prospect.test", "later@prospect.test")
+    Suppression.objects.create(
+        workspace=alex.domain.workspace, address="gone@prospect.test", reason="complaint"
+    )
+    summary = messages_hand_over()
+    assert (summary.sent, summary.failed) == (1, 1)
+    gone.refresh_from_db()
+    assert gone.state == MessageState.FAILED and "suppression list" in gone.last_error
+    assert receiver.count(gone.message_id) == 0
+
+    (waiting,) = reserve(alex, "waits@prospect.test")
+    Mailbox.objects.filter(pk=alex.pk).update(status="paused")
+    messages_hand_over()
+    waiting.refresh_from_db()
+    assert waiting.state == MessageState.RESERVED and "mailbox is paused" in waiting.last_error
+    assert waiting.attempts == 0 and waiting.next_attempt_at > timezone.now()
+
+
+def test_claimed_messages_never_started_wait_for_the_next_run(alex):
+    (message,) = reserve(alex)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Message.objects.filter(pk=message.pk).update(state=MessageState.SENDING, claimed_at=an_hour_ago)
+    assert messages_reconcile()["released"] == 1
+    message.refresh_from_db()
+    assert message.state == MessageState.RESERVED and message.attempts == 0
