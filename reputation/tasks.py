@@ -58,9 +58,24 @@ def staff_alert_send(subject: str, body: str) -> None:
         )
 
 
-@shared_task
-def config_epoch_bump() -> None:
-    pool_map.config_epoch_bump()
+@shared_task(bind=True, max_retries=pool_map.BUMP_RETRIES)
+def config_epoch_bump(self, nodes: list[str] | None = None) -> None:
+    """Bump every node's config epoch (or, on a retry, the nodes that failed), retrying the
+    nodes that could not be reached with a growing delay."""
+    failed = pool_map.config_epoch_bump(nodes)
+    if not failed:
+        return
+    if self.request.retries >= self.max_retries:
+        logger.error(
+            "gave up bumping the config epoch on %s after %d attempts; the next full export "
+            "bumps every node",
+            ", ".join(failed),
+            self.request.retries + 1,
+        )
+        return
+    delay = pool_map.BUMP_RETRY_DELAY * 2**self.request.retries
+    logger.warning("bumping the config epoch again in %.0f s on %s", delay, ", ".join(failed))
+    raise self.retry(args=[failed], countdown=delay)
 
 
 @shared_task

@@ -5,8 +5,6 @@
 -- the platform decides the numbers, this only keeps a node sensible until it
 -- hears them.
 --
--- `hook_url` has no entry: its fallback is the node's own TRUSTGATE_HOOK_URL.
---
 -- Plain Lua, no `require`, so that the platform's test can read it.
 return {
   -- How long KumoMTA keeps a pool or source definition.

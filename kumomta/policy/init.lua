@@ -48,22 +48,39 @@ end)
 
 kumo.on('get_listener_domain', function(domain, listener, conn_meta)
   if node.fbl_domain ~= '' and string.lower(domain) == node.fbl_domain then
-    return kumo.make_listener_domain { log_arf = 'LogThenDrop' }
+    -- ARF complaint reports become Feedback records, RFC 3464 bounce reports
+    -- OOB records; both are then dropped. OOB records only come from
+    -- whatever sends bounce reports to this domain: the platform's envelope
+    -- senders are the tenants' own mailboxes, so ordinary bounce reports go
+    -- there, not here (see README.md).
+    return kumo.make_listener_domain {
+      log_arf = 'LogThenDrop',
+      log_oob = 'LogThenDrop',
+    }
   end
 end)
 
+-- The order matters: the re-send check comes right after the Message-ID is
+-- read, before anything that can refuse (a copy of a message already accepted
+-- is dropped, never refused), and the note comes last, after DKIM signing,
+-- once nothing can refuse any more (a refused message is never noted).
 local function received(msg)
   if tenant.is_feedback_report(msg) then
     return
   end
-  tenant.accept(msg)
-  -- The key is fetched before the Message-ID is noted, so that a refusal for
-  -- unreadable keys (451) leaves nothing behind that would drop the retry.
-  local signer = dkim.signer(msg)
-  if dedupe.drop_if_resent(msg) then
+  local headers = tenant.take_headers(msg)
+  tenant.message_id(msg)
+  local check = dedupe.check(msg, headers.resend)
+  if check == 'copy' then
     return
   end
-  dkim.sign(msg, signer)
+  tenant.accept(msg, headers)
+  dkim.sign(msg, dkim.signer(msg))
+  if check == 'new' then
+    -- Not after a failed check: the primary just failed, and asking it again
+    -- would double the wait for every message of the outage.
+    dedupe.note(msg, headers.resend)
+  end
 end
 
 kumo.on('smtp_server_message_received', function(msg, conn_meta)

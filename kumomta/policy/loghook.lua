@@ -5,7 +5,6 @@
 local kumo = require 'kumo'
 local log_hooks = require 'policy-extras.log_hooks'
 local node = require 'node_config'
-local store = require 'store'
 local tenant = require 'tenant'
 
 local M = {}
@@ -18,10 +17,6 @@ local REQUEST_TIMEOUT = '30 seconds'
 -- URL) is an operator-fixable condition, so the records wait for the fix.
 local PERMANENT = { [400] = true, [413] = true, [422] = true }
 
-local function hook_url()
-  return store.setting('hook_url', store.text) or node.hook_url
-end
-
 local function excerpt(text)
   text = tostring(text or '')
   if #text > 200 then
@@ -32,7 +27,9 @@ end
 
 -- Posts `body` (JSON); returns the disposition KumoMTA logs, or rejects.
 local function post(client, body)
-  local url = hook_url()
+  -- Only ever the node's own setting: whoever could change it could send the
+  -- bearer token elsewhere, so it is never read from Redis.
+  local url = node.hook_url
   if url == '' then
     kumo.reject(451, '4.3.5 log hook URL is not configured')
   end

@@ -53,8 +53,8 @@ return {
   -- Log records per hook request; the platform's KUMO_HOOK_BATCH_SIZE.
   hook_batch_size = positive_integer('TRUSTGATE_HOOK_BATCH_SIZE', '500'),
   -- The platform's log hook endpoint (…/hooks/kumomta/) and the token it
-  -- expects (the platform's KUMO_WEBHOOK_TOKEN). The `hook_url` field of the
-  -- settings hash, when present, takes precedence over this URL.
+  -- expects (the platform's KUMO_WEBHOOK_TOKEN). The URL is only ever taken
+  -- from here, never from Redis: the token goes wherever it points.
   hook_url = env('TRUSTGATE_HOOK_URL', ''),
   hook_token = env('TRUSTGATE_HOOK_TOKEN', ''),
   -- Basic auth for HTTP injection from hosts outside http_trusted_hosts (the

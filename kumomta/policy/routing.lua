@@ -19,10 +19,11 @@ end
 -- Where a tenant with a pool name this policy does not know goes: nothing
 -- proves it deserves an external pool.
 M.FALLBACK_POOL = 'rehab'
--- The pool with no sources: its queues wait (451 4.4.4, retried). Mail of a
--- tenant whose pool cannot be read at all (Redis gone and this context never
--- learnt it) waits here too: any pool would risk being better than the one it
--- last had (a quarantined tenant's spooled mail must not leave from rehab).
+-- The pool with no sources, built by the policy itself (no Redis needed): its
+-- queues wait (451 4.4.4, retried). Mail of a tenant whose pool cannot be
+-- read at all (Redis gone and this context never learnt it) waits here too:
+-- any pool would risk being better than the one it last had (a quarantined
+-- tenant's spooled mail must not leave from rehab).
 M.HELD_POOL = 'quarantine'
 
 -- Queues that are not mail of a tenant: log hooks (`<name>.log_hook`), the
@@ -94,6 +95,12 @@ function M.queue_config(domain, tenant, campaign, routing_domain)
 end
 
 local function egress_pool(name)
+  if name == M.HELD_POOL then
+    -- Built here, without Redis: holding mail must work when Redis has been
+    -- gone longer than this node's Lua contexts live (whatever the map says,
+    -- this pool never sends).
+    return kumo.make_egress_pool { name = M.HELD_POOL, entries = {} }
+  end
   local definition, state = store.pool(name)
   if state == 'unavailable' then
     -- Raising (rather than returning an empty pool) keeps KumoMTA from caching
@@ -107,8 +114,8 @@ local function egress_pool(name)
   for _, entry in ipairs(definition.entries or {}) do
     table.insert(entries, { name = entry.name, weight = entry.weight })
   end
-  -- No entries is valid and intended: KumoMTA pauses the pool's queues (451
-  -- 4.4.4, retried), which holds quarantined mail on every node.
+  -- No entries is valid: KumoMTA pauses the pool's queues (451 4.4.4,
+  -- retried).
   return kumo.make_egress_pool {
     name = name,
     entries = entries,

@@ -1,6 +1,7 @@
 -- Every Redis access of the policy. Lookups are memoized and read from
 -- TRUSTGATE_REDIS_READ_URL (a replica on the node, which keeps serving its last
--- data when the primary is gone); writes go to TRUSTGATE_REDIS_URL.
+-- data when the primary is gone); the accepted-message notes are read and
+-- written on TRUSTGATE_REDIS_URL, the primary.
 --
 -- Every lookup returns `value, state` where state is
 --   'fresh'       Redis answered (now, or within the memoize TTL),
@@ -49,7 +50,8 @@ local function read(...)
   return replica:query(...)
 end
 
-local function write(...)
+-- The primary: writes, and reads that a replica's lag could get wrong.
+local function on_primary(...)
   primary = primary or connect(node.redis_url)
   return primary:query(...)
 end
@@ -206,13 +208,6 @@ function M.positive_integer(value)
   return nil
 end
 
-function M.text(value)
-  if type(value) == 'string' and value ~= '' then
-    return value
-  end
-  return nil
-end
-
 -- Lookups.
 
 M.tenant_pool = reader('tenant_pool', function(tenant)
@@ -237,13 +232,28 @@ M.dkim_key = reader('dkim', function(domain)
   return { selector = found[1], key = found[2] }
 end)
 
--- Writes.
+-- The accepted-message notes, on the primary (never memoized: a note
+-- written by another node a moment ago must be seen).
 
--- Notes a Message-ID as accepted for `ttl` seconds, on the primary. Returns
--- true the first time, false when it was already noted (a re-send), and nil
--- plus the error when Redis cannot say.
+local function accepted_key(message_id)
+  return M.key('accepted:' .. message_id)
+end
+
+-- Whether a Message-ID is noted as accepted: true or false, or nil plus the
+-- error when Redis cannot say.
+function M.is_accepted(message_id)
+  local ok, reply = pcall(on_primary, 'GET', accepted_key(message_id))
+  if not ok then
+    return nil, reply
+  end
+  return reply ~= nil
+end
+
+-- Notes a Message-ID as accepted for `ttl` seconds. Returns true the first
+-- time, false when it was already noted (another copy), and nil plus the
+-- error when Redis cannot say.
 function M.note_accepted(message_id, ttl)
-  local ok, reply = pcall(write, 'SET', M.key('accepted:' .. message_id), '1', 'NX', 'EX', ttl)
+  local ok, reply = pcall(on_primary, 'SET', accepted_key(message_id), '1', 'NX', 'EX', ttl)
   if not ok then
     return nil, reply
   end

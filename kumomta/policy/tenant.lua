@@ -5,10 +5,15 @@ local routing = require 'routing'
 
 local M = {}
 
--- Meta the platform needs back in log records and in complaint reports.
+-- Meta the platform needs back in log records.
 M.META = { 'tenant', 'campaign', 'kind', 'message_id' }
 
+-- The supplemental trace header comes back inside complaint reports. It is
+-- only base64, so recipients (and whoever they forward mail to) read it:
+-- it carries just what ties a complaint to its message, nothing about how
+-- the tenant runs its campaigns. KumoMTA adds the recipient itself.
 local TRACE_HEADER = 'X-KumoRef'
+M.TRACE_META = { 'tenant', 'message_id' }
 
 -- KumoMTA names queues `campaign:tenant@domain`; a ':' or '@' inside an id
 -- would make another tenant's queue name.
@@ -38,10 +43,11 @@ local function check_id(value, header)
   end
 end
 
--- The Message-ID without its angle brackets: the platform's handle on the
--- message in every log record and complaint, and the key that drops a
--- re-send. Refused when missing, repeated, empty, too long, or holding
--- whitespace, control characters or angle brackets.
+-- The Message-ID without its angle brackets, also set as the meta
+-- `message_id`: the platform's handle on the message in every log record and
+-- complaint, and the key that drops a re-send. Refused when missing,
+-- repeated, empty, too long, or holding whitespace, control characters or
+-- angle brackets.
 function M.message_id(msg)
   local values = msg:get_all_named_header_values 'Message-ID'
   if #values == 0 then
@@ -62,6 +68,7 @@ function M.message_id(msg)
       )
     )
   end
+  msg:set_meta('message_id', id)
   return id
 end
 
@@ -86,13 +93,28 @@ function M.is_feedback_report(msg)
   return true
 end
 
-function M.accept(msg)
-  local tenant = take_header(msg, 'X-Tenant')
-  local campaign = take_header(msg, 'X-Campaign')
-  local kind = take_header(msg, 'X-Kind')
+-- Reads and removes the platform's routing headers (X-Tenant, X-Campaign,
+-- X-Kind, X-Resend) and any sender-supplied trace header; checks nothing, so
+-- that the re-send check can run before any refusal. `resend` is true when
+-- the platform says an earlier attempt of this message may have been
+-- accepted (`X-Resend: 1`).
+function M.take_headers(msg)
+  local headers = {
+    tenant = take_header(msg, 'X-Tenant'),
+    campaign = take_header(msg, 'X-Campaign'),
+    kind = take_header(msg, 'X-Kind'),
+    resend = take_header(msg, 'X-Resend') ~= nil,
+  }
   -- A sender-supplied trace header could pin its complaints on someone else.
   msg:remove_all_named_headers(TRACE_HEADER)
+  return headers
+end
 
+-- The tenant checks: refuses mail without a tenant, with a malformed id, or
+-- from a tenant that may not send; then sets the meta and adds the trace
+-- header. `headers` comes from M.take_headers.
+function M.accept(msg, headers)
+  local tenant = headers.tenant
   if tenant == nil then
     kumo.reject(
       550,
@@ -100,9 +122,8 @@ function M.accept(msg)
     )
   end
   check_id(tenant, 'X-Tenant')
-  check_id(campaign, 'X-Campaign')
-  check_id(kind, 'X-Kind')
-  local message_id = M.message_id(msg)
+  check_id(headers.campaign, 'X-Campaign')
+  check_id(headers.kind, 'X-Kind')
 
   local pool, why = routing.pool_for_tenant(tenant)
   if pool == nil and why == 'unavailable' then
@@ -122,13 +143,12 @@ function M.accept(msg)
   end
 
   msg:set_meta('tenant', tenant)
-  if campaign ~= nil then
-    msg:set_meta('campaign', campaign)
+  if headers.campaign ~= nil then
+    msg:set_meta('campaign', headers.campaign)
   end
-  if kind ~= nil then
-    msg:set_meta('kind', kind)
+  if headers.kind ~= nil then
+    msg:set_meta('kind', headers.kind)
   end
-  msg:set_meta('message_id', message_id)
 
   -- Added here rather than by the listener so that SMTP and HTTP injection
   -- carry the same header: complaint reports quote it back (decoded into
@@ -137,7 +157,7 @@ function M.accept(msg)
   kumo.apply_supplemental_trace_header(msg, {
     supplemental_header = true,
     header_name = TRACE_HEADER,
-    include_meta_names = M.META,
+    include_meta_names = M.TRACE_META,
   })
 end
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import redis
+from celery.exceptions import Retry
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
@@ -162,7 +163,9 @@ def pool_map_export(*, client: redis.Redis | None = None) -> PoolMapExport:
         pools={name: orjson.loads(value)["entries"] for name, value in pools.items()},
         duration_ms=round(1000 * (time.perf_counter() - started)),
     )
-    _bump_config_epoch()
+    failed = _bump_config_epoch()
+    if failed:
+        _bump_retry_later(failed)
     return export
 
 
@@ -176,9 +179,10 @@ def policy_settings() -> RedisHash:
     for provider, suffixes in settings.KUMO_PROVIDER_MX_SUFFIXES.items():
         if provider in shaping:
             shaping[provider]["mx_suffixes"] = list(suffixes)
+    # The log hook's URL is deliberately not here: the nodes take it from their own environment
+    # only, or whoever can write this Redis could send the hook's bearer token elsewhere.
     return {
         "pool_ttl": settings.KUMO_POOL_TTL,
-        "hook_url": settings.KUMO_HOOK_URL,
         "accepted_ttl": str(settings.KUMO_ACCEPTED_TTL_SECONDS),
         "shaping": orjson.dumps(shaping).decode(),
     }
@@ -199,20 +203,31 @@ def _republish_changed_since(client: redis.Redis, since) -> None:
     pipe.execute()
 
 
-def _bump_config_epoch() -> None:
-    """Ask every node to read the map again now: its queues (refresh strategy 'Epoch') and its
-    memoized lookups follow a config epoch bump. Best effort: a node that misses one catches up
-    at the next bump (every full export, at least every 10 minutes)."""
-    for node in settings.KUMO_NODES:
+def _bump_config_epoch(nodes: list[str] | None = None) -> list[str]:
+    """Ask every node (or those given) to read the map again now: its queues (refresh strategy
+    'Epoch') and its memoized lookups follow a config epoch bump. Returns the nodes that could
+    not be reached; the queued bump retries them (config_epoch_bump)."""
+    failed = []
+    for node in settings.KUMO_NODES if nodes is None else nodes:
         try:
             post_json(node.rstrip("/") + "/api/admin/bump-config-epoch", b"{}", timeout=5)
-        except (OSError, ValueError):
-            logger.warning("could not bump the config epoch on %s", node)
+        except (OSError, ValueError) as error:
+            logger.warning("could not bump the config epoch on %s: %s", node, error)
+            failed.append(node)
+    return failed
 
 
 BUMP_PENDING = "kumo:config-epoch-bump-pending"
 BUMP_TASK = "reputation.tasks.config_epoch_bump"
-BUMP_DELAY = 1.0  # seconds: the tier changes of one rescoring run share one bump
+# Seconds between a map change and its bump: the changes made meanwhile (a rescoring run may move
+# hundreds of tenants) share it, so a storm of tier changes makes at most one bump per BUMP_DELAY
+# (each bump discards every Lua context on every node).
+BUMP_DELAY = 3.0
+# A node that could not be bumped is tried again BUMP_RETRIES times, BUMP_RETRY_DELAY seconds
+# later, then twice that, and so on (10 s to 160 s: about 5 minutes in all); the next full
+# export (at most 10 minutes away) bumps every node anyway.
+BUMP_RETRY_DELAY = 10.0
+BUMP_RETRIES = 5
 
 
 def config_epoch_bump_soon() -> None:
@@ -225,18 +240,30 @@ def config_epoch_bump_soon() -> None:
         logger.warning("cache unavailable; bumping the config epoch without debounce")
     try:
         task_enqueue(BUMP_TASK, countdown=BUMP_DELAY)
+    except Retry:
+        return  # run in place (eager tasks): it failed and scheduled its own retries
     except Exception:  # the broker is down: bump now rather than not at all
         logger.warning("could not queue the config epoch bump; bumping now")
         config_epoch_bump()
 
 
-def config_epoch_bump() -> None:
-    """The queued bump: the flag goes first, so a change written after it queues another."""
+def config_epoch_bump(nodes: list[str] | None = None) -> list[str]:
+    """The queued bump (every node), or its retry (`nodes`, those that failed); returns the nodes
+    that failed. The flag goes first, so a change written after it queues another bump."""
+    if nodes is None:
+        try:
+            caches["default"].delete(BUMP_PENDING)
+        except Exception:
+            logger.warning("cache unavailable while bumping the config epoch")
+    return _bump_config_epoch(nodes)
+
+
+def _bump_retry_later(nodes: list[str]) -> None:
+    """The full export's bump failed on `nodes`: the queued task retries them."""
     try:
-        caches["default"].delete(BUMP_PENDING)
+        task_enqueue(BUMP_TASK, nodes, countdown=BUMP_RETRY_DELAY)
     except Exception:
-        logger.warning("cache unavailable while bumping the config epoch")
-    _bump_config_epoch()
+        logger.warning("could not queue a retry of the config epoch bump on %s", ", ".join(nodes))
 
 
 def tenant_pool_publish(*, domain: SendingDomain) -> None:

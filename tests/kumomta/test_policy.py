@@ -99,7 +99,7 @@ def test_it_tests_no_value_for_being_a_table_outside_the_redis_reader():
 def test_it_does_no_redis_or_http_work_while_loading(contract):
     # A `require`d module's main chunk cannot yield on a real node: a Redis query (or a memoized
     # call that misses) there fails, even when the policy catches the error.
-    contract.publish(settings=SETTINGS | {"hook_url": "http://127.0.0.1:9/"})
+    contract.publish()
     standin = KumoStandin(env=policy_env(contract.url, contract.prefix))
 
     standin.load_policy()
@@ -318,16 +318,17 @@ def test_it_moves_the_ids_to_meta_and_signs_last(contract, make_policy, dkim_key
     assert lookups == [b"tg2026._domainkey.brand.example."]
 
 
-def test_it_adds_a_trace_header_naming_the_tenant_and_the_message(contract, make_policy):
+def test_it_adds_a_trace_header_naming_only_the_tenant_and_the_message(contract, make_policy):
     contract.publish()
     standin = make_policy()
-    forged = message_text(tenant="dom_premium", message_id="<42@brand.example>").replace(
-        "Subject:", "X-KumoRef: eyJ0ZW5hbnQiOiJzb21lb25lLWVsc2UifQ==\r\nSubject:"
-    )
+    forged = message_text(
+        tenant="dom_premium", campaign="cmp_7", kind="warmup", message_id="<42@brand.example>"
+    ).replace("Subject:", "X-KumoRef: eyJ0ZW5hbnQiOiJzb21lb25lLWVsc2UifQ==\r\nSubject:")
     msg = standin.new_message(forged, recipient="reader@example.org")
 
     standin.fire("smtp_server_message_received", msg, None)
 
+    # Recipients read it (it is only base64): what complaint matching needs, nothing more.
     [trace] = standin.header_values(msg, "X-KumoRef")
     assert json.loads(base64.b64decode(trace)) == {
         "_@_": "\\_/",
@@ -335,6 +336,9 @@ def test_it_adds_a_trace_header_naming_the_tenant_and_the_message(contract, make
         "tenant": "dom_premium",
         "message_id": "42@brand.example",
     }
+    # The log records still carry all of it.
+    assert standin.get_meta(msg, "campaign") == "cmp_7"
+    assert standin.get_meta(msg, "kind") == "warmup"
 
 
 def test_it_sends_unsigned_and_logs_when_the_domain_has_no_key(contract, make_policy):
@@ -358,6 +362,7 @@ def test_it_lets_feedback_reports_through_to_the_fbl_domain(contract, make_polic
 
     listener = to_python(standin.fire("get_listener_domain", "FBL.example.net", "0.0.0.0:25", None))
     assert listener["log_arf"] == "LogThenDrop"
+    assert listener["log_oob"] == "LogThenDrop"
     assert standin.fire("get_listener_domain", "example.org", "0.0.0.0:25", None) is None
 
 
@@ -410,6 +415,110 @@ def test_it_notes_no_message_it_refuses(contract, make_policy):
         receive(standin, tenant="dom_quarantined", message_id="<9@brand.example>")
 
     assert not contract.client.exists(f"{contract.prefix}accepted:9@brand.example")
+
+
+@pytest.mark.parametrize("later_refusal", ["tenant quarantined since", "tenant map unreadable"])
+def test_it_drops_a_resend_of_an_accepted_message_before_any_check_could_refuse_it(
+    contract, make_policy, later_refusal
+):
+    # The answer to the first copy was lost; by the time the platform sends it again, a check
+    # would refuse it. A refusal would make the platform take the first copy, which is on its
+    # way, for refused too.
+    contract.publish()
+    first_node = make_policy()
+    first = receive(first_node, tenant="dom_premium", message_id="<11@brand.example>")
+    assert standin_queue(first_node, first) is None
+    if later_refusal == "tenant quarantined since":
+        contract.set_pool("dom_premium", "quarantine")
+        node = make_policy()
+    else:  # a fresh node whose replica is gone: the tenant map is unavailable (451)
+        node = make_policy(TRUSTGATE_REDIS_READ_URL=f"redis://127.0.0.1:{free_port()}/0")
+
+    again = receive(node, tenant="dom_premium", message_id="<11@brand.example>", resend=True)
+
+    assert standin_queue(node, again) == "null"
+    assert any("re-send" in log["text"] for log in node.logs)
+
+
+def test_it_takes_in_the_resend_header_and_removes_it(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+
+    msg = receive(standin, tenant="dom_premium", message_id="<12@brand.example>", resend=True)
+
+    assert standin_queue(standin, msg) is None  # never accepted before: sent
+    assert standin.header_values(msg, "X-Resend") == []
+    assert contract.client.exists(f"{contract.prefix}accepted:12@brand.example")
+
+
+def test_it_checks_the_note_first_and_writes_it_last_on_the_primary(
+    contract, make_policy, dkim_key
+):
+    contract.publish(dkim_keys={"brand.example": ("tg2026", dkim_key[0])})
+    replica_url = f"{contract.url}?protocol=resp3"  # the same server, told apart by its URL
+    standin = make_policy(TRUSTGATE_REDIS_READ_URL=replica_url)
+    noted = f"{contract.prefix}accepted:13@brand.example"
+
+    msg = receive(standin, tenant="dom_premium", message_id="<13@brand.example>")
+
+    queries = [(url, args[:2]) for url, args in standin.redis_log]
+    assert queries[0] == (contract.url, ["GET", noted])
+    assert queries[-1] == (contract.url, ["SET", noted])
+    assert {url for url, (command, _) in queries[1:-1]} == {replica_url}  # the map's reads
+    assert standin.message_ops(msg)[-1] == "dkim_sign:brand.example"
+
+
+def test_it_drops_a_copy_accepted_at_the_same_time_by_another_node(contract, make_policy):
+    contract.publish()
+    standin = make_policy()
+    noted = f"{contract.prefix}accepted:14@brand.example"
+
+    def other_node_accepts(url: str, args: list[str]) -> None:
+        if args[0] == "HMGET":  # between this node's check and its note
+            contract.client.set(noted, 1)
+
+    standin.before_redis_query = other_node_accepts
+
+    msg = receive(standin, tenant="dom_premium", message_id="<14@brand.example>", resend=True)
+
+    assert standin_queue(standin, msg) == "null"
+    assert any("at the same time" in log["text"] for log in standin.logs)
+
+
+UNCONFIRMED = (
+    "4.3.0 cannot confirm whether this re-sent message was accepted before; try again later"
+)
+
+
+def test_it_refuses_a_resend_for_a_retry_when_the_primary_cannot_say(contract, make_policy):
+    contract.publish()
+    standin = make_policy(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", TRUSTGATE_REDIS_READ_URL=contract.url
+    )
+
+    with pytest.raises(Rejected) as refused:
+        receive(standin, tenant="dom_premium", message_id="<15@brand.example>", resend=True)
+
+    assert (refused.value.code, refused.value.message) == (451, UNCONFIRMED)
+
+
+def test_it_refuses_a_resend_for_a_retry_when_the_note_cannot_be_written(
+    contract, make_policy, redis_servers
+):
+    # The "primary" answers reads but refuses writes (a replica, after a mistaken failover).
+    primary, replica = redis_servers(), redis_servers()
+    replicate(replica, primary)
+    contract.on(primary).publish()
+    wait_replicated(replica, primary)
+    standin = make_policy(redis_url=replica.url)
+
+    with pytest.raises(Rejected) as refused:
+        receive(standin, tenant="dom_premium", message_id="<16@brand.example>", resend=True)
+    first_send = receive(standin, tenant="dom_premium", message_id="<17@brand.example>")
+
+    assert (refused.value.code, refused.value.message) == (451, UNCONFIRMED)
+    assert standin_queue(standin, first_send) is None
+    assert any("without the re-send check" in log["text"] for log in standin.logs)
 
 
 def test_it_accepts_without_the_resend_check_when_the_primary_is_down(contract, make_policy):
@@ -522,12 +631,13 @@ def test_it_falls_back_safely_when_redis_is_gone_across_a_context_recycle(
         standin.fire("get_egress_pool", "standard")
     assert any("redis lookup" in log["text"] for log in standin.logs)
 
-    # A failed lookup is cached for the TTL: a dead Redis is not asked once per message.
-    attempts = standin.redis_call_count - standin.redis_calls["SET"]
+    # A failed lookup is cached for the TTL: a dead Redis is not asked once per message (only
+    # the re-send check, which must not be cached, is).
+    attempts = map_reads(standin)
     for _ in range(20):
         queue_pool(standin, "dom_premium")
         receive(standin, tenant="dom_premium")
-    assert standin.redis_call_count - standin.redis_calls["SET"] == attempts
+    assert map_reads(standin) == attempts
 
     # A fresh context (kumod recycles them every few minutes) knows nothing: queued mail of
     # every tenant waits in the empty pool (never a better one than it had: a quarantined
@@ -541,6 +651,17 @@ def test_it_falls_back_safely_when_redis_is_gone_across_a_context_recycle(
         assert refused.value.code == 451
     with pytest.raises(PolicyError, match="unavailable"):
         standin.fire("get_egress_pool", "premium")
+    # The pool that holds them needs no Redis: the queues routed to it really wait.
+    before = standin.redis_call_count
+    held = to_python(standin.fire("get_egress_pool", "quarantine"))
+    assert held["name"] == "quarantine"
+    assert not held["entries"]
+    assert standin.redis_call_count == before
+
+
+def map_reads(standin: KumoStandin) -> int:
+    """Redis queries for the map (the re-send check's GET and SET are per message)."""
+    return standin.redis_call_count - standin.redis_calls["GET"] - standin.redis_calls["SET"]
 
 
 def test_it_reads_the_settings_hash_over_resp3(contract, make_policy):
@@ -639,13 +760,16 @@ def test_it_retries_records_when_the_hook_is_unreachable(contract, make_policy):
     assert "unreachable" in failed.value.message
 
 
-def test_it_prefers_the_hook_url_from_the_settings_hash(contract, make_policy, hook_server):
-    contract.publish(settings=SETTINGS | {"hook_url": hook_url(hook_server)})
-    standin = make_policy(TRUSTGATE_HOOK_URL=f"http://127.0.0.1:{free_port()}/nowhere/")
+def test_it_takes_the_hook_url_only_from_the_node(contract, make_policy, loopback_server):
+    # Whoever can write the Redis settings must not be able to send the bearer token elsewhere.
+    platform, rogue = loopback_server(), loopback_server()
+    contract.publish(settings=SETTINGS | {"hook_url": hook_url(rogue)})
+    standin = make_policy(TRUSTGATE_HOOK_URL=hook_url(platform))
 
     standin.deliver_log_records(RECORDS[:1])
 
-    assert len(hook_server.received) == 1
+    assert len(platform.received) == 1
+    assert rogue.received == []
 
 
 # --- 9. shaping --------------------------------------------------------------------------------

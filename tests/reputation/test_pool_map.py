@@ -273,8 +273,15 @@ def _settings_read_by_the_policy() -> set[str]:
 def test_the_export_holds_every_setting_the_policy_reads_and_no_other():
     read = _settings_read_by_the_policy()
 
-    assert {"pool_ttl", "hook_url", "accepted_ttl", "shaping"} <= read
+    assert {"pool_ttl", "accepted_ttl", "shaping"} <= read
     assert set(policy_settings()) == read
+
+
+def test_the_hook_url_is_never_published_to_redis():
+    # The nodes take it from their environment only: whoever can write Redis must not be able
+    # to point the hook's bearer token elsewhere.
+    assert "hook_url" not in policy_settings()
+    assert "hook_url" not in _settings_read_by_the_policy()
 
 
 def test_the_policys_fallbacks_equal_what_the_platform_exports_by_default():
@@ -282,7 +289,6 @@ def test_the_policys_fallbacks_equal_what_the_platform_exports_by_default():
     exported = policy_settings()
 
     assert set(fallbacks) <= set(exported)
-    assert "hook_url" not in fallbacks  # its fallback is the node's own TRUSTGATE_HOOK_URL
     assert fallbacks["pool_ttl"] == exported["pool_ttl"]
     assert fallbacks["accepted_ttl"] == int(exported["accepted_ttl"])
     assert fallbacks["shaping"] == orjson.loads(exported["shaping"])
@@ -360,3 +366,113 @@ def test_tier_changes_made_while_a_bump_is_queued_share_that_bump(
     finally:
         node.shutdown()
         node.server_close()
+
+
+def test_a_tier_change_queues_one_bump_three_seconds_later(monkeypatch):
+    from django.core.cache import cache
+
+    from reputation.core import pool_map
+
+    queued = []
+    monkeypatch.setattr(
+        pool_map,
+        "task_enqueue",
+        lambda name, *args, countdown=None: queued.append((name, countdown)),
+    )
+    cache.delete(pool_map.BUMP_PENDING)
+
+    pool_map.config_epoch_bump_soon()
+    pool_map.config_epoch_bump_soon()  # within the delay: shares the queued bump
+
+    assert queued == [("reputation.tasks.config_epoch_bump", 3.0)]
+    cache.delete(pool_map.BUMP_PENDING)
+
+
+@pytest.fixture
+def nodes(settings, monkeypatch):
+    """Two nodes' admin APIs: `flaky` fails its first `failures` bumps (500), `steady` none.
+
+    Celery runs tasks at once here; its retries too, when a retry is not raised to the caller
+    (as a worker does), so that each test sees every attempt."""
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)
+    servers: list[LoopbackServer] = []
+
+    def server() -> LoopbackServer:
+        node = LoopbackServer()
+        threading.Thread(target=node.serve_forever, args=(0.02,), daemon=True).start()
+        servers.append(node)
+        return node
+
+    def start(failures: int) -> tuple[LoopbackServer, LoopbackServer]:
+        flaky, steady = server(), server()
+        flaky.status = 500
+
+        def recover(method: str, path: str) -> None:
+            if len(flaky.received) > failures:
+                flaky.status = 200
+
+        flaky.on_request = recover
+        settings.KUMO_NODES = [flaky.url, steady.url + "/"]
+        return flaky, steady
+
+    yield start
+    for node in servers:
+        node.shutdown()
+        node.server_close()
+
+
+def test_a_failed_bump_is_retried_on_the_nodes_that_failed_only(nodes, caplog, monkeypatch):
+    from config.celery import task_enqueue
+    from reputation import tasks
+
+    delays = []
+    retry = tasks.config_epoch_bump.retry
+    monkeypatch.setattr(
+        tasks.config_epoch_bump,
+        "retry",
+        lambda *args, **kwargs: delays.append(kwargs["countdown"]) or retry(*args, **kwargs),
+    )
+    flaky, steady = nodes(failures=1)
+
+    task_enqueue("reputation.tasks.config_epoch_bump")  # run at once (eager Celery)
+
+    assert [r["path"] for r in flaky.received] == ["/api/admin/bump-config-epoch"] * 2
+    assert [r["path"] for r in steady.received] == ["/api/admin/bump-config-epoch"]
+    assert delays == [10.0]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any(flaky.url in r.getMessage() for r in warnings)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_bump_that_keeps_failing_is_given_up_with_an_error(nodes, caplog, monkeypatch):
+    from config.celery import task_enqueue
+    from reputation import tasks
+
+    delays = []
+    retry = tasks.config_epoch_bump.retry
+    monkeypatch.setattr(
+        tasks.config_epoch_bump,
+        "retry",
+        lambda *args, **kwargs: delays.append(kwargs["countdown"]) or retry(*args, **kwargs),
+    )
+    flaky, steady = nodes(failures=100)
+
+    task_enqueue("reputation.tasks.config_epoch_bump")
+
+    assert len(flaky.received) == 6  # the first attempt and five retries
+    assert len(steady.received) == 1
+    assert delays == [10.0, 20.0, 40.0, 80.0, 160.0]
+    [error] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "gave up" in error.getMessage() and flaky.url in error.getMessage()
+
+
+@pytest.mark.django_db
+def test_a_full_exports_failed_bump_is_retried(pools, redis_map, nodes):
+    flaky, steady = nodes(failures=1)
+
+    pool_map_export()
+
+    assert len(flaky.received) == 2
+    assert len(steady.received) == 1
