@@ -538,14 +538,27 @@ def _attempt_start(transport: Transport, batch: _Batch, claimed_at: datetime) ->
     started = timezone.now()
     batch.started_at = started
     ids = [m.pk for m in batch.sendable] + [m.pk for m, _ in batch.results]
-    held = set(
-        Message.objects.filter(
-            pk__in=ids, state=MessageState.SENDING, claimed_at=claimed_at, attempt_started_at=None
-        ).values_list("pk", flat=True)
-    )
-    Message.objects.filter(pk__in=held).update(
-        attempt_started_at=started, attempts=F("attempts") + 1
-    )
+    with transaction.atomic():
+        _commit_without_waiting(batch.durable)
+        if connection.vendor == "postgresql":
+            table = Message._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET attempt_started_at = %s, attempts = attempts + 1 "
+                    "WHERE id = ANY(%s) AND state = %s AND claimed_at = %s "
+                    "AND attempt_started_at IS NULL RETURNING id",
+                    [started, ids, MessageState.SENDING, claimed_at],
+                )
+                held = {pk for (pk,) in cursor.fetchall()}
+        else:
+            mine = Message.objects.filter(
+                pk__in=ids,
+                state=MessageState.SENDING,
+                claimed_at=claimed_at,
+                attempt_started_at=None,
+            )
+            held = set(mine.values_list("pk", flat=True))
+            mine.update(attempt_started_at=started, attempts=F("attempts") + 1)
     batch.results = [(m, r) for m, r in batch.results if m.pk in held]
     keep = [i for i, m in enumerate(batch.sendable) if m.pk in held]
     batch.sendable = [batch.sendable[i] for i in keep]
@@ -597,6 +610,15 @@ def _finish(batch: _Batch, now: datetime, summary: HandOverSummary) -> None:
     _book(results, now, summary, started_at=batch.started_at, durable=batch.durable)
 
 
+def _commit_without_waiting(durable: bool) -> None:
+    """For a next hop that drops a copy it already has, the attempt's stamp and its booking
+    need not wait for the disk: lost in a database crash, they leave a message `sending` (or
+    unstarted), which reconciliation sends again harmlessly."""
+    if not durable and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
 def _book(
     results: list[tuple[_Claimed, SendResult]],
     now: datetime,
@@ -606,11 +628,8 @@ def _book(
     durable: bool = True,
 ) -> None:
     """Record each result on its message; only rows still in this attempt change (the MTA's
-    records may have moved one on, or reconciliation taken it). Alike results share one UPDATE.
-
-    Not `durable`: the commit does not wait for the disk. For a next hop that drops a copy it
-    already has, a booking lost in a database crash is only a message left `sending`, which
-    reconciliation sends again harmlessly; the wait would cost more than the batch's UPDATEs."""
+    records may have moved one on, or reconciliation taken it). Alike results share one UPDATE;
+    not `durable`: see `_commit_without_waiting`."""
     finished = timezone.now()
     groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
     for message, result in results:
@@ -637,9 +656,7 @@ def _book(
             values["maybe_sent"] = True
         groups[tuple(sorted(values.items()))].append(message.pk)
     with transaction.atomic():
-        if not durable and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
+        _commit_without_waiting(durable)
         for values_key, ids in groups.items():
             Message.objects.filter(
                 pk__in=ids, state=MessageState.SENDING, attempt_started_at=started_at
