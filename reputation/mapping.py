@@ -30,6 +30,10 @@ class EventKind(enum.StrEnum):
     RESCUED = "rescued_from_spam"
     LANDED_IN_SPAM = "landed_in_spam"
     SPAM_BLOCK = "spam_block"
+    # Internal, never stored or counted: KumoMTA could not queue a message it had just logged as
+    # received (see RECEPTION_FAILURES); processing undoes that Reception (`message_id` is the
+    # spool id). Not one of the kinds customers see (`reputation.models.EventKind`).
+    RECEPTION_UNDONE = "reception_undone"
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,10 @@ ID_MAX_CHARS = 64
 # - with `deferred_generation`, an HTTP injection request is first stored as one message on this
 #   queue (Reception, then Delivery or Bounce) before it becomes the real messages;
 # - when queue insertion fails while a message is received, KumoMTA removes it from the spool and
-#   logs a Bounce (code 500, no attempt made) with one of these texts; the client is told to try
-#   again (an HTTP failed recipient, an SMTP 421), so the mail is not lost and nobody bounced it.
+#   logs a Bounce (code 500, no attempt made) with one of these texts, after the Reception it had
+#   already logged for it; the client is told to try again (an HTTP failed recipient, an SMTP
+#   421 or 4xx), so the mail is not lost and nobody bounced it: it was never sent. Such a Bounce
+#   maps to the internal RECEPTION_UNDONE marker.
 GENERATOR_QUEUE = "generator.kumomta.internal"
 RECEPTION_FAILURES = (
     "KumoMTA internal: QueueManager::insert failed during reception",
@@ -230,7 +236,7 @@ def map_record(record: Record, *, received_at: float | None = None) -> list[Mapp
         return _events(record, EventKind.BOUNCE_SOFT, received_at)
     if record_type in _FAILURE_TYPES:
         if record_type == "Bounce" and is_reception_failure(record):
-            return []
+            return _events(record, EventKind.RECEPTION_UNDONE, received_at)
         classification = _text(record.get("bounce_classification"))
         if classification == AUTO_REPLY_CLASS:
             return []
@@ -246,7 +252,8 @@ def map_record(record: Record, *, received_at: float | None = None) -> list[Mapp
 
 
 def is_reception_failure(record: Record) -> bool:
-    """True for the Bounce KumoMTA logs when it could not queue a message it was receiving.
+    """True for the Bounce KumoMTA logs when it could not queue a message it was receiving (and
+    had already logged as received).
 
     No delivery was attempted (`num_attempts` 0): a remote server's reply quoting these words
     comes after an attempt, and stays a bounce."""

@@ -152,6 +152,32 @@ class UnmatchedReport(models.Model):
         return f"{self.kind} {self.recipient or '(no recipient)'}"
 
 
+class UndoneReception(models.Model):
+    """A Reception our MTA took back: it could not queue the message it had just logged as
+    received (a failed queue insert at reception), removed it from its spool and told the sender
+    to try again. Processing treats that Reception as never logged, whichever of the two records
+    it sees first (docs/trust-score.md#receptions-taken-back)."""
+
+    id = models.BigAutoField(primary_key=True)
+    spool_id = models.CharField(max_length=64, unique=True, help_text="The MTA's spool id.")
+    domain = models.ForeignKey(
+        SendingDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recipient = models.CharField(max_length=320, blank=True)
+    detail = models.CharField(max_length=500, blank=True, help_text="The MTA's words.")
+    occurred_at = models.DateTimeField()
+    raw_record = models.ForeignKey(
+        RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.spool_id
+
+
 COUNTERS = (
     "sent",
     "delivered",

@@ -4,6 +4,11 @@ A batch is processed set-based (a handful of statements for thousands of records
 savepoint. Should a record make it fail, the batch is split in halves and each half retried in
 its own savepoint, down to the single record, which is set aside as a dead letter with its
 error: one bad record costs a few extra statements, never the batch, and is never claimed again.
+
+Two things are judged against what earlier batches stored, and are serialised between workers
+with advisory locks: a complaint counts once per message (a per-domain lock, shared with the
+soft-bounce streaks), and a Reception our MTA took back (it could not queue the message) counts
+as never logged, whichever of its two records comes first (a lock taken in one mode per batch).
 """
 
 import logging
@@ -17,13 +22,23 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Min, Q
+from django.db.models import F, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from reputation.core.scores import scores_recompute
 from reputation.mapping import EventKind, MappedEvent, map_record
-from reputation.models import Event, PendingRecord, RawRecord, SoftBounceStreak, UnmatchedReport
+from reputation.models import (
+    DomainDailyMetrics,
+    Event,
+    MailboxDailyMetrics,
+    PendingRecord,
+    RawRecord,
+    SoftBounceStreak,
+    UndoneReception,
+    UnmatchedReport,
+)
 from reputation.services.actions import actions_evaluate
 from reputation.services.dead_letters import dead_letters_record
 from sending.models import DomainStatus, Mailbox, Message, MessageState, SendingDomain, Suppression
@@ -31,7 +46,13 @@ from sending.models import DomainStatus, Mailbox, Message, MessageState, Sending
 logger = logging.getLogger(__name__)
 
 SOFT_BOUNCES_TO_HARD = 5
-STREAK_LOCK = 4201  # advisory lock namespace for soft-bounce streaks
+# Advisory lock namespace, one lock per sending domain: its soft-bounce streaks and its counted
+# complaints (one per message) are judged by one worker at a time.
+DOMAIN_LOCK = 4201
+# One advisory lock: a batch that takes Receptions back holds it exclusively, a batch that
+# processes Receptions shared (see `_receptions_lock`).
+RECEPTION_LOCK = (4202, 0)
+STREAK_KINDS = (EventKind.BOUNCE_SOFT, EventKind.DELIVERED, EventKind.BOUNCE_HARD)
 
 
 @dataclass
@@ -516,6 +537,227 @@ def _unmatched_store(unmatched: list[_Unmatched], now: datetime) -> None:
     )
 
 
+def _complaints_once(rows: list[_Row]) -> tuple[list[_Row], list[_Unmatched]]:
+    """Count at most one complaint per message: whoever received one genuine message can mail
+    any number of reports quoting it. Per outbound message; for a complaint matched only through
+    a Reception (no `Message` row), per domain and recipient within the matching window. The
+    rest become unmatched reports. Judged against the complaints stored (the caller holds the
+    domains' locks, so another worker's are committed) and this batch's, earliest first.
+
+    Returns the rows to count and the repeated complaints."""
+    complaints = [
+        r for r in rows if r.event.kind == EventKind.COMPLAINT and r.event.record_type == "Feedback"
+    ]
+    if not complaints:
+        return rows, []
+    messages = {r.outbound_id for r in complaints if r.outbound_id is not None}
+    counted_messages: set[int] = set()
+    if messages:
+        counted_messages = set(
+            Event.objects.filter(kind=EventKind.COMPLAINT.value, outbound_id__in=messages)
+            .values_list("outbound_id", flat=True)
+            .distinct()
+        )
+    unlinked = [r for r in complaints if r.outbound_id is None]
+    counted_at: dict[tuple[int, str], list[float]] = defaultdict(list)
+    window = COMPLAINT_MATCH_WINDOW.total_seconds()
+    if unlinked:
+        pairs = {(r.domain_id, r.event.recipient) for r in unlinked}
+        times = [r.event.occurred_at for r in unlinked]
+        for domain_id, recipient, stored_at in Event.objects.filter(
+            kind=EventKind.COMPLAINT.value,
+            outbound__isnull=True,
+            domain_id__in={d for d, _ in pairs},
+            recipient__in={r for _, r in pairs},
+            occurred_at__range=(
+                _when(min(times)) - COMPLAINT_MATCH_WINDOW,
+                _when(max(times)) + COMPLAINT_MATCH_WINDOW,
+            ),
+        ).values_list("domain_id", "recipient", "occurred_at"):
+            if (domain_id, recipient) in pairs:
+                counted_at[(domain_id, recipient)].append(stored_at.timestamp())
+
+    repeated: dict[str, str] = {}  # source key -> reason
+    for row in sorted(complaints, key=lambda r: (r.event.occurred_at, r.raw_id, r.key)):
+        if row.outbound_id is not None:
+            if row.outbound_id in counted_messages:
+                repeated[row.key] = "a complaint about this message was already counted"
+            else:
+                counted_messages.add(row.outbound_id)
+            continue
+        pair, at = (row.domain_id, row.event.recipient), row.event.occurred_at
+        if any(abs(at - other) <= window for other in counted_at[pair]):
+            repeated[row.key] = (
+                "a complaint about this message was already counted (matched only through our "
+                "MTA's Reception: one per recipient of this domain within "
+                f"{COMPLAINT_MATCH_WINDOW.days} days)"
+            )
+        else:
+            counted_at[pair].append(at)
+    if not repeated:
+        return rows, []
+    return [r for r in rows if r.key not in repeated], [
+        _Unmatched(r.raw_id, r.key, r.event, r.domain_id, repeated[r.key])
+        for r in complaints
+        if r.key in repeated
+    ]
+
+
+def _receptions_lock(groups: list[Mapped]) -> None:
+    """Serialise taking Receptions back with processing them (PostgreSQL).
+
+    KumoMTA logs a Reception and then, when it cannot queue the message, the Bounce that takes
+    it back; parallel workers may hold the two in batches judged at the same time. A batch that
+    takes a Reception back holds this lock exclusively, a batch with Receptions holds it shared:
+    each then sees the other's work committed, whatever the order. Taken once per batch, in
+    one mode, before any other lock and outside the savepoints (which would release it)."""
+    if connection.vendor != POSTGRES:
+        return
+    kinds = {e.kind for group in groups for _, _, e in group}
+    if EventKind.RECEPTION_UNDONE in kinds:
+        function = "pg_advisory_xact_lock"  # rare: batches with Receptions wait for this one
+    elif EventKind.SENT in kinds:
+        function = "pg_advisory_xact_lock_shared"  # these never wait for each other
+    else:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", RECEPTION_LOCK)
+
+
+def _receptions_undone(mapped: Mapped) -> set[str]:
+    """Spool ids whose Reception was taken back: by this batch's markers, or by markers stored
+    earlier for the Receptions in this batch (one query)."""
+    undone = {
+        e.message_id for _, _, e in mapped if e.kind == EventKind.RECEPTION_UNDONE and e.message_id
+    }
+    received = {e.message_id for _, _, e in mapped if e.kind == EventKind.SENT and e.message_id}
+    received -= undone
+    if not received:
+        return undone
+    if connection.vendor != POSTGRES:
+        found = UndoneReception.objects.filter(spool_id__in=received).values_list(
+            "spool_id", flat=True
+        )
+        return undone | set(found)
+    with connection.cursor() as cursor:
+        # One array parameter rather than thousands of placeholders.
+        cursor.execute(
+            f"SELECT spool_id FROM {UndoneReception._meta.db_table} WHERE spool_id = ANY(%s)",
+            [sorted(received)],
+        )
+        return undone | {spool_id for (spool_id,) in cursor.fetchall()}
+
+
+def _receptions_take_back(
+    taken_back: Mapped, markers: list[_Row], now: datetime
+) -> tuple[set[int], set[int]]:
+    """Undo the Receptions KumoMTA took back (it could not queue the message and told the
+    sender to try again, so the message was never sent): note the spool ids, so that a
+    Reception processed later counts as never logged; delete the `sent` events an earlier batch
+    stored for them and take them off the daily counters (domain and mailbox, the event's day);
+    and clear a message's spool id when it is one of these (keeping its other Reception's, if
+    any). Returns the domains and mailboxes whose counters changed."""
+    first: dict[str, tuple[int, str, MappedEvent]] = {}
+    for raw_id, key, e in sorted(taken_back, key=lambda m: (m[2].occurred_at, m[0])):
+        if e.message_id:
+            first.setdefault(e.message_id, (raw_id, key, e))
+    if not first:
+        return set(), set()
+    domains = {r.event.message_id: r.domain_id for r in markers}
+    UndoneReception.objects.bulk_create(
+        [
+            UndoneReception(
+                spool_id=spool_id[:64],
+                domain_id=domains.get(spool_id),
+                recipient=e.recipient[:320],
+                detail=e.response[:500],
+                occurred_at=_when(e.occurred_at),
+                raw_record_id=raw_id,
+                created_at=now,
+            )
+            for spool_id, (raw_id, _, e) in first.items()
+        ],
+        ignore_conflicts=True,
+    )
+
+    # The Receptions' events: a Reception and its Bounce name the same tenant and recipients.
+    wanted = {(r.domain_id, r.event.recipient, r.event.message_id) for r in markers}
+    stored = []
+    if wanted:
+        columns = ("pk", "domain_id", "recipient", "message_id", "mailbox_id", "occurred_at")
+        stored = [
+            values
+            for values in Event.objects.filter(
+                kind=EventKind.SENT.value,
+                domain_id__in={d for d, _, _ in wanted},
+                recipient__in={r for _, r, _ in wanted},
+                message_id__in={m for _, _, m in wanted},
+            ).values_list(*columns, "message_kind")
+            if values[1:4] in wanted
+        ]
+    domain_counts: dict[tuple[int, date], Counter] = defaultdict(Counter)
+    mailbox_counts: dict[tuple[int, date], Counter] = defaultdict(Counter)
+    for _, domain_id, _, _, mailbox_id, at, message_kind in stored:
+        day = at.astimezone(UTC).date()  # the day `_count` counted it on
+        targets = [domain_counts[(domain_id, day)]]
+        if mailbox_id:
+            targets.append(mailbox_counts[(mailbox_id, day)])
+        for target in targets:
+            target["sent"] += 1
+            if message_kind == "warmup":
+                target["warmup_sent"] += 1
+    if stored:
+        Event.objects.filter(pk__in=[values[0] for values in stored]).delete()
+        _counters_take_back(DomainDailyMetrics, "domain_id", domain_counts)
+        _counters_take_back(MailboxDailyMetrics, "mailbox_id", mailbox_counts)
+
+    # The spool id is the sender's proof of a hand-over: it goes, unless another Reception of
+    # the message (a retry that was queued) names one.
+    spool_ids = set(first)
+    queued = (
+        Event.objects.filter(outbound_id=OuterRef("pk"), kind=EventKind.SENT.value)
+        .exclude(message_id="")
+        .exclude(message_id__in=spool_ids)
+        .order_by("occurred_at", "id")
+        .values("message_id")[:1]
+    )
+    # `mta_id <> ''` lets the partial index on filled-in spool ids serve the lookup.
+    Message.objects.filter(mta_id__in=spool_ids).exclude(mta_id="").update(
+        mta_id=Coalesce(Subquery(queued), Value(""))
+    )
+    return {d for d, _ in domain_counts}, {m for m, _ in mailbox_counts}
+
+
+def _counters_take_back(model, owner: str, counts: dict[tuple[int, date], Counter]) -> None:
+    """Subtract `counts` (sent, warmup_sent) from existing day rows, never below zero."""
+    if not counts:
+        return
+    if connection.vendor != POSTGRES:
+        for (owner_id, day), counter in counts.items():
+            model.objects.filter(**{owner: owner_id}, day=day).update(
+                sent=Greatest(F("sent") - counter["sent"], 0),
+                warmup_sent=Greatest(F("warmup_sent") - counter["warmup_sent"], 0),
+            )
+        return
+    table = model._meta.db_table
+    keys = list(counts)
+    with connection.cursor() as cursor:
+        # Table and column names are constants; every value is a parameter.
+        cursor.execute(
+            f"UPDATE {table} AS t SET sent = GREATEST(t.sent - v.sent, 0), "
+            "warmup_sent = GREATEST(t.warmup_sent - v.warmup_sent, 0) "
+            "FROM unnest(%s::bigint[], %s::date[], %s::int[], %s::int[]) "
+            "AS v(owner, day, sent, warmup_sent) "
+            f"WHERE t.{owner} = v.owner AND t.day = v.day",
+            [
+                [owner_id for owner_id, _ in keys],
+                [day for _, day in keys],
+                [counts[k]["sent"] for k in keys],
+                [counts[k]["warmup_sent"] for k in keys],
+            ],
+        )
+
+
 def _outbound_advance(rows: list[_Row]) -> None:
     """Move the linked messages forward from what the records say, never back: Reception ->
     the spool id filled in, Delivery -> delivered, Bounce, Expiration or an
@@ -613,16 +855,12 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
     """Count consecutive soft bounces per recipient; the fifth becomes a hard bounce.
 
     Returns the derived hard bounces, and the keys of real hard bounces to drop because they
-    are the same message's later expiry (already counted once)."""
-    kinds = (EventKind.BOUNCE_SOFT, EventKind.DELIVERED, EventKind.BOUNCE_HARD)
-    relevant = [r for r in rows if r.event.recipient and r.event.kind in kinds]
+    are the same message's later expiry (already counted once). The caller holds the domains'
+    locks (`_domains_lock`): parallel workers must not interleave one domain's streaks (the last
+    writer would win)."""
+    relevant = [r for r in rows if _in_streak(r)]
     if not relevant:
         return [], set()
-    if connection.vendor == POSTGRES:
-        # Parallel workers must not interleave one domain's streaks (last writer would win).
-        with connection.cursor() as cursor:
-            for domain_id in sorted({r.domain_id for r in relevant}):
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [STREAK_LOCK, domain_id])
     state = _streaks_load({(r.domain_id, r.event.recipient) for r in relevant})
     original = {pair: tuple(value) for pair, value in state.items()}
     derived, dropped = [], set()
@@ -664,6 +902,23 @@ def _soft_bounce_streaks(rows: list[_Row], now: datetime) -> tuple[list[_Row], s
         update_fields=["count", "converted_message_id", "updated_at"],
     )
     return derived, dropped
+
+
+def _in_streak(row: _Row) -> bool:
+    return bool(row.event.recipient) and row.event.kind in STREAK_KINDS
+
+
+def _domains_lock(domain_ids: set[int]) -> None:
+    """Take the per-domain advisory locks (held until the transaction ends), in one statement
+    and in ascending order, so two workers cannot wait on each other."""
+    if not domain_ids or connection.vendor != POSTGRES:
+        return
+    with connection.cursor() as cursor:
+        # unnest yields the sorted array in order, and each row's lock is taken as it comes.
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, d)) FROM unnest(%s::int[]) AS d",
+            [DOMAIN_LOCK, sorted(domain_ids)],
+        )
 
 
 def _streaks_load(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
@@ -840,6 +1095,7 @@ def records_process_batch(*, limit: int | None = None, now: datetime | None = No
                 continue
             if events:
                 groups.append([(raw_id, f"{key}:{i}", e) for i, e in enumerate(events)])
+        _receptions_lock(groups)
         outcome = _apply_isolating(groups, now, failed)
         if failed:
             dead_letters_record(failures=failed, now=now)
@@ -880,13 +1136,36 @@ def _error_text(error: Exception) -> str:
 
 
 def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
-    """The set-based steps for mapped events: resolve tenants and messages (setting unmatched
-    reports aside), streaks, events, message states, counters, suppressions."""
+    """The set-based steps for mapped events: Receptions taken back, resolve tenants and
+    messages (setting unmatched reports aside), one complaint per message, streaks, events,
+    message states, counters, suppressions."""
     outcome = BatchOutcome()
+    taken_back = [m for m in mapped if m[2].kind == EventKind.RECEPTION_UNDONE]
+    undone = _receptions_undone(mapped)
+    if undone:
+        # A Reception taken back counts as never logged, whether it was taken back in this batch
+        # or an earlier one.
+        mapped = [
+            m for m in mapped if not (m[2].kind == EventKind.SENT and m[2].message_id in undone)
+        ]
     resolved = _resolve(mapped)
     deferred = _reports_defer(resolved.unmatched)
-    _unmatched_store([u for u in resolved.unmatched if u.raw_id not in deferred], now)
-    rows = [r for r in resolved.rows if r.raw_id not in deferred]
+    unmatched = [u for u in resolved.unmatched if u.raw_id not in deferred]
+    rows: list[_Row] = []
+    markers: list[_Row] = []
+    for row in resolved.rows:
+        if row.raw_id in deferred:
+            continue
+        (markers if row.event.kind == EventKind.RECEPTION_UNDONE else rows).append(row)
+    _domains_lock(
+        {r.domain_id for r in rows if r.event.kind == EventKind.COMPLAINT or _in_streak(r)}
+    )
+    rows, repeated = _complaints_once(rows)
+    _unmatched_store(unmatched + repeated, now)
+    if taken_back:
+        domains, mailboxes = _receptions_take_back(taken_back, markers, now)
+        outcome.domains |= domains
+        outcome.mailboxes |= mailboxes
     derived, dropped = _soft_bounce_streaks(rows, now)
     rows = [r for r in rows if r.key not in dropped] + derived
     _events_insert(

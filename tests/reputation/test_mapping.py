@@ -431,11 +431,26 @@ def _reception_failure(content: str, **fields) -> dict:
 
 
 @pytest.mark.parametrize("text", RECEPTION_FAILURES)
-def test_a_bounce_logged_when_queueing_failed_at_reception_is_no_bounce(text):
-    # The client was told to try again (HTTP failed recipient, SMTP 421): nobody bounced it.
+def test_a_bounce_logged_when_queueing_failed_at_reception_takes_the_reception_back(text):
+    # The client was told to try again (HTTP failed recipient, SMTP 421): nobody bounced it, and
+    # the Reception logged just before it did not send anything. An internal marker, no bounce.
     record = _reception_failure(f"{text}: tenant dom_x has no egress pool")
-    assert map_record(record) == []
-    assert map_record(dict(record, bounce_classification="InvalidRecipient")) == []
+    for classification in ("Uncategorized", "InvalidRecipient", "SpamBlock", "AutoReply"):
+        [marker] = map_record(dict(record, bounce_classification=classification))
+        assert marker.kind == EventKind.RECEPTION_UNDONE
+        assert (marker.message_id, marker.tenant, marker.recipient) == (
+            SPOOL_ID,
+            TENANT,
+            "kim.lee@example.org",
+        )
+        assert marker.response.startswith(f"500 {text}")
+
+
+def test_the_marker_is_no_kind_customers_see():
+    from reputation.models import EventKind as StoredKind
+
+    assert EventKind.RECEPTION_UNDONE.value not in StoredKind.values
+    assert {kind.value for kind in EventKind} - set(StoredKind.values) == {"reception_undone"}
 
 
 def test_a_remote_reply_quoting_those_words_after_an_attempt_is_still_a_bounce():
