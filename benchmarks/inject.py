@@ -4,6 +4,7 @@ request per 200 recipients, one booking per batch) against the naive path (one t
 reserve, one claim, one request and one booking per message), in the same run. Run with
 `make bench`."""
 
+import atexit
 import os
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    atexit.register(node.terminate)  # also when the run fails
     settings.KUMO_INJECT_URL = node.stdout.readline().strip()
     settings.OUTBOUND_TRANSPORT = "kumo_http"
 
@@ -107,7 +109,6 @@ def main() -> None:
     print(f"ratio: {ratio:.1f}x faster")
     met = fast_rate >= 2000 and ratio >= 10
     print(f"target (>= 2,000 messages/s and >= 10x): {'met' if met else 'NOT met'}")
-    node.terminate()
 
 
 if __name__ == "__main__":

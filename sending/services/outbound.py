@@ -8,6 +8,8 @@
    Message-ID it already has may send again; any other is failed rather than risk a duplicate.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 from collections import defaultdict
@@ -59,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 SEND_TASK = "sending.tasks.messages_send"
 MESSAGE_KINDS = frozenset(MessageKind.values)
+_FIELD_NAMES = [f.attname for f in Message._meta.concrete_fields]
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 
@@ -139,25 +142,39 @@ def messages_reserve(
                 f"{where}: {mailbox.address} is {mailbox.get_status_display().lower()}.",
                 code="mailbox_not_active",
             )
-        message = Message(
-            workspace_id=domain.workspace_id,
-            domain_id=domain.pk,
-            mailbox_id=mailbox.pk,
-            kind=draft.kind,
-            campaign_ref=draft.campaign_ref,
-            sender=mailbox.address,
-            sender_name=mailbox.display_name,
-            recipient=_recipient(draft.recipient),
-            recipient_name=draft.recipient_name,
-            subject=draft.subject,
-            text_body=draft.text_body,
-            html_body=draft.html_body,
-            headers=dict(draft.headers),
-            message_id=f"{message_token_new()}@{domain.name}",
-            transport=transport_name_for(mailbox),
-            next_attempt_at=draft.send_at or now,
-            created_at=now,
-        )
+        # Positional, in the model's field order: three times cheaper than keywords, and
+        # reserve builds thousands per call.
+        values: list[Any] = [
+            None,  # id: from the sequence at insert
+            domain.workspace_id,
+            domain.pk,
+            mailbox.pk,
+            draft.kind,
+            draft.campaign_ref,
+            mailbox.address,
+            mailbox.display_name,
+            _recipient(draft.recipient),
+            draft.recipient_name,
+            draft.subject,
+            draft.text_body,
+            draft.html_body,
+            dict(draft.headers),
+            f"{message_token_new()}@{domain.name}",
+            "",  # mta_id
+            transport_name_for(mailbox),
+            MessageState.RESERVED,
+            0,  # attempts
+            "",  # last_error
+            False,  # maybe_sent
+            draft.send_at or now,  # next_attempt_at
+            None,  # claimed_at
+            None,  # attempt_started_at
+            None,  # handed_over_at
+            None,  # finished_at
+            now,  # created_at
+        ]
+        message = Message.from_db(None, _FIELD_NAMES, values)
+        message._state.adding = True
         try:
             outgoing_check(_outgoing(message, domain.public_id))
         except MessageContentError as error:
@@ -424,8 +441,12 @@ def messages_hand_over(
             own_server = message.transport == TransportName.MAILBOX_SMTP
             key = (message.transport, message.mailbox_id if own_server else None)
             groups[key].append(message)
-        for (name, mailbox_id), group in groups.items():
-            _hand_over_group(name, mailbox_id, group, now, summary)
+        # One thread sends (a transport's connection serves one batch at a time) while this
+        # one renders the next batch and books the last.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand-over") as sender:
+            pipeline = _Pipeline(sender, now, summary)
+            for (name, mailbox_id), group in groups.items():
+                _hand_over_group(name, mailbox_id, group, pipeline)
     finally:
         _release_unstarted([m.pk for m in claimed], now)
     return summary
@@ -470,12 +491,9 @@ def _release_unstarted(ids: list[int], claimed_at: datetime) -> None:
 
 
 def _hand_over_group(
-    name: str,
-    mailbox_id: int | None,
-    group: list[_Claimed],
-    now: datetime,
-    summary: HandOverSummary,
+    name: str, mailbox_id: int | None, group: list[_Claimed], pipeline: _Pipeline
 ) -> None:
+    now, summary = pipeline.now, pipeline.summary
     mailbox = None
     if mailbox_id is not None:
         mailbox = Mailbox.objects.filter(pk=mailbox_id).select_related("domain").first()
@@ -487,20 +505,23 @@ def _hand_over_group(
         reason = str(error) if isinstance(error, ApplicationError) else f"Cannot connect: {error}"
         _hold(group, dict.fromkeys((m.pk for m in group), (False, reason)), now, summary)
         return
-    # Batches are pipelined: while the next hop handles one, the next is rendered and the one
-    # before is booked (one sending thread: a transport's connection is used by one at a time).
+    # For a next hop that drops a copy it has, the whole group's attempt starts at once (one
+    # statement): should this run die midway, re-sending its unsent rest is harmless. Anywhere
+    # else each batch starts just before it goes, so nothing unsent looks maybe-sent.
+    stamped = None
+    if transport.drops_duplicates:
+        stamped = _stamp([m.pk for m in group], now, durable=False)
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand-over") as sender:
-            in_flight: _Batch | None = None
-            for chunk in _chunks(group, _batch_size(transport)):
-                batch = _render(transport, chunk)
-                _attempt_start(transport, batch, now)
-                batch.sent = sender.submit(_send, transport, batch.items)
-                if in_flight is not None:
-                    _finish(in_flight, now, summary)
-                in_flight = batch
+        in_flight: _Batch | None = None
+        for chunk in _chunks(group, _batch_size(transport)):
+            batch = _render(transport, chunk)
+            _attempt_start(transport, batch, now, stamped)
+            batch.sent = pipeline.sender.submit(_send, transport, batch.items)
             if in_flight is not None:
                 _finish(in_flight, now, summary)
+            in_flight = batch
+        if in_flight is not None:
+            _finish(in_flight, now, summary)
     finally:
         transport.close()
 
@@ -513,6 +534,16 @@ class _Batch:
     started_at: datetime | None = None
     durable: bool = True
     sent: Future[list[SendResult]] | None = None
+
+
+@dataclass
+class _Pipeline:
+    """Batches are pipelined: while the next hop handles one, the next is rendered and
+    started, and the one before is booked."""
+
+    sender: ThreadPoolExecutor
+    now: datetime
+    summary: HandOverSummary
 
 
 def _render(transport: Transport, chunk: list[_Claimed]) -> _Batch:
@@ -532,14 +563,13 @@ def _render(transport: Transport, chunk: list[_Claimed]) -> _Batch:
     return batch
 
 
-def _attempt_start(transport: Transport, batch: _Batch, claimed_at: datetime) -> None:
-    """Count the attempt and stamp its start on each message, committed before the transport
-    is called; only messages this run still holds go on (reconciliation may have taken one)."""
+def _stamp(ids: list[int], claimed_at: datetime, durable: bool) -> tuple[datetime, set[int]]:
+    """Count an attempt and stamp its start on messages this run still holds (reconciliation
+    may have taken one), committed before the transport is called; returns the stamp and the
+    ids held."""
     started = timezone.now()
-    batch.started_at = started
-    ids = [m.pk for m in batch.sendable] + [m.pk for m, _ in batch.results]
     with transaction.atomic():
-        _commit_without_waiting(batch.durable)
+        _commit_without_waiting(durable)
         if connection.vendor == "postgresql":
             table = Message._meta.db_table
             with connection.cursor() as cursor:
@@ -549,16 +579,27 @@ def _attempt_start(transport: Transport, batch: _Batch, claimed_at: datetime) ->
                     "AND attempt_started_at IS NULL RETURNING id",
                     [started, ids, MessageState.SENDING, claimed_at],
                 )
-                held = {pk for (pk,) in cursor.fetchall()}
-        else:
-            mine = Message.objects.filter(
-                pk__in=ids,
-                state=MessageState.SENDING,
-                claimed_at=claimed_at,
-                attempt_started_at=None,
-            )
-            held = set(mine.values_list("pk", flat=True))
-            mine.update(attempt_started_at=started, attempts=F("attempts") + 1)
+                return started, {pk for (pk,) in cursor.fetchall()}
+        mine = Message.objects.filter(
+            pk__in=ids, state=MessageState.SENDING, claimed_at=claimed_at, attempt_started_at=None
+        )
+        held = set(mine.values_list("pk", flat=True))
+        mine.update(attempt_started_at=started, attempts=F("attempts") + 1)
+        return started, held
+
+
+def _attempt_start(
+    transport: Transport,
+    batch: _Batch,
+    claimed_at: datetime,
+    stamped: tuple[datetime, set[int]] | None = None,
+) -> None:
+    """Start the batch's attempt (or take the stamp its whole group got at once); only the
+    messages held go on."""
+    if stamped is None:
+        ids = [m.pk for m in batch.sendable] + [m.pk for m, _ in batch.results]
+        stamped = _stamp(ids, claimed_at, batch.durable)
+    batch.started_at, held = stamped
     batch.results = [(m, r) for m, r in batch.results if m.pk in held]
     keep = [i for i, m in enumerate(batch.sendable) if m.pk in held]
     batch.sendable = [batch.sendable[i] for i in keep]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from sending.mime import Outgoing
 from sending.transports.base import Outcome, SendResult, excerpt, smtp_reply_outcome
@@ -128,7 +129,11 @@ class KumoHttpTransport:
             "trace_headers": {"supplemental_header": False},
         }
         try:
-            response = self._client.post(self.endpoint, json=body)
+            response = self._client.post(
+                self.endpoint,
+                content=orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             # Nothing was sent: a clear failure.
             return self._all(Outcome.RETRY, f"KumoMTA could not be reached: {error}", items)

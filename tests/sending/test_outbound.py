@@ -646,3 +646,14 @@ def test_claimed_messages_never_started_wait_for_the_next_run(alex):
     assert messages_reconcile()["released"] == 1
     message.refresh_from_db()
     assert message.state == MessageState.RESERVED and message.attempts == 0
+
+
+def test_reserve_builds_rows_in_the_models_field_order():
+    # messages_reserve builds Message rows positionally: a new field must be placed there too.
+    assert [f.attname for f in Message._meta.concrete_fields] == [
+        "id", "workspace_id", "domain_id", "mailbox_id", "kind", "campaign_ref", "sender",
+        "sender_name", "recipient", "recipient_name", "subject", "text_body", "html_body",
+        "headers", "message_id", "mta_id", "transport", "state", "attempts", "last_error",
+        "maybe_sent", "next_attempt_at", "claimed_at", "attempt_started_at", "handed_over_at",
+        "finished_at", "created_at",
+    ]  # fmt: skip
