@@ -1,6 +1,7 @@
 """Small, realistic KumoMTA log records for tests."""
 
 import itertools
+import threading
 import time
 from datetime import datetime
 
@@ -268,3 +269,22 @@ def outbound(
         )
         message.refresh_from_db()
     return message
+
+
+def pause_in_first_worker(
+    monkeypatch, module, name: str
+) -> tuple[threading.Event, threading.Event]:
+    """Make `module.name` stop, once it has run, in the thread named "first" until released:
+    returns (reached, release)."""
+    reached, release = threading.Event(), threading.Event()
+    original = getattr(module, name)
+
+    def paused(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if threading.current_thread().name == "first":
+            reached.set()
+            assert release.wait(10)
+        return result
+
+    monkeypatch.setattr(module, name, paused)
+    return reached, release

@@ -20,7 +20,7 @@ from reputation.models import (
     UnmatchedReport,
 )
 from sending.models import Mailbox, MailboxStatus, MessageState, Suppression
-from tests.reputation.records import complaint, outbound, sent
+from tests.reputation.records import complaint, outbound, pause_in_first_worker, sent
 
 pytestmark = pytest.mark.django_db
 
@@ -216,16 +216,7 @@ def test_two_workers_judging_replays_of_one_complaint_count_it_once(sender, alex
     ]
     PendingRecord.objects.bulk_create([PendingRecord(raw_record=raw) for raw in raws])
 
-    inserted, release = threading.Event(), threading.Event()
-    insert = processing._events_insert
-
-    def slow_insert(rows):
-        insert(rows)
-        if threading.current_thread().name == "first":
-            inserted.set()
-            assert release.wait(10)
-
-    monkeypatch.setattr(processing, "_events_insert", slow_insert)
+    inserted, release = pause_in_first_worker(monkeypatch, processing, "_events_insert")
     outcomes = {}
 
     def work() -> None:

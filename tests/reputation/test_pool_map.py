@@ -423,47 +423,46 @@ def nodes(settings, monkeypatch):
         node.server_close()
 
 
-def test_a_failed_bump_is_retried_on_the_nodes_that_failed_only(nodes, caplog, monkeypatch):
-    from config.celery import task_enqueue
+@pytest.fixture
+def bump_delays(monkeypatch) -> list[float]:
+    """The countdowns the bump task's retries ask for (the retries still run)."""
     from reputation import tasks
 
-    delays = []
+    delays: list[float] = []
     retry = tasks.config_epoch_bump.retry
     monkeypatch.setattr(
         tasks.config_epoch_bump,
         "retry",
         lambda *args, **kwargs: delays.append(kwargs["countdown"]) or retry(*args, **kwargs),
     )
+    return delays
+
+
+def test_a_failed_bump_is_retried_on_the_nodes_that_failed_only(nodes, caplog, bump_delays):
+    from config.celery import task_enqueue
+
     flaky, steady = nodes(failures=1)
 
     task_enqueue("reputation.tasks.config_epoch_bump")  # run at once (eager Celery)
 
     assert [r["path"] for r in flaky.received] == ["/api/admin/bump-config-epoch"] * 2
     assert [r["path"] for r in steady.received] == ["/api/admin/bump-config-epoch"]
-    assert delays == [10.0]
+    assert bump_delays == [10.0]
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert any(flaky.url in r.getMessage() for r in warnings)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-def test_a_bump_that_keeps_failing_is_given_up_with_an_error(nodes, caplog, monkeypatch):
+def test_a_bump_that_keeps_failing_is_given_up_with_an_error(nodes, caplog, bump_delays):
     from config.celery import task_enqueue
-    from reputation import tasks
 
-    delays = []
-    retry = tasks.config_epoch_bump.retry
-    monkeypatch.setattr(
-        tasks.config_epoch_bump,
-        "retry",
-        lambda *args, **kwargs: delays.append(kwargs["countdown"]) or retry(*args, **kwargs),
-    )
     flaky, steady = nodes(failures=100)
 
     task_enqueue("reputation.tasks.config_epoch_bump")
 
     assert len(flaky.received) == 6  # the first attempt and five retries
     assert len(steady.received) == 1
-    assert delays == [10.0, 20.0, 40.0, 80.0, 160.0]
+    assert bump_delays == [10.0, 20.0, 40.0, 80.0, 160.0]
     [error] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "gave up" in error.getMessage() and flaky.url in error.getMessage()
 

@@ -22,7 +22,13 @@ from reputation.models import (
     UnmatchedReport,
 )
 from sending.models import Mailbox, MessageState, Suppression
-from tests.reputation.records import complaint, outbound, reception_failure, sent
+from tests.reputation.records import (
+    complaint,
+    outbound,
+    pause_in_first_worker,
+    reception_failure,
+    sent,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -228,16 +234,7 @@ def test_two_workers_holding_the_two_records_at_once(sender, alex, monkeypatch, 
     ]
     PendingRecord.objects.bulk_create([PendingRecord(raw_record=raw) for raw in raws])
 
-    busy, release = threading.Event(), threading.Event()
-    advance = processing._outbound_advance
-
-    def slow_advance(rows):
-        advance(rows)
-        if threading.current_thread().name == "first":
-            busy.set()
-            assert release.wait(10)
-
-    monkeypatch.setattr(processing, "_outbound_advance", slow_advance)
+    busy, release = pause_in_first_worker(monkeypatch, processing, "_outbound_advance")
 
     def work() -> None:
         from django.db import connection
