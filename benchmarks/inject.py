@@ -1,6 +1,6 @@
 """Outbound benchmark: messages per second reserved (rows committed with their Message-IDs),
 rendered and handed to the HTTP injection stand-in, batched (bulk reserve, one claim, one
-request per 200 recipients, one booking per batch) against the naive path (one transaction to
+request per 500 recipients, one booking per batch) against the naive path (one transaction to
 reserve, one claim, one request and one booking per message), in the same run. Run with
 `make bench`."""
 

@@ -447,7 +447,7 @@ KUMO_INJECT_USERNAME = env.str("KUMO_INJECT_USERNAME", default="")
 KUMO_INJECT_PASSWORD = env.str("KUMO_INJECT_PASSWORD", default="")
 KUMO_INJECT_TIMEOUT_SECONDS = env.float("KUMO_INJECT_TIMEOUT_SECONDS", default=30.0)
 # Recipients per injection request (each with its own rendered message).
-KUMO_INJECT_BATCH_SIZE = env.int("KUMO_INJECT_BATCH_SIZE", default=200)
+KUMO_INJECT_BATCH_SIZE = env.int("KUMO_INJECT_BATCH_SIZE", default=500)
 # Bytes per injection request, under the node's request_body_limit (KumoMTA's default: 2 MiB).
 KUMO_INJECT_MAX_REQUEST_BYTES = env.int("KUMO_INJECT_MAX_REQUEST_BYTES", default=1536 * 1024)
 SMTP_RELAY_HOST = env.str("SMTP_RELAY_HOST", default="127.0.0.1")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 # The policy on our MTA reads these and removes them before the message leaves (kumomta/).
 TENANT_HEADER = "X-Tenant"
@@ -89,6 +90,7 @@ def message_id_bare(value: str) -> str:
     return value.strip().strip("<>").strip()
 
 
+@lru_cache(maxsize=65536)  # pure; a sender's address is checked for every message it sends
 def address_check(address: str) -> str:
     """The address in the form the envelope uses (an IDN domain as punycode); raises
     MessageContentError for anything that is not one plain address."""
