@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -381,13 +380,6 @@ def _worker(settings, message_ids: list[int]) -> subprocess.Popen:
     )
 
 
-def _wait(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("records_arrive", [True, False])
 def test_a_worker_killed_after_the_hand_over_never_causes_a_second_send(
@@ -396,7 +388,10 @@ def test_a_worker_killed_after_the_hand_over_never_causes_a_second_send(
     (message,) = reserve(alex)
     mta.stall = threading.Event()  # the node takes the message, then the answer is held
     worker = _worker(settings, [message.pk])
-    _wait(lambda: receiver.count(message.message_id) == 1)
+    with receiver.server.arrived:  # the node took it and handed it to the receiver
+        assert receiver.server.arrived.wait_for(
+            lambda: receiver.count(message.message_id) == 1, timeout=20
+        )
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     mta.stall.set()
