@@ -220,21 +220,26 @@ def _insert(rows: list[Message]) -> None:
         message._state.adding = False
 
 
-def _refuse_suppressed(rows: list[Message]) -> None:
-    recipients = {m.recipient for m in rows}
-    workspaces = {m.workspace_id for m in rows}
+def _suppressions(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """(workspace, recipient) -> the reason it may not be sent to (the workspace's suppression
+    list or the platform's), for the pairs that are suppressed; one query."""
     found = (
-        Suppression.objects.filter(address__in=recipients)
-        .filter(Q(workspace__isnull=True) | Q(workspace_id__in=workspaces))
+        Suppression.objects.filter(address__in={address for _, address in pairs})
+        .filter(Q(workspace__isnull=True) | Q(workspace_id__in={ws for ws, _ in pairs}))
         .values_list("workspace_id", "address", "reason")
     )
-    blocked: dict[tuple[int | None, str], str] = {
-        (ws, address): reason for ws, address, reason in found
+    listed: dict[tuple[int | None, str], str] = {(ws, a): reason for ws, a, reason in found}
+    return {
+        (ws, address): reason
+        for ws, address in pairs
+        if (reason := listed.get((ws, address)) or listed.get((None, address)))
     }
+
+
+def _refuse_suppressed(rows: list[Message]) -> None:
+    suppressed = _suppressions({(m.workspace_id, m.recipient) for m in rows})
     for message in rows:
-        reason = blocked.get((message.workspace_id, message.recipient)) or blocked.get(
-            (None, message.recipient)
-        )
+        reason = suppressed.get((message.workspace_id, message.recipient))
         if reason:
             raise ApplicationError(
                 f"{message.recipient} is on the suppression list ({reason.replace('_', ' ')}): "
@@ -385,20 +390,11 @@ def _unsendable(claimed: list[_Claimed]) -> dict[int, tuple[bool, str]]:
     """Messages that may not go now, checked again at claim time (a message may wait hours for
     its time): message id -> (for good, reason). A suppressed recipient or a removed mailbox is
     for good; a paused mailbox or a domain that may not send now waits."""
-    found = (
-        Suppression.objects.filter(address__in={m.outgoing.recipient for m in claimed})
-        .filter(Q(workspace__isnull=True) | Q(workspace_id__in={m.workspace_id for m in claimed}))
-        .values_list("workspace_id", "address", "reason")
-    )
-    suppressed: dict[tuple[int | None, str], str] = {
-        (ws, address): reason for ws, address, reason in found
-    }
+    suppressed = _suppressions({(m.workspace_id, m.outgoing.recipient) for m in claimed})
     verdicts: dict[int, tuple[bool, str]] = {}
     for message in claimed:
         recipient = message.outgoing.recipient
-        reason = suppressed.get((message.workspace_id, recipient)) or suppressed.get(
-            (None, recipient)
-        )
+        reason = suppressed.get((message.workspace_id, recipient))
         if reason:
             verdicts[message.pk] = (
                 True,
