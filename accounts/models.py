@@ -95,6 +95,12 @@ class Workspace(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
 
+    @property
+    def email(self) -> str:
+        """Where Stripe sends receipts: the first owner's address (dj-stripe's subscriber)."""
+        owner = self.memberships.filter(role=Role.OWNER).select_related("user").first()
+        return owner.user.email if owner else ""
+
 
 class Membership(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")

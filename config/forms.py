@@ -14,4 +14,4 @@ def form_add_refusal(form: forms.Form, error: ApplicationError) -> None:
                 form.add_error(field, problem)
             placed = True
     if not placed:
-        form.add_error(None, error.message)
+        form.add_error(None, error.html())

@@ -91,13 +91,13 @@ class ApplicationErrorMiddleware:
         if not isinstance(exception, ApplicationError):
             return None
         if is_api(request):
-            body = error_body(exception.code, exception.message, exception.fields)
+            body = error_body(exception.code, exception.message, exception.fields, exception.link)
             return JsonResponse(body, status=exception.status)
         if exception.status == 404:
             return page_not_found(request, exception)
         if exception.status == 403:
             return permission_denied(request, exception)
-        messages.error(request, exception.message)
+        messages.error(request, exception.html())
         target = back_url(request)
         htmx = getattr(request, "htmx", None)
         if htmx and not htmx.boosted:

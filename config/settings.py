@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "csp",
+    "djstripe",
     "accounts",
     "sending",
     "warming",
@@ -229,6 +230,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reputation.tasks.mailbox_limits_restore",
         "schedule": crontab(minute=15, hour=0),
     },
+    # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
+    "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": crontab(minute=7),
@@ -545,3 +548,26 @@ DNSBL_DOMAIN_ZONES = env.list("DNSBL_DOMAIN_ZONES", default=["dbl.spamhaus.org",
 # Pool-level rates over the last hour above which the worst tenants are quarantined
 # (docs/tiers-and-actions.md#bad-apple-isolation).
 BAD_APPLE_MIN_SENT = env.int("BAD_APPLE_MIN_SENT", default=200)
+
+# --- Billing (docs/billing.md) -------------------------------------------------------------------
+# Stripe through dj-stripe. With no secret key set, billing is off: every workspace stays on the
+# evaluation level (or a plan granted by support) and the billing page says so.
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_TEST_SECRET_KEY = env.str("STRIPE_TEST_SECRET_KEY", default="")
+STRIPE_LIVE_SECRET_KEY = env.str("STRIPE_LIVE_SECRET_KEY", default="")
+BILLING_ENABLED = bool(STRIPE_LIVE_SECRET_KEY if STRIPE_LIVE_MODE else STRIPE_TEST_SECRET_KEY)
+# Only for a local Stripe (tests, localstripe); never set in production.
+if env.str("STRIPE_API_BASE", default=""):
+    STRIPE_API_HOST = env.str("STRIPE_API_BASE")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_SUBSCRIBER_MODEL = "accounts.Workspace"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+DJSTRIPE_SUBSCRIBER_CUSTOMER_KEY = "trustgate_workspace"
+# The plan of a workspace that pays for none: "evaluation" (warming only) where plans are sold;
+# an installation that hosts only its own company and sells nothing sets "pro".
+BILLING_UNPAID_PLAN = env.str("BILLING_UNPAID_PLAN", default="evaluation")
+# What one paying workspace costs to serve per month (servers, IPs, storage), in cents, for the
+# console's unit economics.
+BILLING_INFRA_CENTS_PER_WORKSPACE_MONTH = env.int(
+    "BILLING_INFRA_CENTS_PER_WORKSPACE_MONTH", default=25
+)

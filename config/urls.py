@@ -75,7 +75,10 @@ urlpatterns = [
     path("w/<str:public_id>/", include(workspace_pages)),
     path("accounts/", include("allauth.urls")),
     path("", include("reputation.urls")),
+    path("", include("billing.urls")),
     path("admin/", admin.site.urls),
+    # Stripe's webhooks, verified by signature per endpoint (dj-stripe).
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/v1/", api_index, name="api-index"),
     *[path("api/v1/", include(module)) for module in API_V1],
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

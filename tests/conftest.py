@@ -65,6 +65,16 @@ def _fresh_redis() -> Iterator[None]:
     yield
 
 
+# Workspaces in tests that are not about billing get the plan an installation that sells none
+# gives (as servers started in subprocesses do); billing tests set "evaluation" themselves.
+os.environ.setdefault("BILLING_UNPAID_PLAN", "pro")
+
+
+@pytest.fixture(autouse=True)
+def _unpaid_plan(settings) -> None:
+    settings.BILLING_UNPAID_PLAN = os.environ["BILLING_UNPAID_PLAN"]
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     # Password hashing cost is not under test; PBKDF2's 1M rounds would dominate the suite.

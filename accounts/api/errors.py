@@ -19,13 +19,22 @@ def _flatten(detail: Any) -> list[str]:
     return [str(detail)]
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+def error_body(
+    code: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+    link: tuple[str, str] | None = None,
+) -> dict:
+    body: dict[str, Any] = {"code": code, "message": message, "fields": fields or {}}
+    if link is not None:
+        body["link"] = {"label": link[0], "url": link[1]}
+    return {"error": body}
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        body = error_body(exc.code, exc.message, exc.fields, exc.link)
+        return Response(body, status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from accounts.services import audit_log_record
+from billing.services.entitlements import entitlement_require_room
 from config.errors import ApplicationError
 from sending.dns_checks import ERROR, PASS
 from sending.domain_names import DomainNameError, domain_name_normalise
@@ -45,6 +46,9 @@ def domain_create(*, workspace: Workspace, actor: User | None, name: str) -> Sen
     now = timezone.now()
     try:
         with transaction.atomic():
+            # Locked so that two domains added at once cannot both fit the plan's last place.
+            Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+            entitlement_require_room(workspace=workspace, resource="domains")
             domain = SendingDomain.objects.create(
                 workspace=workspace, name=ascii_name, next_check_at=now + PENDING_RECHECK
             )

@@ -7,8 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.crypto import secret_encrypt
-from accounts.models import User
+from accounts.models import User, Workspace
 from accounts.services import audit_log_record, workspace_notify
+from billing.services.entitlements import entitlement_require_room
 from config.errors import ApplicationError
 from sending.mailbox_fields import (
     MailboxInputError,
@@ -93,16 +94,20 @@ def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> 
     if connection == ConnectionType.EXTERNAL:
         data = _with_provider_defaults(data, domain.provider)
     fields = _parsed(data, connection=connection, creating=True)
-    if Mailbox.objects.filter(domain=domain, local_part=local_part).exists():
-        message = f"{local_part}@{domain.name} already exists."
-        raise ApplicationError(message, code="mailbox_exists", fields={"local_part": [message]})
-    mailbox = Mailbox.objects.create(
-        domain=domain,
-        local_part=local_part,
-        connection=connection,
-        provider=domain.provider,
-        **fields,
-    )
+    with transaction.atomic():
+        # Locked so that two mailboxes added at once cannot both fit the plan's last place.
+        Workspace.objects.select_for_update().filter(pk=domain.workspace_id).first()
+        if Mailbox.objects.filter(domain=domain, local_part=local_part).exists():
+            message = f"{local_part}@{domain.name} already exists."
+            raise ApplicationError(message, code="mailbox_exists", fields={"local_part": [message]})
+        entitlement_require_room(workspace=domain.workspace, resource="mailboxes")
+        mailbox = Mailbox.objects.create(
+            domain=domain,
+            local_part=local_part,
+            connection=connection,
+            provider=domain.provider,
+            **fields,
+        )
     audit_log_record(
         action="mailbox.create",
         actor=actor,

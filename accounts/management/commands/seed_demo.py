@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role, User, Workspace
 from accounts.services import workspace_create
+from billing.models import BillingAccount
+from billing.services.subscriptions import plan_comp_set
 from config.errors import ApplicationError
 
 if TYPE_CHECKING:
@@ -166,7 +168,7 @@ class Command(BaseCommand):
     @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     @transaction.atomic
     def handle(self, *args, **options) -> None:
-        _user(OPERATOR, staff=True)
+        operator = _user(OPERATOR, staff=True)
         logins = [(OPERATOR, "operator (staff, /admin/)")]
         for name, people in WORKSPACES:
             owner_email = people[0][0]
@@ -177,6 +179,16 @@ class Command(BaseCommand):
             for email, role in people[1:]:
                 Membership.objects.get_or_create(
                     workspace=workspace, user=_user(email), defaults={"role": role}
+                )
+            if (
+                not BillingAccount.objects.filter(workspace=workspace)
+                .exclude(comp_plan="")
+                .exists()
+            ):
+                # The demo shows a workspace on a plan (its domains and mailboxes exceed the
+                # evaluation level) without payments set up.
+                plan_comp_set(
+                    workspace=workspace, actor=operator, plan="pro", reason="Demo workspace"
                 )
             for name in _demo_domains(workspace, owner):
                 self.stdout.write(f"Skipped the demo domain {name}: another workspace holds it.")

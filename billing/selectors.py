@@ -1,0 +1,120 @@
+"""Reads: what a workspace is entitled to, its billing state, invoices and credits."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from accounts.models import Workspace
+from billing.models import BillingAccount, CreditAccount, CreditEntry
+from billing.plans import Entitlements, entitlements_resolve
+
+
+def billing_account_of(workspace: Workspace) -> BillingAccount | None:
+    """The workspace's billing row (cached on the instance), or None if it never had one."""
+    try:
+        return workspace.billing
+    except BillingAccount.DoesNotExist:
+        return None
+
+
+def entitlements_get(*, workspace: Workspace, now: datetime | None = None) -> Entitlements:
+    """What the workspace may do now: its plan's limits and whether it may send externally."""
+    account = billing_account_of(workspace)
+    now = now or timezone.now()
+    unpaid_plan = settings.BILLING_UNPAID_PLAN
+    if account is None:
+        return entitlements_resolve(
+            plan=None,
+            status="",
+            past_due_since=None,
+            flagged=False,
+            comp_plan=None,
+            now=now,
+            unpaid_plan=unpaid_plan,
+        )
+    return entitlements_resolve(
+        plan=account.plan or None,
+        status=account.status,
+        past_due_since=account.past_due_since,
+        flagged=bool(account.flagged_reason),
+        comp_plan=account.comp_plan or None,
+        now=now,
+        unpaid_plan=unpaid_plan,
+    )
+
+
+def usage_get(*, workspace: Workspace) -> dict[str, int]:
+    """How much of each limited resource the workspace uses (retired domains do not count)."""
+    from sending.models import DomainStatus, Mailbox, SendingDomain
+
+    domains = SendingDomain.objects.filter(workspace=workspace).exclude(status=DomainStatus.RETIRED)
+    return {
+        "domains": domains.count(),
+        "mailboxes": Mailbox.objects.filter(domain__in=domains).count(),
+        "seats": workspace.memberships.count(),
+    }
+
+
+def credit_balance_get(*, workspace: Workspace) -> int:
+    account = CreditAccount.objects.filter(workspace=workspace).first()
+    return account.balance if account else 0
+
+
+def credit_entries_list(*, workspace: Workspace) -> QuerySet[CreditEntry]:
+    return CreditEntry.objects.filter(workspace=workspace).order_by("-id")
+
+
+def invoices_list(*, workspace: Workspace, limit: int = 24) -> list[dict]:
+    """The workspace's invoices as dj-stripe synced them, newest first."""
+    from djstripe.models import Invoice
+
+    invoices = Invoice.objects.filter(customer__subscriber=workspace).order_by("-created")
+    rows = []
+    for invoice in invoices[:limit]:
+        data = invoice.stripe_data or {}
+        rows.append(
+            {
+                "number": data.get("number") or invoice.id,
+                "created": invoice.created,
+                "amount": (data.get("amount_paid") or data.get("amount_due") or 0) / 100,
+                "currency": (data.get("currency") or "usd").upper(),
+                "status": data.get("status") or "",
+                "url": data.get("hosted_invoice_url") or "",
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class PlanCount:
+    plan: str
+    interval: str
+    count: int
+
+
+def paying_counts() -> list[PlanCount]:
+    """Workspaces served on each paid plan and billing interval (active or in grace)."""
+    rows = (
+        BillingAccount.objects.filter(flagged_reason="", status__in=["active", "trialing"])
+        .exclude(plan="")
+        .values("plan", "interval")
+        .annotate(n=Count("id"))
+    )
+    grace = (
+        BillingAccount.objects.filter(flagged_reason="", status__in=["past_due", "unpaid"])
+        .exclude(plan="")
+        .values("plan", "interval")
+        .annotate(n=Count("id"))
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for row in [*rows, *grace]:
+        key = (row["plan"], row["interval"])
+        counts[key] = counts.get(key, 0) + row["n"]
+    return [PlanCount(plan, interval, n) for (plan, interval), n in sorted(counts.items())]
+
+
+def infra_cents_per_workspace_month() -> int:
+    return int(settings.BILLING_INFRA_CENTS_PER_WORKSPACE_MONTH)
