@@ -5,6 +5,7 @@ depend on how often it is charged, not on its monthly price: a $1 monthly charge
 the same dollar collected as one $12 yearly charge loses 5.4 %.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -65,6 +66,78 @@ class PlanEconomics:
     @property
     def margin_share(self) -> Decimal | None:
         return self.margin / self.revenue if self.revenue else None
+
+    @property
+    def charges_per_customer(self) -> int:
+        return CHARGES_PER_YEAR[self.interval]
+
+    @property
+    def fee_per_charge(self) -> Decimal:
+        return stripe_fee_cents(self.amount_cents)
+
+    @property
+    def revenue_per_month(self) -> Decimal:
+        return self.revenue / 12
+
+    @property
+    def margin_per_month(self) -> Decimal:
+        return self.margin / 12
+
+    def per_customer(self) -> "PlanEconomics":
+        """The same price for one customer: its shares hold for any number of customers."""
+        return PlanEconomics(
+            self.label, 1, self.amount_cents, self.interval, self.infra_cents_per_month
+        )
+
+
+@dataclass(frozen=True)
+class EconomicsTotal:
+    """Several prices' customers added up over a year, in cents."""
+
+    customers: int
+    charges: int
+    revenue: Decimal
+    fees: Decimal
+    infrastructure: Decimal
+
+    @property
+    def margin(self) -> Decimal:
+        return self.revenue - self.fees - self.infrastructure
+
+    @property
+    def revenue_per_month(self) -> Decimal:
+        return self.revenue / 12
+
+    @property
+    def margin_per_month(self) -> Decimal:
+        return self.margin / 12
+
+    @property
+    def fee_share(self) -> Decimal | None:
+        return self.fees / self.revenue if self.revenue else None
+
+    @property
+    def margin_share(self) -> Decimal | None:
+        return self.margin / self.revenue if self.revenue else None
+
+
+def economics_total(rows: Iterable[PlanEconomics]) -> EconomicsTotal:
+    """The sum of the rows (their fees as charged: per charge, not per dollar)."""
+    rows = list(rows)
+    return EconomicsTotal(
+        customers=sum(row.customers for row in rows),
+        charges=sum(row.charges for row in rows),
+        revenue=sum((row.revenue for row in rows), Decimal(0)),
+        fees=sum((row.fees for row in rows), Decimal(0)),
+        infrastructure=sum((row.infrastructure for row in rows), Decimal(0)),
+    )
+
+
+def dollars(cents: Decimal | int) -> str:
+    """Cents as dollars to the cent, rounded half up: Decimal('394800') -> '$3,948.00'."""
+    amount = (Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
 
 
 def worked_example(

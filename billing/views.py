@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import workspace_view
-from accounts.http import WorkspaceRequest
+from accounts.http import AuthedRequest, WorkspaceRequest
 from accounts.models import Role
 from accounts.selectors import membership_list_for_user
 from billing import selectors
@@ -92,7 +92,7 @@ def done(request: WorkspaceRequest) -> HttpResponse:
 
 
 @login_required
-def start(request: HttpRequest, price: str) -> HttpResponse:
+def start(request: AuthedRequest, price: str) -> HttpResponse:
     """Landing page -> sign up or in -> this page -> Stripe Checkout for the chosen price."""
     if price not in PRICES:
         raise Http404("No such price.")

@@ -6,7 +6,7 @@ or interval makes a new Price that takes over the lookup key; the old one is arc
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import stripe
@@ -84,21 +84,16 @@ class SyncReport:
 
 
 def _product_sync(plan: Plan, key: str, report: SyncReport) -> str:
-    fields = {
-        "name": f"{settings.PRODUCT_NAME} {plan.name}",
-        "metadata": {"trustgate_plan": plan.code},
-    }
+    name = f"{settings.PRODUCT_NAME} {plan.name}"
+    metadata = {"trustgate_plan": plan.code}
     product_id = catalog_id(f"product:{plan.code}")
     if product_id is None:
-        product = stripe.Product.create(api_key=key, **fields)
+        product = stripe.Product.create(api_key=key, name=name, metadata=metadata)
         report.created.append(f"product:{plan.code}")
     else:
         product = stripe.Product.retrieve(product_id, api_key=key)
-        if (
-            product.get("name") != fields["name"]
-            or (product.get("metadata") or {}).get("trustgate_plan") != plan.code
-        ):
-            product = stripe.Product.modify(product_id, api_key=key, **fields)
+        if product["name"] != name or dict(product["metadata"] or {}) != metadata:
+            product = stripe.Product.modify(product_id, api_key=key, name=name, metadata=metadata)
             report.updated.append(f"product:{plan.code}")
         else:
             report.unchanged.append(f"product:{plan.code}")
@@ -107,7 +102,7 @@ def _product_sync(plan: Plan, key: str, report: SyncReport) -> str:
     return str(product["id"])
 
 
-def _price_matches(existing: dict[str, Any], price: Price, product_id: str) -> bool:
+def _price_matches(existing: Any, price: Price, product_id: str) -> bool:
     recurring = existing.get("recurring") or {}
     return (
         existing.get("unit_amount") == price.amount_cents
@@ -190,7 +185,7 @@ def _webhook_sync(key: str, report: SyncReport) -> None:
     endpoint = stripe.WebhookEndpoint.create(
         api_key=key,
         url=url,
-        enabled_events=WEBHOOK_EVENTS,
+        enabled_events=cast(Any, WEBHOOK_EVENTS),
         api_version=djstripe_settings.STRIPE_API_VERSION,
         metadata={"djstripe_uuid": str(uuid)},
         description=f"{settings.PRODUCT_NAME} billing",
