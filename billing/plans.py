@@ -189,9 +189,9 @@ def entitlements_resolve(
     `unpaid_plan` is what a workspace gets without a paid plan: the evaluation level, or on an
     installation that does not sell plans (one company hosting it for itself) a full plan."""
     standing, grace_ends = standing_of(status=status, past_due_since=past_due_since, now=now)
-    if plan is not None and plan in PLANS and not flagged:
-        if standing in (Standing.ACTIVE, Standing.GRACE):
-            return Entitlements(PLANS[plan], standing, grace_ends)
+    served = standing in (Standing.ACTIVE, Standing.GRACE)
+    if plan is not None and plan in PLANS and not flagged and served:
+        return Entitlements(PLANS[plan], standing, grace_ends)
     if comp_plan is not None and comp_plan in PLANS:
         return Entitlements(PLANS[comp_plan], Standing.ACTIVE, note="granted by support")
     if unpaid_plan != EVALUATION.code and unpaid_plan in PLANS:

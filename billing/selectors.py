@@ -6,10 +6,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.utils import timezone
+from djstripe.models import Invoice
 
 from accounts.models import Workspace
 from billing.models import BillingAccount, CreditAccount, CreditEntry
 from billing.plans import Entitlements, entitlements_resolve
+from sending.models import DomainStatus, Mailbox, SendingDomain
 
 
 def billing_account_of(workspace: Workspace) -> BillingAccount | None:
@@ -22,34 +24,35 @@ def billing_account_of(workspace: Workspace) -> BillingAccount | None:
 
 def entitlements_get(*, workspace: Workspace, now: datetime | None = None) -> Entitlements:
     """What the workspace may do now: its plan's limits and whether it may send externally."""
-    account = billing_account_of(workspace)
-    now = now or timezone.now()
-    unpaid_plan = settings.BILLING_UNPAID_PLAN
-    if account is None:
-        return entitlements_resolve(
-            plan=None,
-            status="",
-            past_due_since=None,
-            flagged=False,
-            comp_plan=None,
-            now=now,
-            unpaid_plan=unpaid_plan,
-        )
+    return _resolve(billing_account_of(workspace), now or timezone.now())
+
+
+def _resolve(account: BillingAccount | None, now: datetime) -> Entitlements:
     return entitlements_resolve(
-        plan=account.plan or None,
-        status=account.status,
-        past_due_since=account.past_due_since,
-        flagged=bool(account.flagged_reason),
-        comp_plan=account.comp_plan or None,
+        plan=(account.plan or None) if account else None,
+        status=account.status if account else "",
+        past_due_since=account.past_due_since if account else None,
+        flagged=bool(account and account.flagged_reason),
+        comp_plan=(account.comp_plan or None) if account else None,
         now=now,
-        unpaid_plan=unpaid_plan,
+        unpaid_plan=settings.BILLING_UNPAID_PLAN,
     )
+
+
+def external_sending_blocked(*, workspace_ids: set[int], now: datetime | None = None) -> set[int]:
+    """Which of these workspaces may not send campaigns now (one query for the lot)."""
+    now = now or timezone.now()
+    rows = BillingAccount.objects.filter(workspace_id__in=workspace_ids)
+    accounts = {account.workspace_id: account for account in rows}
+    return {
+        workspace_id
+        for workspace_id in workspace_ids
+        if not _resolve(accounts.get(workspace_id), now).external_sending
+    }
 
 
 def usage_get(*, workspace: Workspace) -> dict[str, int]:
     """How much of each limited resource the workspace uses (retired domains do not count)."""
-    from sending.models import DomainStatus, Mailbox, SendingDomain
-
     domains = SendingDomain.objects.filter(workspace=workspace).exclude(status=DomainStatus.RETIRED)
     return {
         "domains": domains.count(),
@@ -69,8 +72,6 @@ def credit_entries_list(*, workspace: Workspace) -> QuerySet[CreditEntry]:
 
 def invoices_list(*, workspace: Workspace, limit: int = 24) -> list[dict]:
     """The workspace's invoices as dj-stripe synced them, newest first."""
-    from djstripe.models import Invoice
-
     invoices = Invoice.objects.filter(customer__subscriber=workspace).order_by("-created")
     rows = []
     for invoice in invoices[:limit]:

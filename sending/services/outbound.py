@@ -27,6 +27,8 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from billing.selectors import external_sending_blocked
+from billing.services.entitlements import external_sending_refusal, upgrade_link
 from config.celery import task_enqueue
 from config.errors import ApplicationError
 from reputation.core.pool_map import key, kumo_redis
@@ -181,12 +183,31 @@ def messages_reserve(
             raise ApplicationError(f"{where}: {error}", code="invalid") from error
         rows.append(message)
     _refuse_suppressed(rows)
+    _refuse_unpaid_campaigns(rows, drafts)
     with transaction.atomic():
         _insert(rows)
         if enqueue and rows:
             ids = [m.pk for m in rows]
             transaction.on_commit(lambda: task_enqueue(SEND_TASK, ids))
     return rows
+
+
+def _refuse_unpaid_campaigns(rows: list[Message], drafts: Sequence[MessageDraft]) -> None:
+    campaign_workspaces = {m.workspace_id for m in rows if m.kind == MessageKind.CAMPAIGN}
+    if not campaign_workspaces:
+        return
+    for workspace_id in external_sending_blocked(workspace_ids=campaign_workspaces):
+        workspace = next(
+            d.mailbox.domain.workspace
+            for d in drafts
+            if d.mailbox.domain.workspace_id == workspace_id
+        )
+        raise ApplicationError(
+            external_sending_refusal(workspace=workspace),
+            code="external_sending_stopped",
+            status=402,
+            link=upgrade_link(workspace),
+        )
 
 
 def _insert(rows: list[Message]) -> None:
@@ -391,6 +412,9 @@ def _unsendable(claimed: list[_Claimed]) -> dict[int, tuple[bool, str]]:
     its time): message id -> (for good, reason). A suppressed recipient or a removed mailbox is
     for good; a paused mailbox or a domain that may not send now waits."""
     suppressed = _suppressions({(m.workspace_id, m.outgoing.recipient) for m in claimed})
+    unpaid = external_sending_blocked(
+        workspace_ids={m.workspace_id for m in claimed if m.outgoing.kind == MessageKind.CAMPAIGN}
+    )
     verdicts: dict[int, tuple[bool, str]] = {}
     for message in claimed:
         recipient = message.outgoing.recipient
@@ -409,6 +433,11 @@ def _unsendable(claimed: list[_Claimed]) -> dict[int, tuple[bool, str]]:
         elif message.mailbox_status != MailboxStatus.ACTIVE:
             label = MailboxStatus(message.mailbox_status).label.lower()
             verdicts[message.pk] = (False, f"Waiting: the mailbox is {label}.")
+        elif message.workspace_id in unpaid and message.outgoing.kind == MessageKind.CAMPAIGN:
+            verdicts[message.pk] = (
+                False,
+                "Waiting: campaigns are stopped until the workspace's plan is paid.",
+            )
     return verdicts
 
 
