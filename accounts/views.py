@@ -14,6 +14,7 @@ from accounts.decorators import workspace_view
 from accounts.forms import ApiTokenForm, InvitationForm, RoleForm, WorkspaceForm
 from accounts.http import AuthedRequest, WorkspaceRequest
 from accounts.models import ApiToken, Invitation, Role, User
+from billing.services.entitlements import seat_require_room
 from config.errors import ApplicationError
 from config.forms import form_add_refusal
 from sending.models import SendingDomain
@@ -57,6 +58,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         raise Http404("No such invitation.")
     if request.method == "POST" and isinstance(request.user, User):
+        seat_require_room(workspace=invitation.workspace, inviting=False)
         membership = services.invitation_accept(invitation=invitation, user=request.user)
         messages.success(request, f"You joined {membership.workspace.name}.")
         return redirect("dashboard", membership.workspace.public_id)
@@ -74,6 +76,7 @@ def invitation_accept_listed(request: AuthedRequest, invitation_id: int) -> Http
     invitation = get_object_or_404(
         selectors.invitation_list_for_user(user=request.user), pk=invitation_id
     )
+    seat_require_room(workspace=invitation.workspace, inviting=False)
     membership = services.invitation_accept(invitation=invitation, user=request.user)
     messages.success(request, f"You joined {membership.workspace.name}.")
     return redirect("dashboard", membership.workspace.public_id)
@@ -161,6 +164,7 @@ def invitation_create(request: WorkspaceRequest) -> HttpResponse:
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
+            seat_require_room(workspace=request.workspace, inviting=True)
             services.invitation_create(
                 workspace=request.workspace,
                 inviter=request.user,

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.plans import PLANS, Entitlements, Standing
@@ -18,6 +19,16 @@ NOUNS = {
 
 def upgrade_link(workspace: Workspace) -> tuple[str, str]:
     return ("See plans and upgrade", reverse("billing", args=[workspace.public_id]))
+
+
+def seat_require_room(*, workspace: Workspace, inviting: bool) -> None:
+    """Refuse an invitation (open invitations hold a seat) or a join past the plan's seats."""
+    pending = workspace.invitations.filter(
+        accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()
+    ).count()
+    entitlement_require_room(
+        workspace=workspace, resource="seats", adding=1 + (pending if inviting else 0)
+    )
 
 
 def entitlement_require_room(*, workspace: Workspace, resource: str, adding: int = 1) -> None:

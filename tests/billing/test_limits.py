@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import AuditLog, User
+from accounts.models import AuditLog, Invitation, User
 from accounts.services import api_token_create
 from billing.models import BillingAccount
 from billing.plans import EVALUATION, PRO
@@ -107,3 +107,15 @@ def test_a_comp_plan_is_audit_logged_and_lifts_the_limits(evaluation, owner, sta
     assert BillingAccount.objects.get(pk=account.pk).comp_plan == "starter"
     log = AuditLog.objects.get(action="billing.comp_plan")
     assert (log.actor, log.reason, log.after) == (staff_user, "Partner", {"comp_plan": "starter"})
+
+
+def test_an_invitation_past_the_plans_seats_is_refused_beside_the_form(
+    evaluation, teammate, owner, owner_client
+):
+    ws = owner.workspace.public_id
+    response = owner_client.post(
+        f"/w/{ws}/settings/invitations/", {"email": "third@example.com", "role": "member"}
+    )
+    body = response.content.decode()
+    assert "allows 2 members, and you have 2" in body
+    assert not Invitation.objects.exists()
