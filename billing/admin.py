@@ -306,7 +306,9 @@ class BillingAccountAdmin(ServiceOwnedAdmin):
         navigation lists it)."""
         if not self.has_view_permission(request):
             return []
-        return [_console_entry("Unit economics", reverse("admin:billing_economics"))]
+        return [
+            _console_entry("UnitEconomics", "Unit economics", reverse("admin:billing_economics"))
+        ]
 
     def console_counts(self, request: HttpRequest) -> list[dict[str, Any]]:
         """Flagged subscriptions, counted on the console's index (one indexed query)."""
@@ -319,7 +321,7 @@ class BillingAccountAdmin(ServiceOwnedAdmin):
             if flagged
             else "Flagged subscriptions: none"
         )
-        return [_console_entry(name, url)]
+        return [_console_entry("FlaggedSubscriptions", name, url)]
 
     def economics_view(self, request: HttpRequest) -> TemplateResponse:
         if not self.has_view_permission(request):
@@ -403,12 +405,12 @@ def _plan_name(code: str) -> str:
     return plan.name if plan else code
 
 
-def _console_entry(name: str, url: str) -> dict[str, Any]:
+def _console_entry(object_name: str, name: str, url: str) -> dict[str, Any]:
     """A link in the console's app list, shaped like a model's entry."""
     return {
         "model": None,
         "name": name,
-        "object_name": "".join(ch for ch in str(name) if ch.isalnum())[:40],
+        "object_name": object_name,
         "perms": {"view": True},
         "admin_url": url,
         "add_url": None,

@@ -15,11 +15,9 @@ from sending.models import DomainStatus, Mailbox, SendingDomain
 
 
 def billing_account_of(workspace: Workspace) -> BillingAccount | None:
-    """The workspace's billing row (cached on the instance), or None if it never had one."""
-    try:
-        return workspace.billing
-    except BillingAccount.DoesNotExist:
-        return None
+    """The workspace's billing row, or None if it never had one (read afresh: a subscription
+    can change under a long-lived workspace instance)."""
+    return BillingAccount.objects.filter(workspace=workspace).first()
 
 
 def entitlements_get(*, workspace: Workspace, now: datetime | None = None) -> Entitlements:

@@ -1,5 +1,7 @@
 """The operations console: a branded admin site whose login is allauth's (so MFA covers staff)."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
@@ -56,7 +58,26 @@ class OpsAdminSite(admin.AdminSite):
         from accounts.tasks import HEARTBEAT_KEY
 
         extra_context = {**(extra_context or {}), "heartbeat": cache.get(HEARTBEAT_KEY)}
-        return super().index(request, extra_context)
+        response = super().index(request, extra_context)
+        # Counts that call for staff (flagged subscriptions, say): on the index only.
+        self._add_entries(request, (response.context_data or {}).get("app_list", []), "counts")
+        return response
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        """The models, then the console pages their admins link from the app (the navigation
+        of every page lists them, so they are built without queries)."""
+        app_list = super().get_app_list(request, app_label)
+        self._add_entries(request, app_list, "pages")
+        return app_list
+
+    def _add_entries(self, request: HttpRequest, app_list: list[Any], kind: str) -> None:
+        """Entries shaped like a model's that a model admin adds after the app's models
+        (its `console_pages` or `console_counts`)."""
+        for app in app_list:
+            for entry in list(app["models"]):
+                add = getattr(self._registry.get(entry.get("model")), f"console_{kind}", None)
+                if add is not None:
+                    app["models"].extend(add(request))
 
 
 class OpsAdminConfig(AdminConfig):

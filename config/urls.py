@@ -8,6 +8,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import accounts.api.urls
+import billing.api.urls
 import reputation.api.urls
 import sending.api.urls
 from accounts import views as account_views
@@ -26,7 +27,12 @@ workspace_pages = [
     *leaderboard_pages,
     *billing_pages,
 ]
-API_V1: list[ModuleType] = [accounts.api.urls, sending.api.urls, reputation.api.urls]
+API_V1: list[ModuleType] = [
+    accounts.api.urls,
+    sending.api.urls,
+    reputation.api.urls,
+    billing.api.urls,
+]
 
 
 def _route(pattern: URLPattern | URLResolver) -> str:

@@ -26,7 +26,12 @@ from sending.services.mailboxes import mailbox_create
 from sending.services.verification import domain_verify
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
-pytest_plugins = ["tests.servers.dns", "tests.servers.mail", "tests.servers.broken_imap"]
+pytest_plugins = [
+    "tests.servers.dns",
+    "tests.servers.mail",
+    "tests.servers.broken_imap",
+    "tests.servers.stripe",
+]
 
 
 # A loaded 2-core CI machine makes timing checks flaky; the properties themselves are what count.

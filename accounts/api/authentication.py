@@ -4,7 +4,6 @@ from rest_framework.request import Request
 
 from accounts.models import ApiToken, User
 from accounts.services import api_token_authenticate
-from billing.services.entitlements import api_access_refusal
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -21,9 +20,6 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = api_token_authenticate(header[1])
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        refusal = api_access_refusal(workspace=token.workspace)
-        if refusal:
-            raise exceptions.PermissionDenied(refusal)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -215,7 +215,7 @@ def test_the_subscription_list_does_not_query_per_row(
 ):
     for n in range(20):
         account(f"Extra {n}", "pro", "month", "active", comp_plan="starter" if n % 2 else "")
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         response = staff_client.get("/admin/billing/billingaccount/")
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == len(accounts) + 20
@@ -435,7 +435,7 @@ def test_the_credit_lists_show_balances_and_a_read_only_ledger(
     balances = {row.workspace.name: row.balance for row in accounts_page.context["cl"].result_list}
     assert balances == {credit_account.workspace.name: 35, stranger.workspace.name: 10}
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         ledger = staff_client.get("/admin/billing/creditentry/", {"kind": "adjust"})
     body = ledger.content.decode()
     assert "Goodwill" in body and "Outage credit" in body and staff.email in body
