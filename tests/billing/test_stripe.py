@@ -243,3 +243,28 @@ def test_past_due_keeps_sending_for_seven_days_then_stops_until_paid(
     account.refresh_from_db()
     assert account.status == "active" and account.past_due_since is None
     assert messages_reserve(drafts=[_draft(mailbox)], enqueue=False)
+
+
+def test_a_failed_payment_and_a_cancellation_arrive_through_their_own_events(
+    billing, owner, owner_client
+):
+    subscription = _subscribed(owner_client, billing, owner, "pro_yearly")
+    billing.fail_renewal(subscription["id"])
+    open_invoice = json.loads(
+        json.dumps(
+            stripe.Invoice.list(subscription=subscription["id"]).data[0].to_dict(), default=str
+        )
+    )
+    assert _webhook(owner_client, event("invoice.payment_failed", open_invoice)).status_code == 200
+    account = BillingAccount.objects.get()
+    assert account.status == "past_due" and account.past_due_since is not None
+    assert entitlements_get(workspace=owner.workspace).standing == "grace"
+    cancelled = stripe.Subscription.cancel(subscription["id"])
+    answer = _webhook(
+        owner_client, event("customer.subscription.deleted", json.loads(str(cancelled)))
+    )
+    assert answer.status_code == 200
+    account.refresh_from_db()
+    assert account.status == "canceled" and account.past_due_since is None
+    assert entitlements_get(workspace=owner.workspace).plan == EVALUATION
+    assert AuditLog.objects.filter(action="billing.subscription_update").count() == 3

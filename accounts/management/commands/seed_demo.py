@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import Membership, Role, User, Workspace
 from accounts.services import workspace_create
 from billing.models import BillingAccount
+from billing.services.credits import credits_grant_all
 from billing.services.subscriptions import plan_comp_set
 from config.errors import ApplicationError
 
@@ -194,6 +195,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"Skipped the demo domain {name}: another workspace holds it.")
             logins += [(email, f"{role} of {name}") for email, role in people]
         _demo_pools()
+        # Today's campaign credits, as the hourly grant would give them (idempotent per day).
+        credits_grant_all(day=timezone.now().date())
         from reputation.core.pool_map import pool_map_export
 
         transaction.on_commit(pool_map_export)
