@@ -36,6 +36,18 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     ),
     "user.activate": "The account {subject} was reactivated",
     "user.deactivate": "The account {subject} was deactivated",
+    # Billing and credits
+    "billing.checkout": "{actor} started a checkout for a new plan",
+    "billing.subscription_update": (
+        "{actor} changed the subscription",
+        "The subscription changed (as Stripe reported it)",
+    ),
+    "billing.subscription_flagged": (
+        "{actor} flagged the subscription for review",
+        "The subscription was flagged for review: it is billed in a way that plan is not sold",
+    ),
+    "billing.comp_plan": "{actor} changed the complimentary plan",
+    "credits.adjust": "{actor} adjusted the credit balance",
     # Domains and DKIM
     "domain.create": ("{actor} added the domain {subject}", "The domain {subject} was added"),
     "domain.verify": "{subject} was verified",
