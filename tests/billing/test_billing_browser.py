@@ -25,6 +25,7 @@ from accounts.models import User
 from billing.models import BillingAccount
 from billing.plans import EVALUATION, STARTER
 from billing.services.credits import credits_earn, credits_grant_daily, credits_spend
+from tests.accounts.test_signup import CONFIRM_LINK
 from tests.factories import PASSWORD, WorkspaceFactory
 from tests.test_browser import ARTIFACTS
 from tests.test_browser_phone import DESKTOP, PHONE, Chromium, sideways_overflow
@@ -295,6 +296,45 @@ def test_start_for_12_a_year_asks_a_visitor_to_sign_in_then_confirms_the_workspa
         "login": {"1280": 0, "390": 0},
         "start": {"1280": 0, "390": 0},
     }
+
+
+def test_a_new_visitor_signs_up_from_start_for_12_a_year_and_comes_back_to_starter(
+    live_server, chromium, billing, smtp_mail
+):
+    """Most visitors who press the button have no account yet: they sign up from the sign-in
+    page's link, confirm their address by email and sign in. Where do they end up?"""
+    start = "/start/starter_yearly/"
+
+    def steps(browser: Browser) -> dict[str, str]:
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(live_server.url + "/")
+        page.get_by_role("link", name="Start for $12 a year").click()
+        page.get_by_role("link", name="sign up", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/accounts/signup/\?next=(%2F|/)start"))
+        page.get_by_label("Your name").fill("Grace Hopper")
+        page.get_by_label("Email").fill("grace@navy.test")
+        page.get_by_label("Password:", exact=True).fill(PASSWORD)
+        page.get_by_label("Password (again)").fill(PASSWORD)
+        page.get_by_label("Workspace name").fill("Navy Outreach")
+        page.get_by_role("button", name="Sign Up").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Verify Your Email Address")
+        body = smtp_mail.body(smtp_mail.wait_for("grace@navy.test"))
+        page.goto(live_server.url + CONFIRM_LINK.search(body).group(1))
+        page.get_by_role("button", name="Confirm").click()
+        after_confirm = page.url
+        page.get_by_placeholder("Email address").fill("grace@navy.test")
+        page.get_by_placeholder("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign In").click()
+        page.wait_for_load_state()
+        landed = page.url
+        snap(page, "start-new-visitor")
+        context.close()
+        return {"after_confirm": after_confirm, "landed": landed}
+
+    seen = chromium.run(steps)
+    assert seen["landed"] == live_server.url + start, seen
 
 
 def test_staff_read_the_unit_economics_on_a_desktop_and_a_phone(live_server, chromium, settings):
