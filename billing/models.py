@@ -95,6 +95,7 @@ class CreditEntry(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "credit entries"
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "kind", "reference"],

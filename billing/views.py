@@ -15,8 +15,20 @@ from accounts.http import AuthedRequest, WorkspaceRequest
 from accounts.models import Role
 from accounts.selectors import membership_list_for_user
 from billing import selectors
-from billing.plans import PLANS, PRICES, Standing
+from billing.plans import PLANS, PRICES, STARTER, Standing
 from billing.services.subscriptions import checkout_start, portal_open
+
+# Stripe's subscription statuses in the customer's words.
+STATUS_LABELS = {
+    "active": "Active",
+    "trialing": "Trial",
+    "past_due": "Payment failed",
+    "unpaid": "Unpaid",
+    "canceled": "Cancelled",
+    "incomplete": "Awaiting payment",
+    "incomplete_expired": "Not paid",
+    "paused": "Paused",
+}
 
 
 def _absolute(request: HttpRequest, name: str, *args: str) -> str:
@@ -50,6 +62,8 @@ def billing(request: WorkspaceRequest) -> HttpResponse:
             "invoices": selectors.invoices_list(workspace=workspace),
             "can_manage": request.membership.has_role(Role.ADMIN),
             "billing_enabled": settings.BILLING_ENABLED,
+            "status_label": STATUS_LABELS.get(account.status, account.status) if account else "",
+            "starter_credits": STARTER.daily_credits["premium"],
             "in_grace": entitlements.standing == Standing.GRACE,
             "lapsed": entitlements.standing == Standing.LAPSED,
         },

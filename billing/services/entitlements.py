@@ -48,14 +48,20 @@ def entitlement_require_room(*, workspace: Workspace, resource: str, adding: int
     if entitlements.note:
         message += f" ({entitlements.note[0].upper()}{entitlements.note[1:]}.)"
     if better:
-        message += f" {better} allows more."
+        message += f" {better}"
     raise ApplicationError(message, code="plan_limit", status=402, link=upgrade_link(workspace))
 
 
 def _bigger_plan(entitlements: Entitlements, resource: str) -> str:
+    """'Starter ($12 a year) allows 2 domains.' for the next plan up, or ''."""
     current = entitlements.limit(resource)
     bigger = [p for p in PLANS.values() if p.sold and int(getattr(p, resource)) > current]
-    return bigger[0].name if bigger else ""
+    if not bigger:
+        return ""
+    plan, (one, many) = bigger[0], NOUNS[resource]
+    limit = int(getattr(plan, resource))
+    prices = " or ".join(f"${price.dollars} a {price.interval}" for price in plan.prices)
+    return f"{plan.name} ({prices}) allows {limit} {one if limit == 1 else many}."
 
 
 def external_sending_refusal(*, workspace: Workspace, now: datetime | None = None) -> str:
