@@ -21,6 +21,7 @@ from accounts.services import audit_log_record
 from billing.models import BillingAccount
 from billing.plans import PAST_DUE_STATUSES, PAYING_STATUSES, PLANS, shape_problem
 from billing.services.catalog import catalog_id, price_info, price_resolve, stripe_key
+from config.celery import task_enqueue
 from config.errors import ApplicationError, PermissionDenied
 
 logger = logging.getLogger(__name__)
@@ -195,6 +196,15 @@ def subscription_apply(*, subscription: DjSubscription, now: datetime | None = N
                 workspace=workspace,
                 reason=f"Subscription {subscription.id}: {problem}",
                 after={"subscription": subscription.id, "plan": plan, "interval": interval},
+            )
+            subject = f"Subscription flagged: {workspace.name}"
+            body = (
+                f"Stripe subscription {subscription.id} of workspace {workspace.public_id} is "
+                f"not granted its plan: {problem}. Review it in the console (billing accounts, "
+                "flagged)."
+            )
+            transaction.on_commit(
+                lambda: task_enqueue("reputation.tasks.staff_alert_send", subject, body)
             )
     elif account.flagged_reason:
         account.flagged_reason = ""

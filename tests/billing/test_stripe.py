@@ -177,15 +177,17 @@ def test_the_same_event_twice_changes_nothing(billing, owner, client):
 
 
 def test_a_monthly_starter_created_behind_our_back_is_flagged_and_not_granted(
-    billing, owner, owner_client
+    billing, owner, owner_client, settings, mailoutbox, django_capture_on_commit_callbacks
 ):
+    settings.STAFF_ALERT_EMAILS = ["staff@ops.test"]
     monthly = stripe.Price.create(
         product=catalog_id("product:starter"),
         currency="usd",
         unit_amount=100,
         recurring={"interval": "month"},
     )
-    _subscribed(owner_client, billing, owner, monthly["id"])
+    with django_capture_on_commit_callbacks(execute=True):
+        _subscribed(owner_client, billing, owner, monthly["id"])
     account = BillingAccount.objects.get()
     assert account.status == "active" and account.plan == "starter"
     assert "only yearly" in account.flagged_reason
@@ -194,6 +196,8 @@ def test_a_monthly_starter_created_behind_our_back_is_flagged_and_not_granted(
     assert log.workspace == owner.workspace and "only yearly" in log.reason
     page = owner_client.get(f"/w/{owner.workspace.public_id}/billing/").content.decode()
     assert "under review" in page
+    (alert,) = [m for m in mailoutbox if "Subscription flagged" in m.subject]
+    assert alert.to == ["staff@ops.test"] and "only yearly" in alert.body
 
 
 def _draft(mailbox: Mailbox, kind: str = MessageKind.CAMPAIGN) -> MessageDraft:
