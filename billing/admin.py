@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
@@ -36,7 +36,6 @@ from billing.selectors import entitlements_get, infra_cents_per_workspace_month,
 from billing.services.credits import credits_adjust
 from billing.services.subscriptions import plan_comp_set
 from config.admin_actions import Outcome, ReasonedAction, ReasonForm, ServiceOwnedAdmin
-from config.errors import ApplicationError
 
 AUDIT_NOTE = "The reason is recorded in the audit log with your name."
 # Stripe's subscription statuses, fixed: the filter needs no DISTINCT over the table.
@@ -68,51 +67,16 @@ class ReasonedFormAction(ReasonedAction):
     `form` is a ReasonForm with the extra fields; `call` gets the row, the staff member and the
     cleaned form (the reason under "reason"). Refusals are shown per row, as ReasonedAction's."""
 
-    template = "admin/billing/action_form.html"
-
     def __init__(self, *, form: type[ReasonForm], call: FormCall, **kwargs: Any) -> None:
         super().__init__(call=self._unused, **kwargs)
-        self.form, self.form_call = form, call
+        self.form_class, self.form_call = form, call
 
     @staticmethod
     def _unused(row: Any, staff: Any, reason: str) -> object:
         raise NotImplementedError("a form action calls form_call with the whole form")
 
-    def __call__(
-        self, modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
-    ) -> TemplateResponse | None:
-        targets = self.targets(queryset)
-        if not targets.exists():
-            modeladmin.message_user(request, self.nothing, messages.WARNING)
-            return None
-        form = self.form(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            self._apply_form(modeladmin, request, targets, form.cleaned_data)
-            return None
-        response = self._confirmation(modeladmin, request, queryset, targets, form)
-        response.template_name = self.template
-        return response
-
-    def _apply_form(
-        self,
-        modeladmin: admin.ModelAdmin,
-        request: HttpRequest,
-        rows: QuerySet[Any],
-        data: dict[str, Any],
-    ) -> None:
-        counted = 0
-        for row in rows:
-            try:
-                result = self.form_call(row, request.user, data)
-            except ApplicationError as error:
-                modeladmin.message_user(request, f"{row}: {error.message}", messages.ERROR)
-                continue
-            if isinstance(result, Outcome):
-                modeladmin.message_user(request, result.text, result.level)
-            else:
-                counted += 1
-        if counted:
-            modeladmin.message_user(request, f"{counted} {self.done}.", messages.SUCCESS)
+    def call_row(self, row: Any, staff: Any, data: dict[str, Any]) -> object:
+        return self.form_call(row, staff, data)
 
 
 class CompPlanForm(ReasonForm):

@@ -53,6 +53,9 @@ class ReasonedAction:
     (who will read the reason)."""
 
     allowed_permissions = ("operate",)
+    # A subclass may ask for more than the reason: its form, its page, and `call_row`.
+    form_class: type[ReasonForm] = ReasonForm
+    template = "admin/action_reason.html"
 
     def __init__(
         self,
@@ -79,11 +82,14 @@ class ReasonedAction:
         if not targets.exists():
             modeladmin.message_user(request, self.nothing, messages.WARNING)
             return None
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        form = self.form_class(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            self._apply(modeladmin, request, targets, form.cleaned_data["reason"])
+            self._apply(modeladmin, request, targets, form.cleaned_data)
             return None
         return self._confirmation(modeladmin, request, queryset, targets, form)
+
+    def call_row(self, row: Any, staff: Any, data: dict[str, Any]) -> object:
+        return self.call(row, staff, data["reason"])
 
     def _confirmation(
         self,
@@ -118,20 +124,20 @@ class ReasonedAction:
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": modeladmin.media,
         }
-        return TemplateResponse(request, "admin/action_reason.html", context)
+        return TemplateResponse(request, self.template, context)
 
     def _apply(
         self,
         modeladmin: admin.ModelAdmin,
         request: HttpRequest,
         rows: QuerySet[Any],
-        reason: str,
+        data: dict[str, Any],
     ) -> None:
         """Apply the service row by row: one refusal does not stop the others, each is shown."""
         counted = 0
         for row in rows:
             try:
-                result = self.call(row, request.user, reason)
+                result = self.call_row(row, request.user, data)
             except ApplicationError as error:
                 modeladmin.message_user(request, f"{row}: {error.message}", messages.ERROR)
                 continue
