@@ -8,15 +8,12 @@ change (billing on, the evaluation level for unpaid workspaces, the local Stripe
 stripe-python's `api_base` reach it as they are. Screenshots go to test-artifacts/billing-*.png.
 """
 
-import os
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.management import call_command
 from django.test import Client
 from django.utils import dateformat, timezone
 from playwright.sync_api import Browser, Page, expect
@@ -27,44 +24,14 @@ from billing.plans import EVALUATION, STARTER
 from billing.services.credits import credits_earn, credits_grant_daily, credits_spend
 from tests.accounts.test_signup import CONFIRM_LINK
 from tests.factories import PASSWORD, WorkspaceFactory
-from tests.test_browser import ARTIFACTS, CHROMIUM
-from tests.test_browser_phone import DESKTOP, PHONE, Chromium, sideways_overflow
+from tests.test_browser import ARTIFACTS
+from tests.test_browser_phone import DESKTOP, PHONE, sideways_overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WIDTHS = (("1280", DESKTOP), ("390", PHONE))
 # A credit change taken away, written with a hyphen or a true minus sign.
 MINUS = "^[-\u2212]{}$"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
-    assert os.path.exists(CHROMIUM), "Debian's chromium is missing: `make test` installs it"
-    # Playwright runs an event loop in its thread; nothing else runs there, so the ORM may too.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    driver = Chromium()
-    try:
-        yield driver
-    finally:
-        driver.close()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def billing(stripe_api, settings):
-    """Billing on against the local Stripe, the catalog synced, unpaid workspaces evaluating."""
-    stripe_api.reset()
-    settings.STRIPE_TEST_SECRET_KEY = stripe_api.api_key
-    settings.BILLING_ENABLED = True
-    settings.BILLING_UNPAID_PLAN = "evaluation"
-    settings.SITE_URL = "https://app.trustgate.test"
-    call_command("billing_sync_plans", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    stripe_api.clear()
-    return stripe_api
 
 
 def signed_in(browser: Browser, user: User, base_url: str, viewport: dict) -> Page:

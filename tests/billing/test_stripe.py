@@ -27,19 +27,6 @@ from tests.servers.stripe_events import event, event_body, signed_headers
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def billing(stripe_api, settings):
-    """Billing on, against the local Stripe, with the catalog synced."""
-    stripe_api.reset()
-    settings.STRIPE_TEST_SECRET_KEY = stripe_api.api_key
-    settings.BILLING_ENABLED = True
-    settings.BILLING_UNPAID_PLAN = "evaluation"
-    settings.SITE_URL = "https://app.trustgate.test"
-    call_command("billing_sync_plans", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    stripe_api.clear()
-    return stripe_api
-
-
 def _webhook(client, evt: dict[str, Any], *, secret: str | None = None):
     endpoint = WebhookEndpoint.objects.get()
     body = event_body(evt)
