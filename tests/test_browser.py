@@ -68,7 +68,7 @@ def test_a_visitor_signs_up_verifies_logs_in_and_sees_the_dashboard(
 ):
     page.goto(live_server.url + "/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Warm up your domains")
-    page.get_by_role("link", name="Start for $12 a year").click()
+    page.get_by_role("link", name="Try it free").click()
 
     page.get_by_label("Your name").fill("Grace Hopper")
     page.get_by_label("Email").fill("grace@navy.test")
