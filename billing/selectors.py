@@ -10,7 +10,7 @@ from djstripe.models import Invoice
 
 from accounts.models import Workspace
 from billing.models import BillingAccount, CreditAccount, CreditEntry
-from billing.plans import Entitlements, entitlements_resolve
+from billing.plans import PAST_DUE_STATUSES, PAYING_STATUSES, Entitlements, entitlements_resolve
 from sending.models import DomainStatus, Mailbox, SendingDomain
 
 
@@ -95,24 +95,18 @@ class PlanCount:
 
 
 def paying_counts() -> list[PlanCount]:
-    """Workspaces served on each paid plan and billing interval (active or in grace)."""
+    """Workspaces subscribed to each paid plan and billing interval (paying, or past due and
+    still expected to pay); flagged subscriptions are left out."""
     rows = (
-        BillingAccount.objects.filter(flagged_reason="", status__in=["active", "trialing"])
+        BillingAccount.objects.filter(
+            flagged_reason="", status__in=[*PAYING_STATUSES, *PAST_DUE_STATUSES]
+        )
         .exclude(plan="")
         .values("plan", "interval")
         .annotate(n=Count("id"))
+        .order_by("plan", "interval")
     )
-    grace = (
-        BillingAccount.objects.filter(flagged_reason="", status__in=["past_due", "unpaid"])
-        .exclude(plan="")
-        .values("plan", "interval")
-        .annotate(n=Count("id"))
-    )
-    counts: dict[tuple[str, str], int] = {}
-    for row in [*rows, *grace]:
-        key = (row["plan"], row["interval"])
-        counts[key] = counts.get(key, 0) + row["n"]
-    return [PlanCount(plan, interval, n) for (plan, interval), n in sorted(counts.items())]
+    return [PlanCount(row["plan"], row["interval"], row["n"]) for row in rows]
 
 
 def infra_cents_per_workspace_month() -> int:

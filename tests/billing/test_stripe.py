@@ -12,6 +12,7 @@ from django.utils import timezone
 from djstripe.models import Event, Price, WebhookEndpoint, WebhookEventTrigger
 
 from accounts.models import AuditLog
+from billing import selectors
 from billing.models import BillingAccount, CatalogEntry
 from billing.plans import EVALUATION, PRO, STARTER
 from billing.selectors import entitlements_get
@@ -234,6 +235,11 @@ def test_past_due_keeps_sending_for_seven_days_then_stops_until_paid(
     account.refresh_from_db()
     assert account.status == "active" and account.past_due_since is None
     assert messages_reserve(drafts=[_draft(mailbox)], enqueue=False)
+    # The paid invoice is listed for the customer, with its amount.
+    invoices = selectors.invoices_list(workspace=owner.workspace)
+    assert [(i["status"], i["amount"]) for i in invoices] == [("paid", 10.0)]
+    page = owner_client.get(f"/w/{owner.workspace.public_id}/billing/").content.decode()
+    assert "10.00 USD" in page
 
 
 def test_a_failed_payment_and_a_cancellation_arrive_through_their_own_events(
