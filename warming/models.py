@@ -1,0 +1,55 @@
+"""A mailbox's warm-up settings (the ramp itself is computed: warming/schedule.py)."""
+
+from datetime import time
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from sending.models import Mailbox
+
+REPLY_RATE_RANGE = (15, 30)
+
+
+class WarmupSettings(models.Model):
+    """How one mailbox warms: when it started, its target, reply rate and working hours."""
+
+    mailbox = models.OneToOneField(Mailbox, on_delete=models.CASCADE, related_name="warmup")
+    started_on = models.DateField(default=timezone.localdate)
+    target = models.PositiveSmallIntegerField(
+        default=40, help_text="Warm-up messages a day once ramped (at most 50)."
+    )
+    reply_rate = models.PositiveSmallIntegerField(
+        default=25, help_text="Percent of received warm-up messages answered (15 to 30)."
+    )
+    weekdays_only = models.BooleanField(default=False)
+    prewarmed = models.BooleanField(
+        default=False, help_text="Imported with a sending history: ramps faster, capped at 30."
+    )
+    paused = models.BooleanField(default=False)
+    paused_reason = models.CharField(max_length=200, blank=True)
+    tag = models.CharField(max_length=40, blank=True, help_text="A label of yours, to filter by.")
+    window_start = models.TimeField(default=time(9))
+    window_end = models.TimeField(default=time(17))
+    time_zone = models.CharField(max_length=64, default="UTC")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "warm-up settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    reply_rate__gte=REPLY_RATE_RANGE[0], reply_rate__lte=REPLY_RATE_RANGE[1]
+                ),
+                name="warmup_reply_rate_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(target__gte=1, target__lte=50), name="warmup_target_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(window_start__lt=models.F("window_end")), name="warmup_window_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"warm-up of {self.mailbox}"

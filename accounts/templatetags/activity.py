@@ -67,6 +67,7 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     ),
     "dkim.switch": "{subject} now signs with its new DKIM key ({selector})",
     # Mailboxes
+    "warmup.settings": "{actor} changed the warm-up settings of {subject}",
     "mailbox.create": ("{actor} added the mailbox {subject}", "The mailbox {subject} was added"),
     "mailbox.update": ("{actor} changed the settings of {subject}", "{subject}'s settings changed"),
     "mailbox.delete": (

@@ -1,0 +1,109 @@
+"""Reads for the Warming page: per mailbox, today's figure and why, the next 14 days, the end of
+the ramp."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import Workspace
+from sending.models import DomainStatus, Mailbox, MailboxStatus
+from warming.models import WarmupSettings
+from warming.schedule import MailboxWarming, Today, ramp_day, ramp_length, today_volume
+
+PLAN_DAYS = 14
+
+
+@dataclass(frozen=True)
+class PlannedDay:
+    day: date
+    volume: int
+
+
+@dataclass(frozen=True)
+class MailboxPlan:
+    mailbox: Mailbox
+    settings: WarmupSettings
+    today: Today
+    days: list[PlannedDay]
+    ramp_ends_on: date | None  # None: not warming, so no date can be promised
+
+
+def _stopped_reason(mailbox: Mailbox, settings: WarmupSettings) -> str:
+    """Why the mailbox sends no warm-up mail at all now, or ""."""
+    if not mailbox.warmup_enabled:
+        return "warm-up is off for this mailbox"
+    if not mailbox.is_connected:
+        return "waiting for a passing connection test"
+    if mailbox.domain.status == DomainStatus.QUARANTINED:
+        return "its domain is quarantined"
+    if mailbox.status == MailboxStatus.COOLDOWN:
+        until = mailbox.cooldown_until
+        return f"the mailbox is cooling down{f' until {until:%d %b}' if until else ''}"
+    if mailbox.status == MailboxStatus.PAUSED:
+        return (
+            f"the mailbox is paused{f' ({mailbox.status_reason})' if mailbox.status_reason else ''}"
+        )
+    if settings.paused:
+        return settings.paused_reason or "you paused its warm-up"
+    return ""
+
+
+def warming_of(mailbox: Mailbox, settings: WarmupSettings) -> MailboxWarming:
+    return MailboxWarming(
+        key=str(mailbox.pk),
+        started_on=settings.started_on,
+        target=settings.target,
+        daily_limit=mailbox.daily_limit,
+        prewarmed=settings.prewarmed,
+        weekdays_only=settings.weekdays_only,
+        paused_reason=_stopped_reason(mailbox, settings),
+    )
+
+
+def ramp_end(warming: MailboxWarming) -> date | None:
+    """The day the ramp reaches its target, counting only sending days."""
+    if warming.paused_reason:
+        return None
+    length = ramp_length(target=warming.target, prewarmed=warming.prewarmed)
+    day = warming.started_on
+    while ramp_day(warming.started_on, day, weekdays_only=warming.weekdays_only) < length:
+        day += timedelta(days=1)
+    return day
+
+
+def mailbox_plan(mailbox: Mailbox, settings: WarmupSettings, today: date) -> MailboxPlan:
+    warming = warming_of(mailbox, settings)
+    days = [
+        PlannedDay(day, today_volume(warming, day).volume)
+        for day in (today + timedelta(days=offset) for offset in range(PLAN_DAYS))
+    ]
+    return MailboxPlan(mailbox, settings, today_volume(warming, today), days, ramp_end(warming))
+
+
+def warmup_settings_for(mailbox: Mailbox) -> WarmupSettings:
+    """The mailbox's settings; defaults (unsaved) until the customer changes one, so the page
+    shows a plan for every mailbox from the day it was added."""
+    # A missing one-to-one row raises an AttributeError subclass: getattr's default covers it.
+    saved: WarmupSettings | None = getattr(mailbox, "warmup", None)
+    if saved is not None:
+        return saved
+    return WarmupSettings(mailbox=mailbox, started_on=timezone.localdate(mailbox.created_at))
+
+
+def warming_mailboxes(*, workspace: Workspace) -> QuerySet[Mailbox]:
+    return (
+        Mailbox.objects.filter(domain__workspace=workspace)
+        .exclude(domain__status=DomainStatus.RETIRED)
+        .select_related("domain", "warmup")
+        .order_by("domain__name", "local_part")
+    )
+
+
+def warming_overview(*, workspace: Workspace, today: date | None = None) -> list[MailboxPlan]:
+    today = today or timezone.localdate()
+    return [
+        mailbox_plan(mailbox, warmup_settings_for(mailbox), today)
+        for mailbox in warming_mailboxes(workspace=workspace)
+    ]
