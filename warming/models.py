@@ -53,3 +53,62 @@ class WarmupSettings(models.Model):
 
     def __str__(self) -> str:
         return f"warm-up of {self.mailbox}"
+
+
+class GoldenSeed(models.Model):
+    """An operator-owned mailbox on a major provider: scarce, trusted, with a daily budget."""
+
+    class Provider(models.TextChoices):
+        GOOGLE = "google", "Google"
+        MICROSOFT = "microsoft", "Microsoft"
+        OTHER = "other", "Other"
+
+    address = models.EmailField(unique=True)
+    display_name = models.CharField(max_length=120, blank=True)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    daily_budget = models.PositiveIntegerField(
+        default=20, help_text="Warm-up messages it may send and receive a day."
+    )
+    active = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["address"]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class WarmupSend(models.Model):
+    """One planned warm-up message of a day: who writes to whom, when, in which cluster."""
+
+    day = models.DateField()
+    sender = models.ForeignKey(Mailbox, null=True, on_delete=models.CASCADE, related_name="+")
+    sender_seed = models.ForeignKey(
+        GoldenSeed, null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    recipient = models.ForeignKey(Mailbox, null=True, on_delete=models.CASCADE, related_name="+")
+    recipient_seed = models.ForeignKey(
+        GoldenSeed, null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    cluster = models.CharField(max_length=16)
+    send_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"]), models.Index(fields=["send_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sender__isnull=False) ^ Q(sender_seed__isnull=False),
+                name="warmup_send_one_sender",
+            ),
+            models.CheckConstraint(
+                condition=Q(recipient__isnull=False) ^ Q(recipient_seed__isnull=False),
+                name="warmup_send_one_recipient",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        sender = self.sender or self.sender_seed
+        return f"{self.day}: {sender} -> {self.recipient or self.recipient_seed}"

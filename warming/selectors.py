@@ -2,14 +2,27 @@
 the ramp."""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
-from sending.models import DomainStatus, Mailbox, MailboxStatus
-from warming.models import WarmupSettings
+from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
+from warming.models import GoldenSeed, WarmupSend, WarmupSettings
+from warming.pairing import (
+    GOOGLE,
+    HEALTHY,
+    MICROSOFT,
+    NEW,
+    OTHER,
+    QUARANTINE,
+    RECENT_DAYS,
+    REHAB,
+    SEED,
+    Node,
+)
 from warming.schedule import MailboxWarming, Today, ramp_day, ramp_length, today_volume
 
 PLAN_DAYS = 14
@@ -107,3 +120,83 @@ def warming_overview(*, workspace: Workspace, today: date | None = None) -> list
         mailbox_plan(mailbox, warmup_settings_for(mailbox), today)
         for mailbox in warming_mailboxes(workspace=workspace)
     ]
+
+
+# --- The network, as the daily planner sees it -------------------------------------------------
+
+
+def _cluster(domain: SendingDomain) -> str:
+    """A mailbox's warming cluster, from its domain's standing (docs/warming.md#clusters)."""
+    if domain.status == DomainStatus.QUARANTINED or domain.tier == "quarantine":
+        return QUARANTINE
+    if domain.tier == "rehab":
+        return REHAB
+    return NEW if domain.score_provisional else HEALTHY
+
+
+def _provider(value: str) -> str:
+    return value if value in (GOOGLE, MICROSOFT) else OTHER
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+@dataclass(frozen=True)
+class Network:
+    nodes: list[Node]
+    addresses: dict[str, str]  # node key -> address
+
+
+def warming_network(*, day: date) -> Network:
+    """Every mailbox that warms on `day` (with its volume from the ramp) and every active seed."""
+    nodes: list[Node] = []
+    addresses: dict[str, str] = {}
+    mailboxes = (
+        Mailbox.objects.filter(domain__status__in=[DomainStatus.VERIFIED, DomainStatus.QUARANTINED])
+        .select_related("domain", "warmup")
+        .order_by("pk")
+    )
+    for mailbox in mailboxes.iterator(chunk_size=2000):
+        settings = warmup_settings_for(mailbox)
+        key = f"m{mailbox.pk}"
+        addresses[key] = mailbox.address
+        nodes.append(
+            Node(
+                key=key,
+                workspace=str(mailbox.domain.workspace_id),
+                domain=str(mailbox.domain_id),
+                provider=_provider(mailbox.provider),
+                cluster=_cluster(mailbox.domain),
+                sends=today_volume(warming_of(mailbox, settings), day).volume,
+                window=(settings.window_start, settings.window_end),
+                tz=_zone(settings.time_zone),
+            )
+        )
+    for seed in GoldenSeed.objects.filter(active=True).order_by("pk"):
+        key = f"s{seed.pk}"
+        addresses[key] = seed.address
+        nodes.append(
+            Node(
+                key=key,
+                workspace=f"seed-{seed.pk}",
+                domain=seed.address.rsplit("@", 1)[-1],
+                provider=seed.provider,
+                cluster=SEED,
+                seed_budget=seed.daily_budget,
+            )
+        )
+    return Network(nodes, addresses)
+
+
+def recent_pairs(*, day: date) -> set[tuple[str, str]]:
+    """The pairs that exchanged warm-up mail in the 7 days before `day`, as node keys."""
+    rows = WarmupSend.objects.filter(
+        day__gte=day - timedelta(days=RECENT_DAYS), day__lt=day
+    ).values_list("sender_id", "sender_seed_id", "recipient_id", "recipient_seed_id")
+    return {
+        (f"m{s}" if s else f"s{ss}", f"m{r}" if r else f"s{rs}") for s, ss, r, rs in rows.iterator()
+    }

@@ -1,7 +1,7 @@
 """Writes for warming: a mailbox's warm-up settings."""
 
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
@@ -13,7 +13,9 @@ from config.errors import ApplicationError
 from sending.models import Mailbox
 from sending.services.permissions import require_role
 from warming.models import REPLY_RATE_RANGE, WarmupSettings
+from warming.pairing import Plan, plan_day
 from warming.schedule import MAX_TARGET
+from warming.selectors import Network, recent_pairs, warming_network
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,15 @@ def warmup_settings_update(
             after=changed,
         )
     return settings
+
+
+def warming_day_plan(*, day: date, seed: int | None = None) -> tuple[Plan, Network]:
+    """The day's pairs for the whole network (the same day and seed give the same plan)."""
+    network = warming_network(day=day)
+    plan = plan_day(
+        network.nodes,
+        recent_pairs=recent_pairs(day=day),
+        seed=day.toordinal() if seed is None else seed,
+        day=day,
+    )
+    return plan, network
