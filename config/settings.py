@@ -230,6 +230,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reputation.tasks.mailbox_limits_restore",
         "schedule": crontab(minute=15, hour=0),
     },
+    # Each day is planned once, a day ahead (so every send time is still to come).
+    "warming-plan": {"task": "warming.tasks.warming_tick", "schedule": crontab(minute=35)},
     # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
     "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from sending.models import Mailbox
+from sending.models import Mailbox, Message
 
 REPLY_RATE_RANGE = (15, 30)
 
@@ -94,6 +94,11 @@ class WarmupSend(models.Model):
     )
     cluster = models.CharField(max_length=16)
     send_at = models.DateTimeField()
+    # The code in the message's X-Warmup-Tag header and body, by which the agent finds it.
+    code = models.CharField(max_length=16, blank=True, db_index=True)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -112,3 +117,18 @@ class WarmupSend(models.Model):
     def __str__(self) -> str:
         sender = self.sender or self.sender_seed
         return f"{self.day}: {sender} -> {self.recipient or self.recipient_seed}"
+
+
+class WarmupDay(models.Model):
+    """A day whose plan is made: the planner runs once per day, however often its tick runs."""
+
+    day = models.DateField(unique=True)
+    planned_at = models.DateTimeField(default=timezone.now)
+    sends = models.PositiveIntegerField(default=0)
+    unplaced = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.sends} warm-up messages"

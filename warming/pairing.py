@@ -32,9 +32,9 @@ The rules
 The algorithm, in plain words
 -----------------------------
 Keys, domains, workspaces and providers become small ints; each mailbox keeps two short lists,
-the mailboxes it writes to today and the ones it hears from (at most its volume each), which
-answer "did this pair already exchange mail today" in a few comparisons. Recent pairs become one
-set of ints (a * n + b with a < b).
+the mailboxes it writes to today and the ones it hears from. A pair is one int (a * n + b with
+a < b): the recent pairs are one set of them, today's pairs another, so "may this pair exchange
+mail" is two comparisons and two set look-ups.
 
 1. Seeds first. New mailboxes, then healthy ones, are put in a shuffled ring per cluster. The
    seeds take turns (one message each per turn, so the budget spreads); each takes the next
@@ -226,12 +226,16 @@ def plan_day(
     return planner.plan(with_times=with_times)
 
 
-def sender_times(node: Node, count: int, day: date, *, seed: int) -> list[datetime]:
-    """`count` send moments for one sender, spread over its working day with jitter."""
+def sender_times(
+    node: Node, count: int, day: date, *, seed: int = 0, rng: random.Random | None = None
+) -> list[datetime]:
+    """`count` send moments for one sender, in order, spread over its working day (its own,
+    inside its window and time zone) with jitter from `rng` (or one seeded by seed, key, day)."""
     if count <= 0:
         return []
     today = working_day(node.key, day, window=node.window, tz=node.tz)
-    moments = send_times(count, today, random.Random(f"{seed}:{node.key}:{day.isoformat()}"))
+    jitter = rng or random.Random(f"{seed}:{node.key}:{day.isoformat()}")
+    moments = send_times(count, today, jitter)
     return moments if len(moments) == count else [today.start] * count
 
 
@@ -277,6 +281,7 @@ class _Planner:
                 continue
             recent.add(a * n + b if a < b else b * n + a)
         self.recent = recent
+        self.today: set[int] = set()  # pairs (same code) that exchange mail today
         self.outs: list[list[int]] = [[] for _ in range(n)]
         self.ins: list[list[int]] = [[] for _ in range(n)]
         self.mono = [-1] * n  # provider of all recipients so far; -1 none yet, -2 mixed
@@ -299,7 +304,8 @@ class _Planner:
 
     def free(self, a: int, b: int) -> bool:
         """The pair may exchange mail today (static rules and no message yet today)."""
-        return self.allowed(a, b) and b not in self.outs[a] and b not in self.ins[a]
+        n = self.n
+        return self.allowed(a, b) and (a * n + b if a < b else b * n + a) not in self.today
 
     def can_receive(self, b: int) -> bool:
         if self.cl[b] == _S:
@@ -307,6 +313,8 @@ class _Planner:
         return self.cl[b] != _Q and self.cap[b] >= 1 and self.vol[b] >= 1
 
     def place(self, a: int, b: int) -> None:
+        n = self.n
+        self.today.add(a * n + b if a < b else b * n + a)
         self.outs[a].append(b)
         self.ins[b].append(a)
         mono = self.mono[a]
@@ -316,6 +324,8 @@ class _Planner:
             self.mono[a] = -2
 
     def remove(self, a: int, b: int) -> None:
+        n = self.n
+        self.today.discard(a * n + b if a < b else b * n + a)
         self.outs[a].remove(b)
         self.ins[b].remove(a)
         self.mono[a] = self.mono_of(a)
@@ -426,22 +436,19 @@ class _Planner:
         rounds = max([1, *send_left, *take_left])
         senders_by_round: list[list[int]] = [[] for _ in range(rounds)]
         takers_by_round: list[list[int]] = [[] for _ in range(rounds)]
-        last = rounds - 1
-        random_ = rng.random
+        # Stub j of a mailbox with k of them goes to round (j * R + phase) // k: k distinct
+        # rounds, evenly spaced, phase random in [0, R).
+        randrange = rng.randrange
         for m, count in zip(members, send_left, strict=True):
             if count > 0:
-                step = rounds / count
-                x = random_() * step
-                for _ in range(count):
-                    senders_by_round[min(int(x), last)].append(m)
-                    x += step
+                phase = randrange(rounds)
+                for t in range(phase, count * rounds + phase, rounds):
+                    senders_by_round[t // count].append(m)
         for m, count in zip(takers, take_left, strict=True):
             if count > 0:
-                step = rounds / count
-                x = random_() * step
-                for _ in range(count):
-                    takers_by_round[min(int(x), last)].append(m)
-                    x += step
+                phase = randrange(rounds)
+                for t in range(phase, count * rounds + phase, rounds):
+                    takers_by_round[t // count].append(m)
         pending: deque[int] = deque()
         carry: list[int] = []
         for r in range(rounds):
@@ -470,29 +477,52 @@ class _Planner:
             self.ins,
             self.mono,
         )
-        recent, n = self.recent, self.n
+        recent, today, n = self.recent, self.today, self.n
+        add_today = today.add
         popleft, extendleft = pending.popleft, pending.extendleft
+        appendleft = pending.appendleft
         failed: list[int] = []
         for a in senders:
+            out_a, mono_a = outs[a], mono[a]
+            if pending:  # the usual case: the head of the queue fits
+                b = popleft()
+                code = a * n + b if a < b else b * n + a
+                if (
+                    ws[b] != ws[a]
+                    and dom[b] != dom[a]
+                    and (mono_a < 0 or prov[b] != mono_a)
+                    and code not in today
+                    and code not in recent
+                ):
+                    add_today(code)
+                    out_a.append(b)
+                    ins[b].append(a)
+                    if mono_a == -1:
+                        mono[a] = prov[b]
+                    elif mono_a >= 0:
+                        mono[a] = -2
+                    continue
+                appendleft(b)
             skipped: list[int] = []
             tries = 0
             found = -1
-            dom_a, ws_a, out_a, in_a, mono_a = dom[a], ws[a], outs[a], ins[a], mono[a]
+            dom_a, ws_a = dom[a], ws[a]
             while pending and tries < _TRIES:
                 b = popleft()
                 tries += 1
+                code = a * n + b if a < b else b * n + a
                 if (
                     b == a
                     or dom[b] == dom_a
                     or ws[b] == ws_a
-                    or b in out_a
-                    or b in in_a
-                    or (recent and (a * n + b if a < b else b * n + a) in recent)
                     or (mono_a >= 0 and tries <= _PREFER and prov[b] == mono_a)
+                    or code in today
+                    or code in recent
                 ):
                     skipped.append(b)
                     continue
                 found = b
+                add_today(code)
                 break
             if skipped:
                 skipped.reverse()
@@ -792,7 +822,7 @@ class _Planner:
             else:
                 clusters.extend([_S if cl[b] == _S else cl[a] for b in order])
             if with_times:
-                moments.extend(sender_times(nodes[a], count, self.day, seed=self.seed))
+                moments.extend(sender_times(nodes[a], count, self.day, rng=rng))
             else:
                 moments.extend([None] * count)
         unplaced: list[Unplaced] = []

@@ -1,7 +1,8 @@
 """Writes for warming: a mailbox's warm-up settings."""
 
+import random
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
@@ -10,9 +11,11 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import audit_log_record
 from config.errors import ApplicationError
-from sending.models import Mailbox
+from sending.models import Mailbox, MessageKind
+from sending.services.outbound import MessageDraft, messages_reserve
 from sending.services.permissions import require_role
-from warming.models import REPLY_RATE_RANGE, WarmupSettings
+from warming.content import compose, warmup_code, warmup_headers
+from warming.models import REPLY_RATE_RANGE, GoldenSeed, WarmupDay, WarmupSend, WarmupSettings
 from warming.pairing import Plan, plan_day
 from warming.schedule import MAX_TARGET
 from warming.selectors import Network, recent_pairs, warming_network
@@ -92,3 +95,78 @@ def warming_day_plan(*, day: date, seed: int | None = None) -> tuple[Plan, Netwo
         day=day,
     )
     return plan, network
+
+
+# The working day of some mailboxes has passed when their day is planned (a plan made after
+# their local evening): those sends are dropped, not sent in a burst.
+LATE = timedelta(minutes=5)
+
+
+@transaction.atomic
+def warming_day_save(
+    *, day: date, seed: int | None = None, now: datetime | None = None
+) -> WarmupDay | None:
+    """Plan `day` once (None if it was planned already) and reserve its warm-up messages in the
+    outbound path, each due at its send time; the outbound tick hands them over then."""
+    now = now or timezone.now()
+    marker, created = WarmupDay.objects.get_or_create(day=day)
+    if not created:
+        return None
+    plan, _ = warming_day_plan(day=day, seed=seed)
+    rows = [row for row in plan.rows() if row.send_at is None or row.send_at >= now - LATE]
+    late = len(plan) - len(rows)
+    mailbox_ids = {int(k[1:]) for row in rows for k in (row.sender, row.recipient) if k[0] == "m"}
+    seed_ids = {int(k[1:]) for row in rows for k in (row.sender, row.recipient) if k[0] == "s"}
+    mailboxes = Mailbox.objects.select_related("domain__workspace").in_bulk(mailbox_ids)
+    seeds = GoldenSeed.objects.in_bulk(seed_ids)
+    rng = random.Random(f"warmup:{day.isoformat()}:{seed}")
+    sends: list[WarmupSend] = []
+    drafts: list[MessageDraft] = []
+    for row in rows:
+        sender = mailboxes.get(int(row.sender[1:])) if row.sender[0] == "m" else None
+        recipient = mailboxes.get(int(row.recipient[1:])) if row.recipient[0] == "m" else None
+        recipient_seed = seeds.get(int(row.recipient[1:])) if row.recipient[0] == "s" else None
+        code = warmup_code(rng)
+        send = WarmupSend(
+            day=day,
+            sender=sender,
+            sender_seed=None if sender else seeds.get(int(row.sender[1:])),
+            recipient=recipient,
+            recipient_seed=recipient_seed,
+            cluster=row.cluster,
+            send_at=row.send_at or now,
+            code=code,
+        )
+        sends.append(send)
+        if sender is None:
+            continue  # a seed's own messages go out from the operator's side
+        to_address, to_name = (
+            (recipient.address, recipient.display_name)
+            if recipient is not None
+            else (recipient_seed.address, recipient_seed.display_name)
+            if recipient_seed is not None
+            else ("", "")
+        )
+        draft = compose(rng, sender_name=sender.display_name, recipient_name=to_name, code=code)
+        drafts.append(
+            MessageDraft(
+                mailbox=sender,
+                kind=MessageKind.WARMUP,
+                recipient=to_address,
+                recipient_name=to_name,
+                subject=draft.subject,
+                text_body=draft.text_body,
+                campaign_ref=f"warmup-{day.isoformat()}",
+                headers=warmup_headers(code),
+                send_at=send.send_at,
+            )
+        )
+    messages = iter(messages_reserve(drafts=drafts, now=now, enqueue=False))
+    for send in sends:
+        if send.sender is not None:
+            send.message = next(messages)
+    WarmupSend.objects.bulk_create(sends, batch_size=2000)
+    marker.sends = len(sends)
+    marker.unplaced = sum(missing.count for missing in plan.unplaced) + late
+    marker.save(update_fields=["sends", "unplaced"])
+    return marker
