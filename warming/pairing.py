@@ -26,7 +26,8 @@ The rules
   plus the seeds for healthy and new mailboxes; not its own domain or workspace, not a recent
   pair, not one that writes to it today) include another provider.
 - Seeds serve new mailboxes first, in each direction: a seed writes to (or receives from) a
-  healthy mailbox only when no new mailbox it may pair with can take more seed mail.
+  healthy mailbox only when no new mailbox it may pair with can take more seed mail (what a
+  mailbox may take from seeds is capped, see step 1; a new mailbox may always take one).
 - A send that cannot be placed without breaking a rule is left unplaced and reported.
 
 The algorithm, in plain words
@@ -41,7 +42,12 @@ mail" is two comparisons and two set look-ups.
    mailbox of the ring, from a cursor shared by all seeds, that it may pair with and that still
    has room, and moves on to the healthy ring only once a full turn of the new ring finds
    nobody. Mailboxes without room leave the ring. Done once for seed -> mailbox, once for
-   mailbox -> seed.
+   mailbox -> seed. A pair exchanges one message a day, so a seed that writes to a mailbox
+   can no longer hear from it: in the seed -> mailbox phase a mailbox with few partners (its
+   peers, counted from below from per-workspace and per-domain tallies, plus the seeds it may
+   pair with) takes at most half of them (at least one), which leaves seeds for the
+   mailbox -> seed phase and lets the mailbox balance; one with plenty takes up to its
+   receive goal.
 2. Each cluster is paired on its own. Every mailbox's remaining sends and remaining receives
    are spread over R rounds (R = the largest volume), at most one of each per round, evenly
    spaced with a random phase, so a mailbox's messages never meet the same partner twice in a
@@ -292,6 +298,7 @@ class _Planner:
             self.members[cluster].append(position)
         self._other_cache: dict[tuple[int, int], int] = {}
         self._buckets: dict[int, dict[int, list[int]]] = {}
+        self._seed_cap: list[int] = [0] * n  # see `_seed_caps`
 
     # -- small rules ---------------------------------------------------------------------------
 
@@ -351,6 +358,8 @@ class _Planner:
         seeds = [s for s in self.members[_S] if (self.vol[s] if outgoing else self.cap[s]) > 0]
         if not seeds:
             return
+        if outgoing:
+            self._seed_cap = self._seed_caps(seeds)
         rings: list[list[int]] = []
         for cluster in (_N, _H):
             ring = [m for m in self.members[cluster] if self._seed_room(m, outgoing) > 0]
@@ -370,9 +379,41 @@ class _Planner:
             active = still
 
     def _seed_room(self, m: int, outgoing: bool) -> int:
-        if outgoing:  # seed -> m: m's receives
-            return self.receive_goal(m) - len(self.ins[m])
+        if outgoing:  # seed -> m: m's receives (all from seeds so far), up to its seed cap
+            return self._seed_cap[m] - len(self.ins[m])
         return self.vol[m] - len(self.outs[m])
+
+    def _seed_caps(self, seeds: list[int]) -> list[int]:
+        """How much seed mail each healthy or new mailbox may take in the seed -> mailbox phase.
+        Its receive goal when it has plenty of partners; otherwise about half of the partners
+        it may pair with (peers of its cluster and seeds), at least one, so that the
+        mailbox -> seed phase still finds seeds that have not written to it (a pair exchanges
+        one message a day). Peers are counted from below, without a pass over the cluster."""
+        n, ws, dom = self.n, self.ws, self.dom
+        caps = [0] * n
+        recent_deg = [0] * n
+        for code in self.recent:
+            recent_deg[code // n] += 1
+            recent_deg[code % n] += 1
+        for cluster in (_N, _H):
+            members = self.members[cluster]
+            takers = [m for m in members if self.can_receive(m)]
+            by_ws: dict[int, int] = {}
+            by_dom: dict[int, int] = {}
+            for m in takers:
+                by_ws[ws[m]] = by_ws.get(ws[m], 0) + 1
+                by_dom[dom[m]] = by_dom.get(dom[m], 0) + 1
+            for m in members:
+                goal = self.receive_goal(m)
+                if goal <= 0:
+                    continue
+                peers = len(takers) - by_ws.get(ws[m], 0) - by_dom.get(dom[m], 0) - recent_deg[m]
+                if peers >= 2 * goal:
+                    caps[m] = goal
+                    continue
+                partners = max(0, peers) + sum(1 for s in seeds if self.allowed(s, m))
+                caps[m] = max(1, min(goal, partners // 2))
+        return caps
 
     def _seed_one(
         self,

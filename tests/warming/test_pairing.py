@@ -296,6 +296,24 @@ def test_it_gives_seed_mail_to_healthy_mailboxes_once_new_ones_are_full():
     assert sum(count for key, count in from_seeds.items() if key.startswith("h")) >= 1
 
 
+def test_it_leaves_room_for_mail_to_seeds_when_seeds_are_the_only_partners():
+    # Four mailboxes of one workspace (no peer partners) and four seeds: each mailbox can
+    # exchange with at most 4 seeds, one message per pair, so about 2 sent and 2 received.
+    nodes = [
+        Node(f"m{i}", "1", "1" if i < 3 else "2", "google", "healthy", sends=6) for i in range(4)
+    ]
+    nodes += [
+        Node(f"s{i}", f"seed-{i}", "seeds.example", provider, "seed", seed_budget=10)
+        for i, provider in enumerate(["google", "microsoft", "google", "other"])
+    ]
+    plan = plan_day(nodes, recent_pairs=set(), seed=1, day=DAY)
+    assert_rules(nodes, plan, [])
+    assert len(plan) >= 12  # of the 16 possible
+    sent, received = plan.sent(), plan.received()
+    for i in range(4):
+        assert sent.get(f"m{i}", 0) >= 1 and received.get(f"m{i}", 0) >= 1
+
+
 def test_it_mixes_providers():
     nodes = [mailbox(f"g{i}", provider="google", sends=6) for i in range(10)] + [
         mailbox(f"m{i}", provider="microsoft", sends=6) for i in range(3)

@@ -1,5 +1,6 @@
 """Idempotent demo data: an operator and two customer workspaces with their users."""
 
+from datetime import timedelta
 from io import StringIO
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from billing.models import BillingAccount
 from billing.services.credits import credits_grant_all
 from billing.services.subscriptions import plan_comp_set
 from config.errors import ApplicationError
+from warming.models import GoldenSeed
+from warming.services import warming_day_save
 
 if TYPE_CHECKING:
     from sending.models import SendingDomain
@@ -141,7 +144,6 @@ DEMO_SOURCES = [
 
 
 def _demo_pools() -> None:
-    from datetime import timedelta
 
     from reputation.models import EgressSource, Pool, PoolMembership
 
@@ -160,6 +162,14 @@ def _demo_pools() -> None:
         )
         for pool in pools:
             PoolMembership.objects.get_or_create(pool=Pool.objects.get(name=pool), source=source)
+
+
+DEMO_SEEDS = [
+    ("Morgan Lee", "google"),
+    ("Priya Shah", "microsoft"),
+    ("Tom Becker", "google"),
+    ("Ana Costa", "other"),
+]
 
 
 class Command(BaseCommand):
@@ -197,6 +207,15 @@ class Command(BaseCommand):
         _demo_pools()
         # Today's campaign credits, as the hourly grant would give them (idempotent per day).
         credits_grant_all(day=timezone.now().date())
+        # Golden seeds, so that the demo's healthy mailboxes (all in one workspace) have partners.
+        for number, (name, provider) in enumerate(DEMO_SEEDS, start=1):
+            GoldenSeed.objects.get_or_create(
+                address=f"seed{number}@seeds.trustgate.test",
+                defaults={"display_name": name, "provider": provider, "daily_budget": 10},
+            )
+        # Today's and tomorrow's warm-up plans, as the hourly tick makes them (each day once).
+        for day in (timezone.now().date(), timezone.now().date() + timedelta(days=1)):
+            warming_day_save(day=day)
         from reputation.core.pool_map import pool_map_export
 
         transaction.on_commit(pool_map_export)
