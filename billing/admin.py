@@ -68,12 +68,11 @@ class ReasonedFormAction(ReasonedAction):
     cleaned form (the reason under "reason"). Refusals are shown per row, as ReasonedAction's."""
 
     def __init__(self, *, form: type[ReasonForm], call: FormCall, **kwargs: Any) -> None:
-        super().__init__(call=self._unused, **kwargs)
+        # `call` (row, staff, reason) stays usable: it passes the reason as the whole form.
+        super().__init__(
+            call=lambda row, staff, reason: call(row, staff, {"reason": reason}), **kwargs
+        )
         self.form_class, self.form_call = form, call
-
-    @staticmethod
-    def _unused(row: Any, staff: Any, reason: str) -> object:
-        raise NotImplementedError("a form action calls form_call with the whole form")
 
     def call_row(self, row: Any, staff: Any, data: dict[str, Any]) -> object:
         return self.form_call(row, staff, data)

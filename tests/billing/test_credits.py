@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from billing.services.credits import (
 from config.errors import ApplicationError
 from sending.models import DomainStatus, SendingDomain
 from tests.factories import UserFactory, WorkspaceFactory
+from tests.servers.chaos import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MONDAY = date(2026, 3, 2)
@@ -449,10 +449,12 @@ def test_a_duplicate_reference_raced_inside_a_senders_transaction_leaves_it_usab
         first = credits_spend(workspace=workspace, amount=1, reference="m")
         thread = threading.Thread(target=second_sender)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not waiting_on_a_lock():
-            assert time.monotonic() < deadline, "the second sender never waited for the row"
-            time.sleep(0.02)
+        wait_until(
+            waiting_on_a_lock,
+            timeout=10,
+            interval=0.02,
+            what="the second sender waiting for the row",
+        )
     thread.join(timeout=30)
     assert "error" not in outcome, outcome
     assert outcome["entry"].pk == first.pk
