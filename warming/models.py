@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from sending.models import Mailbox, Message
+from sending.models import Mailbox, Message, TlsMode
 
 REPLY_RATE_RANGE = (15, 30)
 
@@ -33,6 +33,11 @@ class WarmupSettings(models.Model):
     window_end = models.TimeField(default=time(17))
     time_zone = models.CharField(max_length=64, default="UTC")
     updated_at = models.DateTimeField(default=timezone.now)
+    # Set by the engagement agent when it cannot log in to the mailbox (paused says so until a
+    # retry at `agent_retry_at` succeeds; the customer's own pause is separate).
+    agent_error = models.CharField(max_length=300, blank=True)
+    agent_failures = models.PositiveSmallIntegerField(default=0)
+    agent_retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "warm-up settings"
@@ -71,6 +76,19 @@ class GoldenSeed(models.Model):
     )
     active = models.BooleanField(default=True)
     notes = models.TextField(blank=True)
+    # The seed's own servers: it sends its messages over SMTP and the agent reads it over IMAP.
+    smtp_host = models.CharField(max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField(null=True, blank=True)
+    smtp_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
+    smtp_username = models.CharField(max_length=254, blank=True)
+    smtp_password_encrypted = models.TextField(blank=True)
+    imap_host = models.CharField(max_length=253, blank=True)
+    imap_port = models.PositiveIntegerField(null=True, blank=True)
+    imap_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
+    imap_username = models.CharField(max_length=254, blank=True)
+    imap_password_encrypted = models.TextField(blank=True)
+    agent_error = models.CharField(max_length=300, blank=True)
+    agent_retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -80,8 +98,27 @@ class GoldenSeed(models.Model):
         return self.address
 
 
+class Step(models.TextChoices):
+    """Where a warm-up message is on its way: sent, then handled on the recipient's side."""
+
+    PLANNED = "planned", "Planned"  # not handed over yet
+    FIND = "find", "To find"  # sent; the agent looks for it at `engage_at`
+    READ = "read", "To read"  # found (rescued if needed); read, flagged, answered, filed next
+    DONE = "done", "Done"
+    MISSING = "missing", "Never arrived"  # not found after every retry
+    FAILED = "failed", "Not sent"  # the sending side refused it or gave up
+    UNREAD = "unread", "Not read"  # a recipient the agent cannot log in to (no IMAP login)
+
+
+class Placement(models.TextChoices):
+    INBOX = "inbox", "Inbox"
+    SPAM = "spam", "Spam"
+    MISSING = "missing", "Missing"
+
+
 class WarmupSend(models.Model):
-    """One planned warm-up message of a day: who writes to whom, when, in which cluster."""
+    """One planned warm-up message of a day: who writes to whom, when, in which cluster; then
+    what happened to it in the recipient's mailbox."""
 
     day = models.DateField()
     sender = models.ForeignKey(Mailbox, null=True, on_delete=models.CASCADE, related_name="+")
@@ -99,10 +136,36 @@ class WarmupSend(models.Model):
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    subject = models.CharField(max_length=300, blank=True)
+    # The Message-ID it went out with (a seed's messages have no Message row).
+    sent_message_id = models.CharField(max_length=255, blank=True)
+    # A reply of the recipient's, in the thread of `parent`.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+    )
+    will_reply = models.BooleanField(default=False)
+    step = models.CharField(max_length=12, choices=Step.choices, default=Step.PLANNED)
+    engage_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    placement = models.CharField(max_length=8, choices=Placement.choices, blank=True)
+    found_in = models.CharField(max_length=120, blank=True)
+    rescued = models.BooleanField(default=False)
+    read_at = models.DateTimeField(null=True, blank=True)
+    flagged = models.BooleanField(default=False)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    filed_at = models.DateTimeField(null=True, blank=True)
+    by_hand = models.BooleanField(default=False, help_text="Handled on the Warming tasks page.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["day"]), models.Index(fields=["send_at"])]
+        indexes = [
+            models.Index(fields=["day"]),
+            models.Index(fields=["send_at"]),
+            models.Index(fields=["step", "engage_at"]),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(sender__isnull=False) ^ Q(sender_seed__isnull=False),
