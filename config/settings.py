@@ -232,6 +232,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Each day is planned once, a day ahead (so every send time is still to come).
     "warming-plan": {"task": "warming.tasks.warming_tick", "schedule": crontab(minute=35)},
+    # The engagement agent: warm-up messages whose time has come are found, read and answered.
+    "warming-engage": {"task": "warming.tasks.warming_engage_tick", "schedule": 60.0},
     # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
     "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {
@@ -441,6 +443,22 @@ MAILBOX_TLS_CA_FILE = env.str("MAILBOX_TLS_CA_FILE", default="")
 MAILBOX_ALLOW_PRIVATE_HOSTS = env.bool("MAILBOX_ALLOW_PRIVATE_HOSTS", default=False)
 MAILBOX_DAILY_LIMIT_MAX = env.int("MAILBOX_DAILY_LIMIT_MAX", default=500)
 
+# --- Where platform mailboxes receive (README) ---------------------------------------------------
+# The Dovecot that stores platform mailboxes' mail (MX -> MTA -> LMTP). The engagement agent logs
+# in to a mailbox as Dovecot's master user: "<address><separator><master user>" with the master
+# password. No host: no inbound store (the embedded profile starts its own under var/mail/).
+INBOUND_IMAP_HOST = env.str("INBOUND_IMAP_HOST", default="")
+INBOUND_IMAP_PORT = env.int("INBOUND_IMAP_PORT", default=993)
+INBOUND_IMAP_SECURITY = env.str("INBOUND_IMAP_SECURITY", default="ssl")  # ssl | starttls | none
+if INBOUND_IMAP_SECURITY not in ("ssl", "starttls", "none"):
+    raise environ.ImproperlyConfigured("INBOUND_IMAP_SECURITY must be ssl, starttls or none.")
+INBOUND_IMAP_MASTER_USER = env.str("INBOUND_IMAP_MASTER_USER", default="")
+INBOUND_IMAP_MASTER_PASSWORD = env.str("INBOUND_IMAP_MASTER_PASSWORD", default="")
+# Dovecot's auth_master_user_separator.
+INBOUND_IMAP_MASTER_SEPARATOR = env.str("INBOUND_IMAP_MASTER_SEPARATOR", default="*")
+# Extra CA bundle for the store's certificate (added to the system CAs).
+INBOUND_IMAP_CA_FILE = env.str("INBOUND_IMAP_CA_FILE", default="")
+
 # --- Outbound path (docs/outbound.md) ------------------------------------------------------------
 # How platform mailboxes hand mail over: "kumo_http" (KumoMTA's /api/inject/v1) or "smtp_relay"
 # (SMTP submission to KumoMTA or any relay). External mailboxes always use their own server.
@@ -496,6 +514,13 @@ REPUTATION_SPAM_BLOCK_MIN_DOMAINS = env.int("REPUTATION_SPAM_BLOCK_MIN_DOMAINS",
 REHAB_REPLY_RATE = env.float("REHAB_REPLY_RATE", default=0.25)
 REHAB_OPEN_RATE = env.float("REHAB_OPEN_RATE", default=0.60)
 REHAB_MAX_MESSAGES = env.int("REHAB_MAX_MESSAGES", default=50000)
+# The engagement agent (docs/warming.md#the-engagement-agent): minutes between a warm-up
+# message's send time and the recipient's first look, seconds of reading before it acts, hours a
+# rehabilitation message waits on the Warming tasks page for the customer before the agent acts.
+WARMUP_ENGAGE_DELAY_MINUTES = env.list("WARMUP_ENGAGE_DELAY_MINUTES", cast=int, default=[5, 90])
+WARMUP_DWELL_SECONDS = env.list("WARMUP_DWELL_SECONDS", cast=int, default=[20, 240])
+WARMUP_TASK_HOLD_HOURS = env.int("WARMUP_TASK_HOLD_HOURS", default=6)
+WARMUP_AGENT_BATCH = env.int("WARMUP_AGENT_BATCH", default=500)
 # Staff alerts: always the operations console (audit log); optionally these channels too.
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
 STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")

@@ -58,6 +58,7 @@ class RehabMeter:
     explanation: str  # why, consistent with the numbers
     unlock: RehabTarget | None = None  # the score unlock from the current window
     bounce_dilution: int | None = None
+    by_hand: int = 0  # of `done`: warming tasks the owner handled by hand
 
 
 def rehab_state(*, tier: str, scored: bool, provisional: bool, cooldown: bool) -> RehabState:
@@ -92,15 +93,20 @@ def rehab_meter(
     start: WindowMetrics | None = None,
     first_score: bool = True,
     cooldown_until: datetime | None = None,
+    by_hand: int = 0,
 ) -> RehabMeter:
     """The meter for a domain in `state` with the current `window`.
 
     `done` counts the clean warm-up messages since rehabilitation began (`since`); `start` is
-    the window as it was then, when known. A new domain's done is its window's sent count."""
+    the window as it was then, when known. A new domain's done is its window's sent count.
+    `by_hand` warming tasks the owner did count as done too (SPEC: each one processed counts
+    toward progress); they do not change the window, so what remains is the window's alone."""
     if state == RehabState.NEW:
         return _new(window, rules, now, first_score, cooldown_until)
     if state in (RehabState.REHAB, RehabState.COOLDOWN):
-        return _rehab(state, window, rules, now, max(0, done), since, start, cooldown_until)
+        return _rehab(
+            state, window, rules, now, max(0, done), since, start, cooldown_until, max(0, by_hand)
+        )
     if state == RehabState.UNVERIFIED:
         return RehabMeter(
             state,
@@ -160,12 +166,14 @@ def _rehab(
     since: datetime | None,
     start: WindowMetrics | None,
     cooldown_until: datetime | None,
+    by_hand: int = 0,
 ) -> RehabMeter:
     unlock = _unlock(window, rules, rules.max_messages)
     dilution = rehab_bounce_dilution(sent=window.sent, hard_bounces=window.hard_bounces)
     target = _num(rules.target)
     began = f" since rehabilitation began on {_day(since, now)}" if since else ""
-    done_text = f"{_count(done, 'clean warm-up message')} done{began}"
+    tasks = f" and {_count(by_hand, 'warming task')} by hand" if by_hand else ""
+    done_text = f"{_count(done, 'clean warm-up message')}{tasks} done{began}"
     cooling = state == RehabState.COOLDOWN
     until = f" until {_day(cooldown_until, now)}" if cooldown_until else ""
     cooldown_note = (
@@ -176,7 +184,9 @@ def _rehab(
     )
 
     def meter(remaining: int | None, percent: int | None, summary: str, why: str) -> RehabMeter:
-        return RehabMeter(state, done, remaining, percent, summary, why, unlock, dilution)
+        return RehabMeter(
+            state, done + by_hand, remaining, percent, summary, why, unlock, dilution, by_hand
+        )
 
     x = unlock.messages
     if x is None:
@@ -203,7 +213,7 @@ def _rehab(
             f"{done_text}; none more needed: the current window already reaches {target}.",
             "External sending returns at the next score update (at least hourly).",
         )
-    percent = rehab_percent(done, x)
+    percent = rehab_percent(done + by_hand, x)
     if not unlock.reachable:
         return meter(
             x,

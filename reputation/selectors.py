@@ -17,6 +17,7 @@ from reputation.rehab import RehabState
 from reputation.scoring import WindowMetrics
 from reputation.tsa import BOUNCED_PATH, SUSPENDED_PATH, TsaAction, tsa_actions
 from sending.models import SendingDomain
+from warming.models import Step, WarmupSend
 
 
 def domain_actions(domain: SendingDomain, limit: int = 20) -> list[AuditLog]:
@@ -59,6 +60,16 @@ def rehab_progress(domain: SendingDomain) -> int:
     )
 
 
+def rehab_tasks_done(domain: SendingDomain) -> int:
+    """Warming tasks the owner handled by hand for the domain's mailboxes since the demotion."""
+    start = domain.rehab_started_at
+    if start is None:
+        return 0
+    return WarmupSend.objects.filter(
+        recipient__domain=domain, by_hand=True, step=Step.DONE, read_at__gte=start
+    ).count()
+
+
 def _rehab_start_window(domain: SendingDomain) -> WindowMetrics | None:
     """The window as it stood when rehabilitation began (the history point written then)."""
     if domain.rehab_started_at is None:
@@ -90,6 +101,7 @@ def domain_rehab(domain: SendingDomain, now: datetime) -> dict:
         now=now,
         done=rehab_progress(domain),
         start=_rehab_start_window(domain),
+        by_hand=rehab_tasks_done(domain),
     )
 
 

@@ -227,13 +227,14 @@ def smtp_login(
     return ConnectionResult("smtp", True, "ok", f"Logged in to {spec.host}:{spec.port}.")
 
 
-def imap_login(
+def imap_connect(
     spec: ServerSpec, *, timeout: float, ca_file: str = "", allow_private: bool = False
-) -> ConnectionResult:
-    """Connect, secure, log in and list the folders (the agent needs INBOX and Spam/Junk)."""
+) -> IMAPClient:
+    """An IMAP session, secured as configured and logged in; raises ConnectionProblem. The
+    caller logs out."""
     address, problem = _resolve(spec.host, spec.port, allow_private)
     if problem:
-        return ConnectionResult("imap", False, problem.reason, problem.message)
+        raise ConnectionProblem(ConnectionResult("imap", False, problem.reason, problem.message))
     context = _tls_context(ca_file)
     try:
         client = _PinnedIMAPClient(
@@ -245,11 +246,27 @@ def imap_login(
             timeout=timeout,
         )
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
-        return _classify("imap", spec, error)
+        raise ConnectionProblem(_classify("imap", spec, error)) from error
     try:
         if spec.security == "starttls":
             client.starttls(ssl_context=context)
         client.login(spec.username, spec.password)
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
+        with contextlib.suppress(OSError, IMAPClientError, imaplib.IMAP4.error):
+            client.shutdown()
+        raise ConnectionProblem(_classify("imap", spec, error)) from error
+    return client
+
+
+def imap_login(
+    spec: ServerSpec, *, timeout: float, ca_file: str = "", allow_private: bool = False
+) -> ConnectionResult:
+    """Connect, secure, log in and list the folders (the agent needs INBOX and Spam/Junk)."""
+    try:
+        client = imap_connect(spec, timeout=timeout, ca_file=ca_file, allow_private=allow_private)
+    except ConnectionProblem as problem:
+        return problem.result
+    try:
         try:
             folders = tuple(name for _flags, _delim, name in client.list_folders())
         except (IMAPClientError, imaplib.IMAP4.error) as error:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from sending.models import Mailbox, Message, TlsMode
 
 REPLY_RATE_RANGE = (15, 30)
+DEFAULT_REPLY_RATE = 25
 
 
 class WarmupSettings(models.Model):
@@ -20,7 +21,8 @@ class WarmupSettings(models.Model):
         default=40, help_text="Warm-up messages a day once ramped (at most 50)."
     )
     reply_rate = models.PositiveSmallIntegerField(
-        default=25, help_text="Percent of received warm-up messages answered (15 to 30)."
+        default=DEFAULT_REPLY_RATE,
+        help_text="Percent of received warm-up messages answered (15 to 30).",
     )
     weekdays_only = models.BooleanField(default=False)
     prewarmed = models.BooleanField(

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
 from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
-from warming.models import GoldenSeed, WarmupSend, WarmupSettings
+from warming.models import GoldenSeed, Placement, Step, WarmupSend, WarmupSettings
 from warming.pairing import (
     GOOGLE,
     HEALTHY,
@@ -60,6 +60,10 @@ def _stopped_reason(mailbox: Mailbox, settings: WarmupSettings) -> str:
         )
     if settings.paused:
         return settings.paused_reason or "you paused its warm-up"
+    if settings.agent_error:
+        retry = settings.agent_retry_at
+        when = f" (next try at {timezone.localtime(retry):%H:%M} UTC)" if retry else ""
+        return f"the warm-up agent cannot log in to its inbox{when}: {settings.agent_error}"
     return ""
 
 
@@ -200,3 +204,99 @@ def recent_pairs(*, day: date) -> set[tuple[str, str]]:
     return {
         (f"m{s}" if s else f"s{ss}", f"m{r}" if r else f"s{rs}") for s, ss, r, rs in rows.iterator()
     }
+
+
+# --- What happened to the warm-up mail ---------------------------------------------------------
+
+PLACEMENT_DAYS = 14
+PROVIDER_LABELS = {GOOGLE: "Google", MICROSOFT: "Microsoft", OTHER: "Other providers"}
+
+
+@dataclass
+class Share:
+    """Warm-up messages the agent looked for: in the inbox, in spam, never arrived."""
+
+    inbox: int = 0
+    spam: int = 0
+    missing: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inbox + self.spam + self.missing
+
+    @property
+    def percent(self) -> int | None:
+        """Inbox placement in whole per cent (None: nothing looked at yet)."""
+        return round(100 * self.inbox / self.total) if self.total else None
+
+    def add(self, placement: str, count: int) -> None:
+        setattr(self, placement, getattr(self, placement) + count)
+
+
+@dataclass
+class PlacementReport:
+    days: int
+    overall: Share
+    by_mailbox: dict[int, Share]
+    by_domain: dict[int, Share]
+    by_provider: dict[str, Share]  # the recipients' providers, labelled
+
+
+def inbox_placement(*, workspace: Workspace, today: date | None = None) -> PlacementReport:
+    """Inbox placement of the workspace's warm-up mail over the last PLACEMENT_DAYS days, per
+    sending mailbox, per domain and per recipient provider (one grouped query)."""
+    today = today or timezone.localdate()
+    rows = (
+        WarmupSend.objects.filter(
+            sender__domain__workspace=workspace,
+            day__gt=today - timedelta(days=PLACEMENT_DAYS),
+            placement__in=[Placement.INBOX, Placement.SPAM, Placement.MISSING],
+        )
+        .values(
+            "sender_id",
+            "sender__domain_id",
+            "placement",
+            "recipient__provider",
+            "recipient_seed__provider",
+        )
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    report = PlacementReport(PLACEMENT_DAYS, Share(), {}, {}, {})
+    for row in rows:
+        provider = _provider(row["recipient__provider"] or row["recipient_seed__provider"] or "")
+        for share in (
+            report.overall,
+            report.by_mailbox.setdefault(row["sender_id"], Share()),
+            report.by_domain.setdefault(row["sender__domain_id"], Share()),
+            report.by_provider.setdefault(PROVIDER_LABELS[provider], Share()),
+        ):
+            share.add(row["placement"], row["count"])
+    return report
+
+
+def warming_activity(*, workspace: Workspace, limit: int = 20) -> list[WarmupSend]:
+    """The workspace's latest warm-up messages, sent or received, with what happened to them."""
+    return list(
+        WarmupSend.objects.filter(
+            Q(sender__domain__workspace=workspace) | Q(recipient__domain__workspace=workspace)
+        )
+        .exclude(step=Step.PLANNED)
+        .select_related("sender__domain", "sender_seed", "recipient__domain", "recipient_seed")
+        .order_by("-send_at", "-pk")[:limit]
+    )
+
+
+def warming_task_list(*, workspace: Workspace):
+    """The workspace's warming tasks still to do: rehabilitation warm-up messages to its
+    mailboxes, sent and not handled yet (docs/warming.md#warming-tasks)."""
+    return (
+        WarmupSend.objects.filter(
+            recipient__domain__workspace=workspace,
+            cluster=REHAB,
+            step__in=[Step.FIND, Step.READ],
+            by_hand=False,
+        )
+        .select_related("recipient__domain")
+        .order_by("send_at", "pk")
+    )

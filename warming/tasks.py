@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from warming.services import warming_day_save
+from warming.services.agent import warming_engage
 
 
 @shared_task
@@ -17,3 +18,9 @@ def warming_tick() -> dict[str, int]:
         marker = warming_day_save(day=day)
         planned[day.isoformat()] = marker.sends if marker else -1
     return planned
+
+
+@shared_task
+def warming_engage_tick() -> dict[str, int]:
+    """The engagement agent's pass over the warm-up messages whose time has come."""
+    return warming_engage().as_dict()

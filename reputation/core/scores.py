@@ -109,6 +109,7 @@ def rehab_numbers(
     done: int = 0,
     start: WindowMetrics | None = None,
     first_score: bool = True,
+    by_hand: int = 0,
 ) -> dict:
     """The rehabilitation meter of a domain (docs/rehabilitation.md): its state, what is done,
     what remains now (from the current `window`) and why."""
@@ -126,11 +127,13 @@ def rehab_numbers(
         start=start,
         first_score=first_score,
         cooldown_until=domain.cooldown_until if domain.status == DomainStatus.COOLDOWN else None,
+        by_hand=by_hand,
     )
     unlock = meter.unlock
     return {
         "state": meter.state.value,
         "done": meter.done,
+        "by_hand": meter.by_hand,
         "remaining": meter.remaining,
         "percent": meter.percent,
         "since": since,

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -297,6 +297,8 @@ class SmtpAuthServer:
     users: dict[str, str] = field(default_factory=dict)
     messages: list[ReceivedMail] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    # A delivery rule, as a spam filter would apply it: True files the message into Junk.
+    junk_rule: Callable[[str, bytes], bool] | None = None
 
     def add_user(self, address: str, password: str) -> None:
         self.users[address] = password
@@ -349,8 +351,10 @@ class _SmtpHandler:
         if self.mailstore is not None:
             for rcpt in envelope.rcpt_tos:
                 if self.mailstore.has_user(rcpt):
+                    rule = self.server.junk_rule
+                    folder = "Junk" if rule is not None and rule(rcpt, raw) else "INBOX"
                     try:
-                        await asyncio.to_thread(self.mailstore.append, rcpt, raw)
+                        await asyncio.to_thread(self.mailstore.append, rcpt, raw, folder)
                     except (OSError, imaplib.IMAP4.error, RuntimeError) as error:
                         return f"451 4.3.0 Could not store the message for {rcpt}: {error}"
         received = ReceivedMail(

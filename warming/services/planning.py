@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,10 +16,18 @@ from sending.models import Mailbox, MessageKind
 from sending.services.outbound import MessageDraft, messages_reserve
 from sending.services.permissions import require_role
 from warming.content import compose, warmup_code, warmup_headers
-from warming.models import REPLY_RATE_RANGE, GoldenSeed, WarmupDay, WarmupSend, WarmupSettings
-from warming.pairing import Plan, plan_day
+from warming.models import (
+    DEFAULT_REPLY_RATE,
+    REPLY_RATE_RANGE,
+    GoldenSeed,
+    WarmupDay,
+    WarmupSend,
+    WarmupSettings,
+)
+from warming.pairing import REHAB, Plan, plan_day
 from warming.schedule import MAX_TARGET
 from warming.selectors import Network, recent_pairs, warming_network
+from warming.services.agent import engage_delay
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,22 @@ def warming_day_plan(*, day: date, seed: int | None = None) -> tuple[Plan, Netwo
     return plan, network
 
 
+def _reply_rate(recipient: Mailbox | None) -> int:
+    """How often the recipient answers (a seed: the default)."""
+    saved: WarmupSettings | None = getattr(recipient, "warmup", None) if recipient else None
+    return saved.reply_rate if saved is not None else DEFAULT_REPLY_RATE
+
+
+def _look_delay(cluster: str, recipient: Mailbox | None, rng: random.Random) -> timedelta:
+    """When the agent first looks for a message after its send time. A rehabilitation
+    mailbox's messages wait first on its owner's Warming tasks page (done by hand, they earn
+    credits); the agent takes those left when the hold ends."""
+    delay = engage_delay(rng)
+    if cluster == REHAB and recipient is not None:
+        delay += timedelta(hours=django_settings.WARMUP_TASK_HOLD_HOURS)
+    return delay
+
+
 # The working day of some mailboxes has passed when their day is planned (a plan made after
 # their local evening): those sends are dropped, not sent in a burst.
 LATE = timedelta(minutes=5)
@@ -117,7 +142,7 @@ def warming_day_save(
     late = len(plan) - len(rows)
     mailbox_ids = {int(k[1:]) for row in rows for k in (row.sender, row.recipient) if k[0] == "m"}
     seed_ids = {int(k[1:]) for row in rows for k in (row.sender, row.recipient) if k[0] == "s"}
-    mailboxes = Mailbox.objects.select_related("domain__workspace").in_bulk(mailbox_ids)
+    mailboxes = Mailbox.objects.select_related("domain__workspace", "warmup").in_bulk(mailbox_ids)
     seeds = GoldenSeed.objects.in_bulk(seed_ids)
     rng = random.Random(f"warmup:{day.isoformat()}:{seed}")
     sends: list[WarmupSend] = []
@@ -127,6 +152,7 @@ def warming_day_save(
         recipient = mailboxes.get(int(row.recipient[1:])) if row.recipient[0] == "m" else None
         recipient_seed = seeds.get(int(row.recipient[1:])) if row.recipient[0] == "s" else None
         code = warmup_code(rng)
+        send_at = row.send_at or now
         send = WarmupSend(
             day=day,
             sender=sender,
@@ -134,8 +160,10 @@ def warming_day_save(
             recipient=recipient,
             recipient_seed=recipient_seed,
             cluster=row.cluster,
-            send_at=row.send_at or now,
+            send_at=send_at,
             code=code,
+            will_reply=rng.random() * 100 < _reply_rate(recipient),
+            engage_at=send_at + _look_delay(row.cluster, recipient, rng),
         )
         sends.append(send)
         if sender is None:
@@ -148,6 +176,7 @@ def warming_day_save(
             else ("", "")
         )
         draft = compose(rng, sender_name=sender.display_name, recipient_name=to_name, code=code)
+        send.subject = draft.subject[:300]
         drafts.append(
             MessageDraft(
                 mailbox=sender,
@@ -165,6 +194,7 @@ def warming_day_save(
     for send in sends:
         if send.sender is not None:
             send.message = next(messages)
+            send.sent_message_id = send.message.message_id
     WarmupSend.objects.bulk_create(sends, batch_size=2000)
     marker.sends = len(sends)
     marker.unplaced = sum(missing.count for missing in plan.unplaced) + late
