@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
-from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
+from sending.models import DomainStatus, Mailbox, MailboxStatus, MessageState, SendingDomain
 from warming.models import GoldenSeed, Placement, Step, WarmupSend, WarmupSettings
 from warming.pairing import (
     GOOGLE,
@@ -290,12 +290,12 @@ def warming_activity(*, workspace: Workspace, limit: int = 20) -> list[WarmupSen
 def warming_task_list(*, workspace: Workspace):
     """The workspace's warming tasks still to do: rehabilitation warm-up messages to its
     mailboxes, sent and not handled yet (docs/warming.md#warming-tasks)."""
+    arrived = Q(step__in=[Step.FIND, Step.READ]) | Q(
+        step=Step.PLANNED, message__state__in=[MessageState.HANDED_OVER, MessageState.DELIVERED]
+    )
     return (
         WarmupSend.objects.filter(
-            recipient__domain__workspace=workspace,
-            cluster=REHAB,
-            step__in=[Step.FIND, Step.READ],
-            by_hand=False,
+            arrived, recipient__domain__workspace=workspace, cluster=REHAB, by_hand=False
         )
         .select_related("recipient__domain")
         .order_by("send_at", "pk")

@@ -51,13 +51,15 @@ def warming_task_do(
             "This warming task is done already, or it is not one of yours.", status=404
         )
     claimed = (
-        WarmupSend.objects.filter(pk=send.pk, step__in=[Step.FIND, Step.READ], by_hand=False)
+        WarmupSend.objects.filter(pk=send.pk, step=send.step, by_hand=False)
         .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - LEASE))
         .update(claimed_at=now, by_hand=True, will_reply=reply)
     )
     if not claimed:
         raise ApplicationError("The warm-up agent is handling this message right now.", status=409)
     send.by_hand, send.will_reply = True, reply
+    if send.step == Step.PLANNED:  # sent; the agent's pass has not noted it yet
+        send.step = Step.FIND
     try:
         box = mailbox_session(send, now)
     except NoLogin as failure:
