@@ -118,12 +118,17 @@ def warming_mailboxes(*, workspace: Workspace) -> QuerySet[Mailbox]:
     )
 
 
+def local_today(settings: WarmupSettings) -> date:
+    """The date in the mailbox's own time zone: its "today" starts at its midnight."""
+    return timezone.now().astimezone(_zone(settings.time_zone)).date()
+
+
 def warming_overview(*, workspace: Workspace, today: date | None = None) -> list[MailboxPlan]:
-    today = today or timezone.localdate()
-    return [
-        mailbox_plan(mailbox, warmup_settings_for(mailbox), today)
-        for mailbox in warming_mailboxes(workspace=workspace)
-    ]
+    plans = []
+    for mailbox in warming_mailboxes(workspace=workspace):
+        settings = warmup_settings_for(mailbox)
+        plans.append(mailbox_plan(mailbox, settings, today or local_today(settings)))
+    return plans
 
 
 # --- The network, as the daily planner sees it -------------------------------------------------

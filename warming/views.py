@@ -18,6 +18,7 @@ from sending.models import DomainStatus, SendingDomain
 from warming.forms import WarmupSettingsForm
 from warming.selectors import (
     inbox_placement,
+    local_today,
     mailbox_plan,
     warming_activity,
     warming_mailboxes,
@@ -71,7 +72,7 @@ def warming_mailbox(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
             else:
                 messages.success(request, f"Warm-up settings of {mailbox.address} saved.")
                 return redirect("warming_mailbox", request.workspace.public_id, mailbox.pk)
-    plan = mailbox_plan(mailbox, settings, timezone.localdate())
+    plan = mailbox_plan(mailbox, settings, local_today(settings))
     return render(request, "warming/mailbox.html", {"plan": plan, "form": form})
 
 

@@ -15,7 +15,7 @@ from imapclient import IMAPClient
 
 import config.mailstore
 from accounts.models import Workspace
-from config.embedded_mta import DeliveryRefused, InjectStandIn, embedded_deliver
+from config.embedded_mta import DeliveryRefused, InjectStandIn, embedded_deliver, smtp_hand_over
 from config.mailstore import (
     JUNK_ONE_IN,
     Mailstore,
@@ -195,37 +195,40 @@ def platform_mailbox(domain: SendingDomain, local_part: str) -> Mailbox:
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_mx_refuses_unknown_addresses_and_domains_with_clear_replies(platform_mail):
     domain = platform_domain(WorkspaceFactory(), f"in-{secrets.token_hex(3)}.test")
     platform_mailbox(domain, "alex")
-    platform_mail.recipient_check = platform_recipient_refusal
-    known = f"alex@{domain.name}"
-
-    message_id, data = message("ann@sender.test", known)
-    platform_mail.deliver("ann@sender.test", known.upper(), data)  # case does not matter
-    assert set(platform_mail.find(known, message_id)) == {"INBOX"}
-
-    with pytest.raises(DeliveryRefused) as unknown_user:
-        platform_mail.deliver("ann@sender.test", f"nobody@{domain.name}", data)
-    assert unknown_user.value.code == 550
-    assert unknown_user.value.text == f"5.1.1 <nobody@{domain.name}>: no such mailbox here"
-
-    with pytest.raises(DeliveryRefused) as unknown_domain:
-        platform_mail.deliver("ann@sender.test", "lee@elsewhere.test", data)
-    assert unknown_domain.value.code == 550
-    assert "relaying denied" in unknown_domain.value.text
-    assert "elsewhere.test does not receive mail here" in unknown_domain.value.text
-
-    # An external mailbox's domain and a retired domain are not ours to receive for either.
     external = platform_domain(WorkspaceFactory(), f"ext-{secrets.token_hex(3)}.test")
     Mailbox.objects.create(domain=external, local_part="kim", connection=ConnectionType.EXTERNAL)
-    domain.status = DomainStatus.RETIRED
-    domain.save()
-    for address in (f"kim@{external.name}", known):
+    known, unknown = f"alex@{domain.name}", f"nobody@{domain.name}"
+
+    assert platform_recipient_refusal(known) == ""
+    assert platform_recipient_refusal(known.upper()) == ""
+    assert platform_recipient_refusal(unknown) == f"550 5.1.1 <{unknown}>: no such mailbox here"
+    assert platform_recipient_refusal("lee@elsewhere.test") == (
+        "550 5.7.1 <lee@elsewhere.test>: relaying denied, elsewhere.test does not receive mail here"
+    )
+    # An external mailbox's domain is not ours to receive for.
+    assert "relaying denied" in platform_recipient_refusal(f"kim@{external.name}")
+    assert platform_recipient_refusal("no-domain").startswith("501 5.1.3")
+
+    # The MX answers RCPT with the check's reply. (The check reads the database from the MX's
+    # own thread, which cannot see this test's transaction: its answers are taken here; the
+    # embedded test below runs the real thing.)
+    replies = {a: platform_recipient_refusal(a) for a in (known, unknown, "lee@elsewhere.test")}
+    platform_mail.recipient_check = lambda address: replies[address.lower()]
+    message_id, data = message("ann@sender.test", known)
+    platform_mail.deliver("ann@sender.test", known, data)
+    assert set(platform_mail.find(known, message_id)) == {"INBOX"}
+    for address in (unknown, "lee@elsewhere.test"):
         with pytest.raises(DeliveryRefused) as refused:
             platform_mail.deliver("ann@sender.test", address, data)
-        assert refused.value.code == 550
+        assert f"{refused.value.code} {refused.value.text}" == replies[address]
+
+    domain.status = DomainStatus.RETIRED
+    domain.save()
+    assert "relaying denied" in platform_recipient_refusal(known)
 
 
 # --- The embedded profile ----------------------------------------------------------------------
@@ -278,6 +281,11 @@ def test_the_embedded_store_receives_what_the_embedded_stand_in_delivers(
         assert inject(stand_in, healthy, "lee@prospect.test", outside)["success_count"] == 1
     finally:
         stand_in.stop()
+    # The MX itself checks recipients against the platform mailboxes.
+    receiver = embedded_store.receiver
+    with pytest.raises(DeliveryRefused) as refused:
+        smtp_hand_over(receiver.host, receiver.port, healthy, f"nobody@rcpt-{tag}.test", outside)
+    assert refused.value.code == 550 and "no such mailbox here" in refused.value.text
 
     def folder(message_id: str) -> str:
         spec = embedded_store.imap_spec(recipient)
