@@ -214,7 +214,7 @@ def recent_pairs(*, day: date) -> set[tuple[str, str]]:
 # --- What happened to the warm-up mail ---------------------------------------------------------
 
 PLACEMENT_DAYS = 14
-PROVIDER_LABELS = {GOOGLE: "Google", MICROSOFT: "Microsoft", OTHER: "Other providers"}
+PROVIDER_LABELS = {GOOGLE: "Google", MICROSOFT: "Microsoft", OTHER: "other providers"}
 
 
 @dataclass

@@ -94,7 +94,7 @@ def test_the_agent_finds_rescues_reads_answers_and_files_each_message(network, j
     share = report.by_mailbox[north.pk]
     assert (share.inbox, share.spam) == (sent_by_north.count() - in_spam, in_spam)
     assert report.by_domain[north.domain_id].total == sent_by_north.count()
-    assert report.by_provider["Other providers"].total == sent_by_north.count()
+    assert report.by_provider["other providers"].total == sent_by_north.count()
     assert south.pk not in report.by_mailbox  # the other workspace's mailboxes stay out
 
 

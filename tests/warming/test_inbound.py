@@ -234,7 +234,7 @@ def test_the_mx_refuses_unknown_addresses_and_domains_with_clear_replies(platfor
 # --- The embedded profile ----------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def embedded_base() -> Path:
     # A directory Dovecot's users can reach (pytest's own temp dir is private to its user).
     base = Path(tempfile.mkdtemp(prefix="tg-embedded-"))
@@ -243,7 +243,7 @@ def embedded_base() -> Path:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def embedded_store(embedded_base: Path) -> Mailstore:
     store = embedded_mailstore_start(embedded_base)
     assert store is not None

@@ -58,7 +58,8 @@ def test_rehab_messages_wait_on_the_tasks_page_and_the_agent_leaves_them_alone(
     others = [s for s in sends if s.recipient_id != north.pk]
     for send in others:
         assert _task_url(owner.workspace, send) not in html
-    assert rehab_network.mailboxes[1].address not in html
+    for other in rehab_network.mailboxes[1:]:
+        assert other.address not in html
     assert 'data-testid="task-domain"' in html  # the meter of the demoted domain
 
 
@@ -130,3 +131,15 @@ def test_no_rehab_domain_means_no_tasks_with_a_clear_word(owner, owner_client):
     page = owner_client.get(_tasks_url(owner.workspace))
     assert page.status_code == 200
     assert "No domain of yours is in rehabilitation" in page.content.decode()
+
+
+def test_the_warming_page_never_names_another_workspaces_mailbox(
+    rehab_network, owner, owner_client
+):
+    plan_and_send(rehab_network)
+    warming_engage(now=EVENING.replace(hour=23, minute=59))
+    html = owner_client.get(reverse("warming", args=[owner.workspace.public_id])).content.decode()
+    assert rehab_network.mailboxes[0].address in html
+    for other in rehab_network.mailboxes[1:]:
+        assert other.address not in html and other.domain.name not in html
+    assert "a network mailbox" in html
