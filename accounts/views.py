@@ -19,6 +19,7 @@ from config.errors import ApplicationError
 from config.forms import form_add_refusal
 from sending.models import SendingDomain
 from sending.selectors import domain_list
+from warming.selectors import warming_today
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -99,6 +100,7 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
             "steps": steps,
             "steps_done": sum(step.done for step in steps),
             "next_step": next((step for step in steps if not step.done), None),
+            "warming": warming_today(workspace=request.workspace),
         },
     )
 

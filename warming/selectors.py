@@ -305,3 +305,33 @@ def warming_task_list(*, workspace: Workspace):
         .select_related("recipient__domain")
         .order_by("send_at", "pk")
     )
+
+
+@dataclass(frozen=True)
+class WarmingToday:
+    """The workspace's warm-up mail of the last 24 hours, for the dashboard."""
+
+    sent: int
+    read: int
+    rescued: int
+    answered: int
+    waiting: int  # sent, not looked at yet
+
+    @property
+    def any(self) -> bool:
+        return bool(self.sent or self.waiting)
+
+
+def warming_today(*, workspace: Workspace) -> WarmingToday:
+    """What the network did with the workspace's warm-up mail in the last 24 hours (one query)."""
+    since = timezone.now() - timedelta(days=1)
+    counts = WarmupSend.objects.filter(
+        sender__domain__workspace=workspace, send_at__gte=since
+    ).aggregate(
+        sent=Count("pk", filter=~Q(step__in=[Step.PLANNED, Step.FAILED])),
+        read=Count("pk", filter=Q(read_at__isnull=False)),
+        rescued=Count("pk", filter=Q(rescued=True)),
+        answered=Count("pk", filter=Q(replied_at__isnull=False)),
+        waiting=Count("pk", filter=Q(step__in=[Step.FIND, Step.READ])),
+    )
+    return WarmingToday(**counts)

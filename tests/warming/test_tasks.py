@@ -143,3 +143,22 @@ def test_the_warming_page_never_names_another_workspaces_mailbox(
     for other in rehab_network.mailboxes[1:]:
         assert other.address not in html and other.domain.name not in html
     assert "a network mailbox" in html
+
+
+def test_the_dashboard_counts_the_last_days_warm_up_mail(rehab_network, owner, owner_client):
+    from django.utils import timezone
+
+    sends = plan_and_send(rehab_network)
+    # The plan is for tomorrow: bring it into the last 24 hours, then let the agent work.
+    shift = timezone.now() - max(s.send_at for s in sends) - timedelta(minutes=1)
+    for send in WarmupSend.objects.all():
+        WarmupSend.objects.filter(pk=send.pk).update(
+            send_at=send.send_at + shift, engage_at=send.send_at + shift
+        )
+    warming_engage(now=timezone.now())
+    mine = WarmupSend.objects.filter(sender=rehab_network.mailboxes[0])
+    card = owner_client.get(reverse("dashboard", args=[owner.workspace.public_id]))
+    html = card.content.decode()
+    assert 'data-testid="warming-today"' in html
+    warming = card.context["warming"]
+    assert warming.sent == mine.count() and warming.read == mine.count()
