@@ -307,7 +307,7 @@ def _login_worked(send: WarmupSend) -> None:
             agent_error="", agent_failures=0, agent_retry_at=None
         )
     elif send.recipient_seed is not None and send.recipient_seed.agent_error:
-        GoldenSeed.objects.filter(pk=send.recipient_seed_id).update(
+        GoldenSeed.objects.filter(pk=send.recipient_seed.pk).update(
             agent_error="", agent_retry_at=None
         )
 
