@@ -23,11 +23,13 @@ install: $(VENV)/.installed
 EMBEDDED := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL -u CELERY_TASK_ALWAYS_EAGER -u EMBEDDED_SCHEDULER
 
 run: $(VENV)/.installed
+	@$(PY) scripts/packages.py run
 	@$(EMBEDDED) $(PY) manage.py migrate --noinput -v0
 	@$(EMBEDDED) $(PY) manage.py seed_demo
 	@echo ""
 	@echo "TrustGate is starting on http://$(HOST):$(PORT)/  (operations console: http://$(HOST):$(PORT)/admin/)"
 	@echo "Embedded profile: SQLite in var/, tasks and the periodic schedule run in this process."
+	@echo "Mail to platform mailboxes: a private Dovecot under var/mail/; other mail: var/outbox/."
 	@exec $(EMBEDDED) $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 # make test ARGS="tests/reputation -k scoring" runs a subset (pytest arguments, no static checks).

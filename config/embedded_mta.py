@@ -19,6 +19,7 @@ import logging
 import mailbox
 import queue
 import re
+import smtplib
 import threading
 import time
 import uuid
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from config.mailstore import Mailstore, embedded_mailstore, platform_mailbox_exists
 
 logger = logging.getLogger(__name__)
 
@@ -362,9 +365,52 @@ _embedded: InjectStandIn | None = None
 _embedded_lock = threading.Lock()
 
 
+def smtp_hand_over(host: str, port: int, sender: str, recipient: str, data: bytes) -> None:
+    """Deliver one message over SMTP, as a node does to the recipient's MX; DeliveryRefused
+    with the server's reply when it refuses."""
+    try:
+        with smtplib.SMTP(host, port, timeout=30, local_hostname="localhost") as client:
+            client.sendmail(sender, [recipient], data)
+    except smtplib.SMTPRecipientsRefused as error:
+        code, text = next(iter(error.recipients.values()))
+        raise DeliveryRefused(code, _text(text)) from error
+    except smtplib.SMTPResponseException as error:
+        raise DeliveryRefused(error.smtp_code, _text(error.smtp_error)) from error
+    except (OSError, smtplib.SMTPException) as error:
+        raise DeliveryRefused(
+            451, f"4.4.1 {host}:{port} did not take the message: {error}"
+        ) from error
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def embedded_deliver(outbox_dir: Path, mailstore: Callable[[], Mailstore | None]) -> Deliver:
+    """The embedded node's delivery: a platform mailbox's mail goes to the inbound store's MX
+    (when one runs), everything else into the Maildir `outbox_dir`."""
+    outbox = mailbox.Maildir(outbox_dir, create=True)
+
+    def deliver(sender: str, recipient: str, data: bytes) -> None:
+        from django.db import connections
+
+        try:
+            store = mailstore() if platform_mailbox_exists(recipient) else None
+        finally:
+            # This runs in the stand-in's request thread: nothing else closes what it opened.
+            connections.close_all()
+        if store is None:
+            outbox.add(data)
+            return
+        smtp_hand_over(store.receiver.host, store.receiver.port, sender, recipient, data)
+
+    return deliver
+
+
 def embedded_mta_url() -> str:
-    """Start (once) the embedded profile's MTA: messages land in var/outbox (a Maildir) and
-    their log records are posted to the platform's own hook, as a real node's would be."""
+    """Start (once) the embedded profile's MTA: messages to platform mailboxes go to their
+    inbound store (config/mailstore.py), the rest land in var/outbox (a Maildir); their log
+    records are posted to the platform's own hook, as a real node's would be."""
     global _embedded
     with _embedded_lock:
         if _embedded is None:
@@ -372,10 +418,7 @@ def embedded_mta_url() -> str:
 
             from config.http import post_json
 
-            outbox = mailbox.Maildir(Path(settings.BASE_DIR) / "var" / "outbox", create=True)
-
-            def deliver(sender: str, recipient: str, data: bytes) -> None:
-                outbox.add(data)
+            deliver = embedded_deliver(Path(settings.VAR_DIR) / "outbox", embedded_mailstore)
 
             def report(records: list[dict[str, Any]]) -> None:
                 with contextlib.suppress(OSError):

@@ -22,16 +22,14 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+import packages
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/trustgate"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
-# Binary the tests run -> the Debian package that provides it.
-APT_PACKAGES = {
-    "/usr/bin/chromium": "chromium",
-    "/usr/sbin/dovecot": "dovecot-imapd",
-    "/usr/bin/luac5.4": "lua5.4",
-}
+# Binary the tests run -> the Debian package that provides it (scripts/packages.py).
+APT_PACKAGES = packages.TEST
 
 
 def say(message: str) -> None:
@@ -57,35 +55,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-_apt_updated = False
-
-
-def apt_install(*packages: str) -> None:
-    global _apt_updated
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        stop(f"{' '.join(packages)} missing and apt-get is not usable here; install it first.")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    say(f"installing {' '.join(packages)} with apt-get")
-    if not _apt_updated:
-        subprocess.run(
-            ["apt-get", "update", "-qq"], check=False, env=env, stdout=subprocess.DEVNULL
-        )
-        _apt_updated = True
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    if result.returncode != 0:
-        stop(f"apt-get install {' '.join(packages)} failed: {result.stderr.strip()[-300:]}")
+def apt_install(*names: str) -> None:
+    try:
+        packages.apt_install(*names, say=say)
+    except packages.InstallError as error:
+        stop(f"{error}; install it first.")
 
 
 def ensure_packages() -> None:
-    missing = [pkg for path, pkg in APT_PACKAGES.items() if not os.path.exists(path)]
-    if missing:
-        apt_install(*missing)
+    try:
+        packages.ensure(APT_PACKAGES, say=say)
+    except packages.InstallError as error:
+        stop(f"{error}; install it first.")
 
 
 class Throwaway:

@@ -183,7 +183,14 @@ class SendingDomainAdmin(AuditTrailMixin, ServiceOwnedAdmin):
     # What support looks at first (status, score, tier) comes first: the list must fit beside
     # the navigation and the filters without scrolling sideways.
     list_display = ["name", "status_label", "score", "tier", "workspace_name", "dns_checked"]
-    list_filter = ["status", TierFilter, "score_provisional", "provider", "created_at"]
+    list_filter = [
+        "status",
+        TierFilter,
+        "score_provisional",
+        "provider",
+        "sends_through",
+        "created_at",
+    ]
     search_fields = ["name", "public_id", "workspace__name", "workspace__public_id"]
     list_select_related = ["workspace"]
     # Every field is service-owned (status machine, DNS checks, scoring): the page only shows.
@@ -222,9 +229,27 @@ class SendingDomainAdmin(AuditTrailMixin, ServiceOwnedAdmin):
                 ]
             },
         ),
+        (
+            "How it sends",
+            {
+                "fields": [
+                    "sends_through",
+                    "dkim_confirmed_at",
+                    "dkim_confirmed_selector",
+                    "dkim_confirmed_auth_results",
+                    "dkim_observation_table",
+                ]
+            },
+        ),
         ("History", {"fields": ["messages_link", "audit_trail"]}),
     ]
-    readonly_fields = ["score_metrics_table", "dns_results_table", "messages_link", "audit_trail"]
+    readonly_fields = [
+        "score_metrics_table",
+        "dns_results_table",
+        "dkim_observation_table",
+        "messages_link",
+        "audit_trail",
+    ]
     inlines = [DkimKeyInline]
     actions = DOMAIN_ACTIONS
     show_full_result_count = False
@@ -269,6 +294,35 @@ class SendingDomainAdmin(AuditTrailMixin, ServiceOwnedAdmin):
             "",
             "<tr><th>{}</th><td>{}</td></tr>",
             ((key.replace("_", " "), value) for key, value in metrics),
+        )
+        return format_html("<table><tbody>{}</tbody></table>", rows)
+
+    @admin.display(description="Latest DKIM observation")
+    def dkim_observation_table(self, domain: SendingDomain) -> str:
+        seen = domain.dkim_last_observation
+        if not domain.own_servers:
+            return "not needed: the platform signs with its own key"
+        if not seen:
+            return "no warm-up message checked yet"
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            (
+                (
+                    label,
+                    seen.get(key)
+                    if key != "authentication_results"
+                    else " | ".join(seen.get(key) or []),
+                )
+                for label, key in (
+                    ("When", "at"),
+                    ("Result", "code"),
+                    ("Reason", "reason"),
+                    ("Selector", "selector"),
+                    ("Signed by", "signing_domain"),
+                    ("Authentication-Results", "authentication_results"),
+                )
+            ),
         )
         return format_html("<table><tbody>{}</tbody></table>", rows)
 

@@ -18,7 +18,13 @@ import dns.resolver
 from sending.dkim import dkim_tags
 from sending.dns_records import DnsRecord, PlatformDns
 from sending.domain_names import organizational_domain
-from sending.spf import LOOKUP_LIMIT, SpfLookupError, spf_analyse, spf_records
+from sending.spf import (
+    LOOKUP_LIMIT,
+    SpfLookupError,
+    spf_analyse,
+    spf_records,
+    spf_syntax_problems,
+)
 
 PASS, FAIL, ERROR, WARN, INFO = "pass", "fail", "error", "warn", "info"
 
@@ -198,6 +204,89 @@ def check_spf(record: DnsRecord, lookup: DnsLookup, platform: PlatformDns) -> Ch
     )
 
 
+ALL_WORDS = {"?": "?all (neutral)", "+": "+all"}
+
+
+def check_own_spf(record: DnsRecord, lookup: DnsLookup) -> CheckResult:
+    """The SPF record of a domain that sends through its own servers: one record, valid, under
+    the lookup limit, authorising some server and ending in ~all or -all. The platform's
+    include is not needed (the platform does not send its mail)."""
+    found = lookup.txt(record.host)
+    spf = spf_records(found)
+    if not spf:
+        return _result(
+            record,
+            FAIL,
+            "missing",
+            f"No SPF record on {record.host}. Publish the one your mail provider gives you "
+            f"(for example {record.value}).",
+            found,
+        )
+    if len(spf) > 1:
+        return _result(
+            record,
+            FAIL,
+            "multiple_spf",
+            f"{record.host} has {len(spf)} SPF records. Receivers treat that as an error and "
+            "ignore all of them: merge them into one.",
+            spf,
+        )
+    problems = spf_syntax_problems(spf[0])
+    if problems:
+        return _result(
+            record,
+            FAIL,
+            "spf_invalid",
+            "Your SPF record is not valid, so receivers ignore it: " + " ".join(problems),
+            spf,
+        )
+    try:
+        analysis = spf_analyse(spf[0], platform_include="", txt_lookup=lookup.txt)
+    except (DnsLookupError, SpfLookupError) as error:
+        return _result(
+            record, ERROR, "lookup_failed", f"Could not follow the SPF includes: {error}.", spf
+        )
+    if analysis.lookups > LOOKUP_LIMIT:
+        return _result(
+            record,
+            FAIL,
+            "spf_too_many_lookups",
+            f"Your SPF record needs {analysis.lookups} DNS lookups; receivers stop at "
+            f"{LOOKUP_LIMIT} and then ignore it. Remove includes you no longer use or flatten "
+            "some of them into ip4:/ip6: ranges.",
+            spf,
+        )
+    if analysis.problems:
+        return _result(record, FAIL, "spf_broken", " ".join(analysis.problems), spf)
+    if not analysis.authorising_terms:
+        return _result(
+            record,
+            FAIL,
+            "spf_authorises_nobody",
+            "Your SPF record authorises no server, so your own mail fails SPF. Add your "
+            f"provider's include (for example {record.value}).",
+            spf,
+        )
+    if analysis.final_all not in ("-", "~"):
+        ending = ALL_WORDS.get(analysis.final_all)
+        problem = f"ends in {ending}" if ending else "has no final all"
+        return _result(
+            record,
+            FAIL,
+            "spf_permissive" if analysis.final_all == "+" else "spf_no_final_all",
+            f"Your SPF record {problem}, so mail from any server passes or stays neutral. End "
+            "it with ~all or -all.",
+            spf,
+        )
+    return _result(
+        record,
+        PASS,
+        "ok",
+        f"Your own SPF record is valid ({analysis.lookups} of {LOOKUP_LIMIT} lookups used).",
+        spf,
+    )
+
+
 def check_dkim(record: DnsRecord, lookup: DnsLookup) -> CheckResult:
     found = [v for v in lookup.txt(record.host) if "p=" in v.replace(" ", "")]
     if not found:
@@ -320,14 +409,22 @@ def check_mx(record: DnsRecord, lookup: DnsLookup) -> CheckResult:
 
 
 def domain_checks(
-    *, domain: str, records: list[DnsRecord], lookup: DnsLookup, platform: PlatformDns
+    *,
+    domain: str,
+    records: list[DnsRecord],
+    lookup: DnsLookup,
+    platform: PlatformDns,
+    own_servers: bool = False,
 ) -> list[CheckResult]:
-    """Check every record; a lookup failure becomes an `error` result for that record only."""
+    """Check every record; a lookup failure becomes an `error` result for that record only.
+    `own_servers`: the domain sends through its own servers, so its SPF is its own."""
     results = []
     for record in records:
         try:
             if record.kind == "ownership":
                 result = check_ownership(record, lookup)
+            elif record.kind == "spf" and own_servers:
+                result = check_own_spf(record, lookup)
             elif record.kind == "spf":
                 result = check_spf(record, lookup, platform)
             elif record.kind == "dkim":

@@ -43,14 +43,43 @@ def dkim_host(domain: str, selector: str) -> str:
     return f"{selector}._domainkey.{domain}"
 
 
+# The SPF record suggested to a domain that sends through its own servers, by its provider.
+PROVIDER_SPF = {
+    "google": "v=spf1 include:_spf.google.com ~all",
+    "microsoft": "v=spf1 include:spf.protection.outlook.com -all",
+}
+OWN_SPF_FALLBACK = "v=spf1 mx ~all"
+
+
+def own_spf_record(domain: str, provider: str) -> DnsRecord:
+    """The domain's own SPF record: whatever authorises its provider's servers, checked for
+    being one valid record that ends in ~all or -all."""
+    return DnsRecord(
+        kind="spf",
+        host=domain,
+        type="TXT",
+        value=PROVIDER_SPF.get(provider, OWN_SPF_FALLBACK),
+        required=True,
+        purpose="Your own SPF record: it authorises the servers your mailboxes send through "
+        "(your mail provider documents its include). Keep the one you have if it is valid: "
+        "one record only, ending in ~all or -all. The suggested value is for the provider your "
+        "MX shows; without one, mx authorises the servers that receive your mail.",
+    )
+
+
 def records_to_publish(
     *,
     domain: str,
     ownership_token: str,
     dkim_keys: list[tuple[str, str]],
     platform: PlatformDns,
+    own_servers: bool = False,
+    provider: str = "unknown",
 ) -> list[DnsRecord]:
-    """Every record for `domain`; `dkim_keys` are (selector, public key) pairs to publish."""
+    """Every record for `domain`; `dkim_keys` are (selector, public key) pairs to publish.
+
+    A domain that sends through its own servers publishes its own SPF record and no platform
+    DKIM key (its provider signs; the DKIM is confirmed from a warm-up message instead)."""
     records = [
         DnsRecord(
             kind="ownership",
@@ -60,17 +89,23 @@ def records_to_publish(
             required=True,
             purpose="Proves this workspace controls the domain.",
         ),
-        DnsRecord(
-            kind="spf",
-            host=domain,
-            type="TXT",
-            value=f"v=spf1 include:{platform.spf_include} ~all",
-            required=True,
-            purpose="Authorises the platform's servers to send for the domain. If you already "
-            f"have an SPF record, add include:{platform.spf_include} to it instead of adding "
-            "a second one.",
-        ),
     ]
+    if own_servers:
+        records.append(own_spf_record(domain, provider))
+        dkim_keys = []
+    else:
+        records.append(
+            DnsRecord(
+                kind="spf",
+                host=domain,
+                type="TXT",
+                value=f"v=spf1 include:{platform.spf_include} ~all",
+                required=True,
+                purpose="Authorises the platform's servers to send for the domain. If you "
+                f"already have an SPF record, add include:{platform.spf_include} to it instead "
+                "of adding a second one.",
+            )
+        )
     records += [
         DnsRecord(
             kind="dkim",

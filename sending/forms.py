@@ -6,7 +6,25 @@ from typing import Any
 from django import forms
 
 from sending.mailbox_fields import FIELDS, SERVER_KEYS, FieldSpec
-from sending.models import ConnectionType, SendingDomain
+from sending.models import ConnectionType, DomainStatus, SendingDomain, SendsThrough
+
+SENDS_THROUGH_HELP = (
+    "Your own mail servers: mailboxes at Google Workspace, Microsoft 365 or any SMTP/IMAP "
+    "host, connected as external mailboxes. The domain needs ownership, DMARC and its own SPF "
+    "record; its DKIM is confirmed from the first warm-up message. Through the platform: our "
+    "MTA sends and signs, so the domain also publishes our SPF include and DKIM key."
+)
+
+
+def _sends_through_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="How it sends",
+        choices=SendsThrough.choices,
+        initial=SendsThrough.PLATFORM,
+        required=False,  # empty: through the platform, as before the choice existed
+        widget=forms.RadioSelect,
+        help_text=SENDS_THROUGH_HELP,
+    )
 
 
 class DomainForm(forms.Form):
@@ -15,6 +33,13 @@ class DomainForm(forms.Form):
         label="Domain name",
         widget=forms.TextInput(attrs={"placeholder": "example.com", "autocomplete": "off"}),
     )
+    sends_through = _sends_through_field()
+
+
+class DomainSendingForm(forms.Form):
+    """Change how a domain sends (its records are checked again for the new way)."""
+
+    sends_through = _sends_through_field()
 
 
 def _form_field(spec: FieldSpec, *, password_label: str = "") -> forms.Field:
@@ -74,7 +99,13 @@ class MailboxForm(MailboxFieldsForm):
         super().__init__(*args, **kwargs)
         domain_field = self.fields["domain"]
         assert isinstance(domain_field, forms.ChoiceField)
-        domain_field.choices = [(d.public_id, d.name) for d in domains]
+        domain_field.choices = [
+            (
+                d.public_id,
+                d.name if d.status == DomainStatus.VERIFIED else f"{d.name} (waiting for DNS)",
+            )
+            for d in domains
+        ]
         for spec in FIELDS:
             self.fields[spec.name] = _form_field(spec)
         self.fields["daily_limit"].initial = 40

@@ -33,6 +33,25 @@ class Provider(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+class SendsThrough(models.TextChoices):
+    """How a domain's mail leaves: that decides which DNS records it needs and who signs it."""
+
+    PLATFORM = "platform", "Through the platform (our MTA signs with its DKIM key)"
+    OWN_SERVERS = (
+        "own_servers",
+        "Through its own mail servers (Google Workspace, Microsoft 365, ...)",
+    )
+
+
+class DkimState(models.TextChoices):
+    """A domain's DKIM as the product sees it (`SendingDomain.dkim_state`)."""
+
+    PLATFORM_KEY = "platform_key", "The platform's key, checked in DNS"
+    PENDING = "pending", "Pending: confirmed from the first warm-up message"
+    FAILED = "failed", "Not confirmed: the last warm-up message did not pass"
+    CONFIRMED = "confirmed", "Confirmed from a warm-up message"
+
+
 class SendingDomain(models.Model):
     """A customer's sending domain; its public id is the tenant id the MTA sees."""
 
@@ -67,6 +86,27 @@ class SendingDomain(models.Model):
         help_text="Demo data: shown as verified although its DNS is not published, so DNS "
         "checks report but never change its status.",
     )
+    sends_through = models.CharField(
+        max_length=16,
+        choices=SendsThrough.choices,
+        default=SendsThrough.PLATFORM,
+        db_default=SendsThrough.PLATFORM,
+        help_text="Own servers: verified by ownership, DMARC and its own SPF; its DKIM is "
+        "confirmed from the first warm-up message the agent reads.",
+    )
+    # Set once, by the first warm-up message whose aligned DKIM-Signature verified; never
+    # cleared by a later failure (only by a change of how the domain sends).
+    dkim_confirmed_at = models.DateTimeField(null=True, blank=True)
+    dkim_confirmed_selector = models.CharField(max_length=63, blank=True)
+    dkim_confirmed_auth_results = models.TextField(
+        blank=True, help_text="The receiving server's Authentication-Results on that message."
+    )
+    dkim_last_observation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The latest DKIM check of a warm-up message: result, code, reason, selector, "
+        "signing domain, Authentication-Results.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -91,6 +131,25 @@ class SendingDomain(models.Model):
     @property
     def can_send(self) -> bool:
         return self.status == DomainStatus.VERIFIED
+
+    @property
+    def own_servers(self) -> bool:
+        return self.sends_through == SendsThrough.OWN_SERVERS
+
+    @property
+    def dkim_pending(self) -> bool:
+        """Own servers, DKIM not confirmed yet: the warm-up agent checks what arrives."""
+        return self.own_servers and self.dkim_confirmed_at is None
+
+    @property
+    def dkim_state(self) -> str:
+        if not self.own_servers:
+            return DkimState.PLATFORM_KEY
+        if self.dkim_confirmed_at is not None:
+            return DkimState.CONFIRMED
+        if self.dkim_last_observation.get("ok") is False:
+            return DkimState.FAILED
+        return DkimState.PENDING
 
 
 class DkimKeyState(models.TextChoices):

@@ -1,9 +1,9 @@
 """Reads for sending domains and mailboxes, always scoped to one workspace."""
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.models import Workspace
-from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain
+from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain, SendsThrough
 
 
 def domain_list(*, workspace: Workspace) -> QuerySet[SendingDomain]:
@@ -27,6 +27,15 @@ def domain_get(*, workspace: Workspace, public_id: str) -> SendingDomain | None:
 
 def domain_list_verified(*, workspace: Workspace) -> QuerySet[SendingDomain]:
     return domain_list(workspace=workspace).filter(status=DomainStatus.VERIFIED)
+
+
+def domain_list_for_mailboxes(*, workspace: Workspace) -> QuerySet[SendingDomain]:
+    """Domains that take new mailboxes: verified ones, and those that send through their own
+    servers while they wait for DNS (external mailboxes can be connected and tested early)."""
+    return domain_list(workspace=workspace).filter(
+        Q(status=DomainStatus.VERIFIED)
+        | Q(status=DomainStatus.PENDING_DNS, sends_through=SendsThrough.OWN_SERVERS)
+    )
 
 
 def mailbox_list(*, workspace: Workspace) -> QuerySet[Mailbox]:

@@ -20,20 +20,20 @@ from config.errors import ApplicationError
 from config.forms import form_add_refusal
 from reputation import selectors as reputation_selectors
 from sending import selectors
-from sending.forms import DomainForm, MailboxForm, MailboxSettingsForm
-from sending.models import Mailbox, SendingDomain
+from sending.forms import DomainForm, DomainSendingForm, MailboxForm, MailboxSettingsForm
+from sending.models import DomainStatus, Mailbox, SendingDomain, SendsThrough
 from sending.services.connection import mailbox_test_connection
 from sending.services.dkim import dkim_rotation_start
-from sending.services.dns import domain_records
-from sending.services.domains import domain_create, domain_retire
+from sending.services.domains import domain_create, domain_retire, domain_sending_change
 from sending.services.mailboxes import (
     mailbox_create,
     mailbox_delete,
     mailbox_pause,
     mailbox_resume,
     mailbox_update,
+    mailbox_warmup_steps,
 )
-from sending.services.verification import domain_verify
+from sending.services.verification import domain_dns_records, domain_missing, domain_verify
 
 DEMO_CHECK = "Demo domain: its DNS is not really published, so checks change nothing."
 
@@ -58,12 +58,19 @@ def domains(request: WorkspaceRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 domain = domain_create(
-                    workspace=request.workspace, actor=request.user, name=form.cleaned_data["name"]
+                    workspace=request.workspace,
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    sends_through=form.cleaned_data["sends_through"] or SendsThrough.PLATFORM,
                 )
             except ApplicationError as error:
                 form_add_refusal(form, error)
             else:
-                messages.success(request, f"{domain.name} added. Publish the records below.")
+                added = f"{domain.name} added. Publish the records below."
+                if domain.own_servers:
+                    added += " You can connect its mailboxes already: warm-up starts once the "
+                    added += "domain is verified."
+                messages.success(request, added)
                 return redirect("domain_detail", request.workspace.public_id, domain.public_id)
     return render(
         request,
@@ -80,11 +87,12 @@ def _domain_context(request: WorkspaceRequest, domain: SendingDomain) -> dict[st
     results = {(r["kind"], r.get("selector", "")): r for r in domain.dns_results}
     rows = [
         {"record": record, "result": results.get((record.kind, record.selector))}
-        for record in domain_records(domain)
+        for record in domain_dns_records(domain)
     ]
     return {
         "domain": domain,
         "rows": rows,
+        "missing": domain_missing(domain),
         "keys": list(domain.dkim_keys.all()),
         "can_manage": _can_manage(request),
         "demo_note": DEMO_CHECK,
@@ -100,8 +108,38 @@ def _reputation_context(domain: SendingDomain) -> dict[str, Any]:
 
 @workspace_view()
 def domain_detail(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
+    """The domain's page; a POST changes how it sends (its records are checked again)."""
     domain = _domain_or_404(request, domain_id)
-    context = {**_domain_context(request, domain), **_reputation_context(domain)}
+    form = DomainSendingForm(request.POST or None, initial={"sends_through": domain.sends_through})
+    if request.method == "POST":
+        if not _can_manage(request):
+            raise PermissionDenied
+        if form.is_valid():
+            choice = form.cleaned_data["sends_through"] or domain.sends_through
+            try:
+                verification = domain_sending_change(
+                    domain=domain, actor=request.user, sends_through=choice
+                )
+            except ApplicationError as error:
+                form_add_refusal(form, error)
+            else:
+                domain = verification.domain
+                how = (
+                    "through its own mail servers" if domain.own_servers else "through the platform"
+                )
+                if verification.verified:
+                    outcome = "Its records check out: it can send."
+                elif domain.status == DomainStatus.PENDING_DNS:
+                    outcome = "Its records were checked again: see below what is still missing."
+                else:
+                    outcome = f"It is {domain.get_status_display().lower()}."
+                messages.success(request, f"{domain.name} now sends {how}. {outcome}")
+                return redirect("domain_detail", request.workspace.public_id, domain.public_id)
+    context = {
+        **_domain_context(request, domain),
+        **_reputation_context(domain),
+        "sending_form": form,
+    }
     return render(request, "sending/domain_detail.html", context)
 
 
@@ -133,6 +171,12 @@ def domain_check(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
 @require_POST
 def domain_rotate_dkim(request: WorkspaceRequest, domain_id: str) -> HttpResponse:
     domain = _domain_or_404(request, domain_id)
+    if domain.own_servers:
+        raise ApplicationError(
+            f"{domain.name} sends through its own mail servers: its provider signs its mail, so "
+            "there is no platform DKIM key to rotate.",
+            code="domain_own_servers",
+        )
     key = dkim_rotation_start(domain=domain, actor=request.user)
     messages.success(
         request,
@@ -160,26 +204,28 @@ def _mailbox_or_404(request: WorkspaceRequest, mailbox_id: int) -> Mailbox:
 
 @workspace_view()
 def mailboxes(request: WorkspaceRequest) -> HttpResponse:
-    verified = list(selectors.domain_list_verified(workspace=request.workspace))
-    form = MailboxForm(request.POST or None, domains=verified)
+    open_domains = list(selectors.domain_list_for_mailboxes(workspace=request.workspace))
+    form = MailboxForm(request.POST or None, domains=open_domains)
     if request.method == "POST":
         if not _can_manage(request):
             raise PermissionDenied
         if form.is_valid():
-            domain = next(d for d in verified if d.public_id == form.cleaned_data["domain"])
+            domain = next(d for d in open_domains if d.public_id == form.cleaned_data["domain"])
             try:
                 mailbox = mailbox_create(domain=domain, actor=request.user, data=form.cleaned_data)
             except ApplicationError as error:
                 form_add_refusal(form, error)
             else:
                 if mailbox.is_connected:
-                    messages.success(request, f"{mailbox.address} added.")
+                    added = f"{mailbox.address} added."
                 else:
-                    messages.success(
-                        request,
+                    added = (
                         f"{mailbox.address} added. Run Test connection to connect it: it "
-                        "sends and warms up once both servers accept the login.",
+                        "sends and warms up once both servers accept the login."
                     )
+                if not domain.can_send:
+                    added += f" Warm-up also waits for {domain.name} to be verified."
+                messages.success(request, added)
                 return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
     return render(
         request,
@@ -187,7 +233,7 @@ def mailboxes(request: WorkspaceRequest) -> HttpResponse:
         {
             "form": form,
             "mailboxes": selectors.mailbox_list(workspace=request.workspace),
-            "verified_domains": verified,
+            "verified_domains": open_domains,
             "can_manage": _can_manage(request),
         },
     )
@@ -222,10 +268,17 @@ def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
                 else:
                     messages.success(request, "Mailbox saved.")
                 return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
+    steps = mailbox_warmup_steps(mailbox)
     return render(
         request,
         "sending/mailbox_detail.html",
-        {"mailbox": mailbox, "form": form, "can_manage": _can_manage(request)},
+        {
+            "mailbox": mailbox,
+            "form": form,
+            "can_manage": _can_manage(request),
+            "steps": steps,
+            "waiting_for": [s for s in steps if s.blocking and not s.done],
+        },
     )
 
 
@@ -242,10 +295,17 @@ def mailbox_test(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
         messages.error(request, f"{mailbox.address} is not connected. {mailbox.connection_error}")
     if not request.htmx:
         return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
+    steps = mailbox_warmup_steps(mailbox)
     return render(
         request,
         "sending/partials/connection_results.html",
-        {"mailbox": mailbox, "results": results, "can_manage": True},
+        {
+            "mailbox": mailbox,
+            "results": results,
+            "can_manage": True,
+            "steps": steps,
+            "waiting_for": [s for s in steps if s.blocking and not s.done],
+        },
     )
 
 

@@ -61,6 +61,13 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     "domain.cooldown_end": "{subject} finished its cool-down",
     "domain.quarantine": "{subject} was quarantined",
     "domain.quarantine_lift": "The quarantine of {subject} was lifted",
+    "domain.sending_change": (
+        "{actor} changed how {subject} sends",
+        "How {subject} sends was changed",
+    ),
+    "domain.dkim_confirm": (
+        "The DKIM of {subject} was confirmed from a warm-up message ({selector})"
+    ),
     "dkim.rotation_start": (
         "{actor} started a new DKIM key ({selector}) for {subject}",
         "A new DKIM key ({selector}) was started for {subject}",

@@ -1,15 +1,70 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sending.mailbox_fields import FIELDS, FieldSpec
-from sending.models import ConnectionType, Mailbox, SendingDomain, TlsMode
+from sending.models import (
+    ConnectionType,
+    DkimState,
+    DomainStatus,
+    Mailbox,
+    SendingDomain,
+    SendsThrough,
+    TlsMode,
+)
+from sending.services.verification import domain_missing
+
+SENDS_THROUGH_HELP = (
+    "`platform`: our MTA sends and signs; the domain publishes the platform's SPF include and "
+    "DKIM key. `own_servers`: its mailboxes are external (Google Workspace, Microsoft 365, any "
+    "SMTP/IMAP host); the domain needs ownership, DMARC and its own valid SPF, and its DKIM is "
+    "confirmed from the first warm-up message."
+)
+
+
+class DkimObservationSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    ok = serializers.BooleanField()
+    code = serializers.CharField()
+    reason = serializers.CharField()
+    selector = serializers.CharField(allow_blank=True)
+    signing_domain = serializers.CharField(allow_blank=True)
+    authentication_results = serializers.ListField(child=serializers.CharField())
+
+
+class DomainDkimSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=DkimState.choices,
+        help_text="`platform_key`: the platform's key, checked in DNS. Own servers: `pending` "
+        "until the first warm-up message is read, then `confirmed` (for good) or `failed` (the "
+        "latest message did not pass; the next one is checked again).",
+    )
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    selector = serializers.CharField(allow_blank=True)
+    authentication_results = serializers.CharField(
+        allow_blank=True, help_text="The receiving server's Authentication-Results, one a line."
+    )
+    last_observation = DkimObservationSerializer(allow_null=True)
+
+
+class MissingSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    message = serializers.CharField()
 
 
 class DomainSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True, help_text="Also the MTA tenant.")
     workspace = serializers.CharField(source="workspace.public_id", read_only=True)
     dkim_selector = serializers.SerializerMethodField()
+    sends_through = serializers.ChoiceField(
+        choices=SendsThrough.choices, read_only=True, help_text=SENDS_THROUGH_HELP
+    )
+    dkim = serializers.SerializerMethodField()
+    missing = serializers.SerializerMethodField(
+        help_text="What keeps a domain waiting for DNS from verifying, as of its last check."
+    )
 
     class Meta:
         model = SendingDomain
@@ -21,7 +76,10 @@ class DomainSerializer(serializers.ModelSerializer):
             "status",
             "status_reason",
             "provider",
+            "sends_through",
             "dkim_selector",
+            "dkim",
+            "missing",
             "verified_at",
             "dns_checked_at",
             "cooldown_until",
@@ -31,8 +89,25 @@ class DomainSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_dkim_selector(self, domain: SendingDomain) -> str | None:
+        """The platform key that signs; null for a domain that sends through its own servers."""
+        if domain.own_servers:
+            return None
         active = [k for k in domain.dkim_keys.all() if k.state == "active"]
         return active[0].selector if active else None
+
+    @extend_schema_field(DomainDkimSerializer)
+    def get_dkim(self, domain: SendingDomain) -> dict[str, Any]:
+        return {
+            "state": domain.dkim_state,
+            "confirmed_at": domain.dkim_confirmed_at,
+            "selector": domain.dkim_confirmed_selector,
+            "authentication_results": domain.dkim_confirmed_auth_results,
+            "last_observation": domain.dkim_last_observation or None,
+        }
+
+    @extend_schema_field(MissingSerializer(many=True))
+    def get_missing(self, domain: SendingDomain) -> list[dict[str, str]]:
+        return [m.as_dict() for m in domain_missing(domain)]
 
 
 class DomainCreateSerializer(serializers.Serializer):
@@ -41,6 +116,19 @@ class DomainCreateSerializer(serializers.Serializer):
     )
     workspace = serializers.CharField(
         required=False, help_text="Workspace public id (not needed with a token)."
+    )
+    sends_through = serializers.ChoiceField(
+        choices=SendsThrough.choices,
+        default=SendsThrough.PLATFORM,
+        help_text=SENDS_THROUGH_HELP,
+    )
+
+
+class DomainUpdateSerializer(serializers.Serializer):
+    sends_through = serializers.ChoiceField(
+        choices=SendsThrough.choices,
+        help_text=SENDS_THROUGH_HELP + " Changing it checks the records again at once and starts "
+        "the DKIM confirmation over.",
     )
 
 
@@ -84,10 +172,10 @@ class MailboxSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="Platform mailboxes always; an external one once its connection test passed.",
     )
-    warmup_status = serializers.ChoiceField(
-        choices=["enrolled", "waiting_for_connection_test", "off"],
-        read_only=True,
-        help_text="An external mailbox enrolled in warm-up waits for a passing connection test.",
+    warmup_status = serializers.SerializerMethodField(
+        help_text="An external mailbox enrolled in warm-up waits for a passing connection test; "
+        "any mailbox waits for its domain's verification (an external mailbox may be added to "
+        "a domain that sends through its own servers before its DNS checks out)."
     )
 
     # Blank for platform mailboxes (no servers of their own): part of the documented values.
@@ -129,6 +217,22 @@ class MailboxSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=[
+                "enrolled",
+                "waiting_for_connection_test",
+                "waiting_for_domain_verification",
+                "off",
+            ]
+        )
+    )
+    def get_warmup_status(self, mailbox: Mailbox) -> str:
+        status = mailbox.warmup_status
+        if status == "enrolled" and mailbox.domain.status == DomainStatus.PENDING_DNS:
+            return "waiting_for_domain_verification"
+        return status
 
 
 def _api_field(spec: FieldSpec) -> serializers.Field:

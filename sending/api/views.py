@@ -15,17 +15,17 @@ from sending.api.serializers import (
     DnsRecordSerializer,
     DomainCreateSerializer,
     DomainSerializer,
+    DomainUpdateSerializer,
     MailboxSerializer,
     MailboxWriteSerializer,
     VerificationSerializer,
 )
 from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain
 from sending.services.connection import mailbox_test_connection
-from sending.services.dns import domain_records
-from sending.services.domains import domain_create, domain_retire
+from sending.services.domains import domain_create, domain_retire, domain_sending_change
 from sending.services.mailboxes import mailbox_create, mailbox_delete, mailbox_update
 from sending.services.permissions import require_role
-from sending.services.verification import domain_verify
+from sending.services.verification import domain_dns_records, domain_verify
 
 
 class DomainViewSet(
@@ -40,6 +40,7 @@ class DomainViewSet(
     queryset = SendingDomain.objects.none()
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[SendingDomain]:
         workspaces = api_memberships(self.request).values("workspace_id")
@@ -61,11 +62,26 @@ class DomainViewSet(
             workspace=membership.workspace,
             actor=api_user(request),
             name=data.validated_data["name"],
+            sends_through=data.validated_data["sends_through"],
         )
         return Response(
             DomainSerializer(self.get_queryset().get(pk=domain.pk)).data,
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(request=DomainUpdateSerializer, responses=DomainSerializer)
+    def partial_update(self, request: Request, id: str) -> Response:
+        """Change how the domain sends; its records are checked again at once (the response
+        carries the new status and what is still missing)."""
+        domain = self.get_object()
+        data = DomainUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        domain_sending_change(
+            domain=domain,
+            actor=api_user(request),
+            sends_through=data.validated_data["sends_through"],
+        )
+        return Response(DomainSerializer(self.get_queryset().get(pk=domain.pk)).data)
 
     def perform_destroy(self, instance: SendingDomain) -> None:
         domain_retire(domain=instance, actor=api_user(self.request))
@@ -73,9 +89,9 @@ class DomainViewSet(
     @extend_schema(responses=DnsRecordSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="dns-records", pagination_class=None)
     def dns_records(self, request: Request, id: str) -> Response:
-        """The records to publish, as JSON."""
+        """The records to publish, as JSON (for how the domain sends)."""
         domain = self.get_object()
-        return Response([r.as_dict() for r in domain_records(domain)])
+        return Response([r.as_dict() for r in domain_dns_records(domain)])
 
     @extend_schema(responses=ReputationSerializer)
     @action(detail=True, methods=["get"])

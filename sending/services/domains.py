@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -13,7 +14,14 @@ from billing.services.entitlements import entitlement_require_room
 from config.errors import ApplicationError
 from sending.dns_checks import ERROR, PASS
 from sending.domain_names import DomainNameError, domain_name_normalise
-from sending.models import DkimKeyState, DomainStatus, MailboxStatus, SendingDomain
+from sending.models import (
+    ConnectionType,
+    DkimKeyState,
+    DomainStatus,
+    MailboxStatus,
+    SendingDomain,
+    SendsThrough,
+)
 from sending.services.dkim import dkim_key_new
 from sending.services.permissions import require_role
 from sending.services.status import domain_status_set
@@ -25,10 +33,26 @@ from sending.services.verification import (
 )
 
 
-def domain_create(*, workspace: Workspace, actor: User | None, name: str) -> SendingDomain:
-    """Claim a domain for the workspace and generate its first DKIM key."""
+def _sends_through(value: str) -> str:
+    if value not in SendsThrough.values:
+        choices = ", ".join(SendsThrough.values)
+        message = f"How the domain sends must be one of: {choices}."
+        raise ApplicationError(message, fields={"sends_through": [message]})
+    return value
+
+
+def domain_create(
+    *,
+    workspace: Workspace,
+    actor: User | None,
+    name: str,
+    sends_through: str = SendsThrough.PLATFORM,
+) -> SendingDomain:
+    """Claim a domain for the workspace and generate its first DKIM key (kept unused while the
+    domain sends through its own servers, ready if it moves to the platform)."""
     if actor is not None:
         require_role(workspace=workspace, user=actor)
+    sends_through = _sends_through(sends_through)
     try:
         ascii_name = domain_name_normalise(name)
     except DomainNameError as error:
@@ -50,7 +74,10 @@ def domain_create(*, workspace: Workspace, actor: User | None, name: str) -> Sen
             Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
             entitlement_require_room(workspace=workspace, resource="domains")
             domain = SendingDomain.objects.create(
-                workspace=workspace, name=ascii_name, next_check_at=now + PENDING_RECHECK
+                workspace=workspace,
+                name=ascii_name,
+                sends_through=sends_through,
+                next_check_at=now + PENDING_RECHECK,
             )
             key = dkim_key_new(domain=domain, state=DkimKeyState.ACTIVE, now=now)
             audit_log_record(
@@ -58,12 +85,76 @@ def domain_create(*, workspace: Workspace, actor: User | None, name: str) -> Sen
                 actor=actor,
                 obj=domain,
                 workspace=workspace,
-                after={"name": ascii_name, "dkim_selector": key.selector},
+                after={
+                    "name": ascii_name,
+                    "dkim_selector": key.selector,
+                    "sends_through": sends_through,
+                },
             )
     except IntegrityError:
         message = f"{ascii_name} was just claimed by another workspace."
         raise ApplicationError(message, code="domain_claimed", fields={"name": [message]}) from None
     return domain
+
+
+SENDING_CLEARED: dict[str, Any] = {
+    "dkim_confirmed_at": None,
+    "dkim_confirmed_selector": "",
+    "dkim_confirmed_auth_results": "",
+    "dkim_last_observation": {},
+    "dns_results": [],
+    "dns_checked_at": None,
+}
+
+
+def domain_sending_change(
+    *, domain: SendingDomain, actor: User | None, sends_through: str
+) -> Verification:
+    """Change how the domain sends (through the platform, or through its own servers) and
+    check its records for the new way at once. Its DKIM confirmation starts over: another
+    signer now signs its mail."""
+    if actor is not None:
+        require_role(workspace=domain.workspace, user=actor)
+    sends_through = _sends_through(sends_through)
+    with transaction.atomic():
+        domain = (
+            SendingDomain.objects.select_for_update().select_related("workspace").get(pk=domain.pk)
+        )
+        if domain.status == DomainStatus.RETIRED:
+            raise ApplicationError("This domain was removed.", code="domain_retired")
+        if domain.sends_through == sends_through:
+            return Verification(domain=domain, results=domain.dns_results, verified=domain.can_send)
+        platform_boxes = list(
+            domain.mailboxes.filter(connection=ConnectionType.PLATFORM)
+            .order_by("local_part")
+            .values_list("local_part", flat=True)[:3]
+        )
+        if sends_through == SendsThrough.OWN_SERVERS and platform_boxes:
+            addresses = ", ".join(f"{local}@{domain.name}" for local in platform_boxes)
+            message = (
+                f"{domain.name} has platform mailboxes ({addresses}): they send through the "
+                "platform, which needs its SPF include and DKIM key. Delete them first, or keep "
+                "the domain on the platform."
+            )
+            raise ApplicationError(
+                message, code="domain_has_platform_mailboxes", fields={"sends_through": [message]}
+            )
+        before = domain.sends_through
+        domain.sends_through = sends_through
+        for field, value in SENDING_CLEARED.items():
+            setattr(domain, field, value)
+        domain.next_check_at = timezone.now()
+        domain.save(update_fields=["sends_through", "next_check_at", *SENDING_CLEARED])
+        audit_log_record(
+            action="domain.sending_change",
+            actor=actor,
+            obj=domain,
+            workspace=domain.workspace,
+            before={"sends_through": before},
+            after={"sends_through": sends_through},
+        )
+    # DNS is asked after the change is committed, outside any lock (as every check is).
+    return domain_verify(domain=domain, actor=actor)
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
 """Mailboxes: create, change, delete, and their status (pause, resume, cool-down)."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from sending.mailbox_fields import (
 )
 from sending.models import (
     ConnectionType,
+    DkimState,
     DomainStatus,
     Mailbox,
     MailboxStatus,
@@ -27,6 +29,7 @@ from sending.models import (
     TlsMode,
 )
 from sending.services.permissions import require_role
+from sending.services.verification import domain_missing
 
 PROVIDER_SERVERS: dict[str, tuple[str, int, str, str, int, str]] = {
     Provider.GOOGLE: ("smtp.gmail.com", 465, TlsMode.SSL, "imap.gmail.com", 993, TlsMode.SSL),
@@ -74,7 +77,8 @@ def _with_provider_defaults(data: dict, provider: str) -> dict:
 
 @transaction.atomic
 def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> Mailbox:
-    """Add a mailbox on a verified domain (platform-hosted, or the customer's own servers).
+    """Add a mailbox on a verified domain (platform-hosted, or the customer's own servers); an
+    external one also on a domain that sends through its own servers and waits for DNS.
 
     An external mailbox is not connected until a connection test passes."""
     if actor is not None:
@@ -85,11 +89,24 @@ def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> 
     except MailboxInputError as error:
         message = next(iter(error.fields.values()))[0]
         raise ApplicationError(message, fields=error.fields) from None
-    if domain.status != DomainStatus.VERIFIED:
+    if connection == ConnectionType.PLATFORM and domain.own_servers:
+        message = (
+            f"{domain.name} sends through its own mail servers, so its mailboxes are external: "
+            "connect them with their SMTP and IMAP settings. Platform mailboxes need a domain "
+            "that sends through the platform."
+        )
+        raise ApplicationError(message, code="domain_own_servers", fields={"connection": [message]})
+    # An external mailbox on a domain that sends through its own servers may come before the
+    # domain's DNS checks out: its connection test works, its warm-up waits for the domain.
+    early = domain.own_servers and domain.status == DomainStatus.PENDING_DNS
+    if domain.status != DomainStatus.VERIFIED and not early:
         message = (
             f"{domain.name} is not verified yet: publish its DNS records and check them before "
             "adding mailboxes."
         )
+        if domain.status != DomainStatus.PENDING_DNS:
+            message = f"{domain.name} cannot take new mailboxes while it is "
+            message += f"{domain.get_status_display().lower()}."
         raise ApplicationError(message, code="domain_not_verified", fields={"domain": [message]})
     if connection == ConnectionType.EXTERNAL:
         data = _with_provider_defaults(data, domain.provider)
@@ -256,3 +273,66 @@ def mailbox_cooldown(
         action="mailbox.cooldown",
         cooldown_until=timezone.now() + timedelta(days=days),
     )
+
+
+@dataclass(frozen=True)
+class WarmupStep:
+    """One condition of a mailbox's warm-up, met or not, in words for its page."""
+
+    key: str  # domain | connection | enabled | dkim
+    done: bool
+    blocking: bool  # warm-up waits for it (DKIM is confirmed by warm-up itself: never blocks)
+    text: str
+
+
+def _domain_step(domain: SendingDomain) -> WarmupStep:
+    if domain.status == DomainStatus.VERIFIED:
+        return WarmupStep("domain", True, True, f"{domain.name} is verified.")
+    if domain.status == DomainStatus.PENDING_DNS:
+        problems = "; ".join(f"{m.name}: {m.message}" for m in domain_missing(domain))
+        text = f"{domain.name} is not verified yet"
+        return WarmupStep("domain", False, True, f"{text}. {problems}" if problems else text + ".")
+    status = domain.get_status_display().lower()
+    return WarmupStep("domain", False, True, f"{domain.name} is {status}.")
+
+
+def _dkim_step(domain: SendingDomain) -> WarmupStep:
+    if domain.dkim_state == DkimState.CONFIRMED:
+        when = f"{domain.dkim_confirmed_at:%d %b %Y}" if domain.dkim_confirmed_at else ""
+        selector = domain.dkim_confirmed_selector
+        return WarmupStep("dkim", True, False, f"DKIM confirmed on {when} (selector {selector}).")
+    if domain.dkim_state == DkimState.FAILED:
+        reason = domain.dkim_last_observation.get("reason", "")
+        return WarmupStep("dkim", False, False, f"DKIM not confirmed: {reason}")
+    return WarmupStep(
+        "dkim",
+        False,
+        False,
+        "DKIM pending: confirmed from the first warm-up message the agent reads.",
+    )
+
+
+def mailbox_warmup_steps(mailbox: Mailbox) -> list[WarmupStep]:
+    """What a mailbox's warm-up needs, done or not: its domain verified, a passing connection
+    test (external), warm-up switched on, and (own servers) the DKIM confirmation."""
+    domain = mailbox.domain
+    steps = [_domain_step(domain)]
+    if mailbox.connection == ConnectionType.EXTERNAL:
+        if mailbox.is_connected:
+            steps.append(WarmupStep("connection", True, True, "The connection test passed."))
+        else:
+            steps.append(
+                WarmupStep(
+                    "connection",
+                    False,
+                    True,
+                    "Run Test connection: both servers must accept the login.",
+                )
+            )
+    if not mailbox.warmup_enabled:
+        steps.append(
+            WarmupStep("enabled", False, True, "Warm-up is off for this mailbox (see Settings).")
+        )
+    if domain.own_servers:
+        steps.append(_dkim_step(domain))
+    return steps

@@ -11,16 +11,46 @@ from accounts.models import User
 from accounts.services import workspace_owners_email
 from config.errors import ApplicationError
 from sending.dns_checks import ERROR, FAIL, PASS, CheckResult, domain_checks, provider_from_mx
-from sending.models import DkimKeyState, DomainStatus, SendingDomain
+from sending.dns_records import DnsRecord, records_to_publish
+from sending.models import DkimKey, DkimKeyState, DomainStatus, SendingDomain
 from sending.services.dkim import dkim_switch
-from sending.services.dns import dns_lookup, platform_dns, records_to_check
+from sending.services.dns import dns_lookup, domain_published_keys, platform_dns
 from sending.services.status import domain_status_set
 
 PENDING_RECHECK = timedelta(minutes=15)
 VERIFIED_RECHECK = timedelta(days=1)
 ERROR_RECHECK = timedelta(hours=1)
+# A domain on its own servers publishes no platform DKIM key: it is never among its records.
 REQUIRED_KINDS = ("ownership", "spf", "dkim", "dmarc")
 CHECK_FIELDS = ["provider", "dns_results", "dns_checked_at", "verified_at"]
+KIND_NAMES = {"ownership": "Ownership record", "spf": "SPF", "dkim": "DKIM", "dmarc": "DMARC"}
+
+
+def domain_dns_records(domain: SendingDomain) -> list[DnsRecord]:
+    """Every record the customer publishes for the domain, for how it sends: through the
+    platform (its SPF include and DKIM key) or through its own servers (its own SPF)."""
+    return records_to_publish(
+        domain=domain.name,
+        ownership_token=domain.ownership_token,
+        dkim_keys=[(k.selector, k.public_key) for k in domain_published_keys(domain)],
+        platform=platform_dns(),
+        own_servers=domain.own_servers,
+        provider=domain.provider,
+    )
+
+
+def _records_to_check(domain: SendingDomain, keys: list[DkimKey]) -> list[DnsRecord]:
+    # A retiring key's record may be removed at any time; it is not checked.
+    checked = {k.selector for k in keys if k.state != DkimKeyState.RETIRING}
+    return [r for r in domain_dns_records(domain) if r.kind != "dkim" or r.selector in checked]
+
+
+def _verified_reason(domain: SendingDomain) -> str:
+    if domain.own_servers:
+        return (
+            "Ownership, SPF and DMARC check out; DKIM is confirmed from the first warm-up message."
+        )
+    return "SPF, DKIM, DMARC and ownership all check out."
 
 
 @dataclass(frozen=True)
@@ -44,9 +74,10 @@ def domain_verify(
         raise ApplicationError("This domain was removed.", code="domain_retired")
     results = domain_checks(
         domain=domain.name,
-        records=records_to_check(domain, list(domain.dkim_keys.all())),
+        records=_records_to_check(domain, list(domain.dkim_keys.all())),
         lookup=dns_lookup(),
         platform=platform_dns(),
+        own_servers=domain.own_servers,
     )
     return _verification_apply(domain=domain, results=results, actor=actor, now=now)
 
@@ -55,9 +86,17 @@ def domain_verify(
 def _verification_apply(
     *, domain: SendingDomain, results: list[CheckResult], actor: User | None, now: datetime
 ) -> Verification:
+    checked_as = domain.sends_through
     domain = SendingDomain.objects.select_for_update().select_related("workspace").get(pk=domain.pk)
     if domain.status == DomainStatus.RETIRED:
         raise ApplicationError("This domain was removed.", code="domain_retired")
+    if domain.sends_through != checked_as:
+        # How it sends changed while DNS was asked: these results answer the wrong question.
+        return Verification(
+            domain=domain,
+            results=domain.dns_results,
+            verified=domain.status == DomainStatus.VERIFIED,
+        )
     keys = list(domain.dkim_keys.all())
     by_selector = {r.selector: r for r in results if r.kind == "dkim"}
     active = next((k for k in keys if k.state == DkimKeyState.ACTIVE), None)
@@ -95,7 +134,7 @@ def _verification_apply(
             status=DomainStatus.VERIFIED,
             actor=actor,
             now=now,
-            reason="SPF, DKIM, DMARC and ownership all check out.",
+            reason=_verified_reason(domain),
             action="domain.verify",
         )
     elif domain.status == DomainStatus.VERIFIED and definitive_failure:
@@ -151,3 +190,42 @@ def domains_recheck_claim(*, now: datetime | None = None, limit: int = 1000) -> 
         ):
             claimed.append(pk)
     return claimed
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One thing that keeps a domain from verifying, in words for the pages and the API."""
+
+    kind: str  # ownership | spf | dkim | dmarc
+    name: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "message": self.message}
+
+
+def domain_missing(domain: SendingDomain) -> list[Missing]:
+    """The records a domain waiting for DNS still needs, as of its last check: the ones
+    verification gates on for how it sends (a pending rotation key never blocks)."""
+    if domain.status != DomainStatus.PENDING_DNS or domain.is_demo:
+        return []
+    results = {(r["kind"], r.get("selector", "")): r for r in domain.dns_results}
+    active = next(
+        (k.selector for k in domain.dkim_keys.all() if k.state == DkimKeyState.ACTIVE), None
+    )
+    missing = []
+    for record in domain_dns_records(domain):
+        if record.kind not in REQUIRED_KINDS or (
+            record.kind == "dkim" and record.selector != active
+        ):
+            continue
+        result = results.get((record.kind, record.selector))
+        if result is None:
+            message = f"Not checked yet: publish the {record.type} record at {record.host}, then "
+            message += "press Check now."
+        elif result["status"] == PASS:
+            continue
+        else:
+            message = result["message"]
+        missing.append(Missing(record.kind, KIND_NAMES[record.kind], message))
+    return missing

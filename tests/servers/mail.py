@@ -299,6 +299,9 @@ class SmtpAuthServer:
     arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
     # A delivery rule, as a spam filter would apply it: True files the message into Junk.
     junk_rule: Callable[[str, bytes], bool] | None = None
+    # What the server does to a message before storing it (a provider's DKIM signature, its
+    # Authentication-Results header), from the envelope sender and the message.
+    transform: Callable[[str, bytes], bytes] | None = None
 
     def add_user(self, address: str, password: str) -> None:
         self.users[address] = password
@@ -348,6 +351,8 @@ class _SmtpHandler:
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
+        if self.server.transform is not None:
+            raw = self.server.transform(envelope.mail_from or "", raw)
         if self.mailstore is not None:
             for rcpt in envelope.rcpt_tos:
                 if self.mailstore.has_user(rcpt):

@@ -9,7 +9,7 @@ import pytest
 
 from accounts.crypto import secret_encrypt
 from reputation.models import Event, EventKind
-from sending.models import Mailbox, Message, MessageState
+from sending.models import Mailbox, Message, MessageState, SendingDomain, SendsThrough
 from sending.services.outbound import messages_hand_over
 from tests.warming.network import EVENING, MORNING, TOMORROW, plan_and_send
 from warming.content import WARMUP_HEADER
@@ -218,3 +218,45 @@ def test_a_message_read_in_the_raw_carries_the_tag_header_and_the_code(network):
     parsed = message_from_bytes(raw)
     assert parsed[WARMUP_HEADER] == send.code
     assert send.code in parsed.get_payload(decode=True).decode()
+
+
+def test_an_own_servers_domains_dkim_is_confirmed_from_the_first_message_read(
+    network, mail_servers, zone, tmp_path
+):
+    """The sender's provider signs its mail (as Google or Microsoft do); the agent reads the
+    message on the recipient's side and the domain's DKIM is confirmed from it."""
+    import dkim
+    from dkim import dknewkey
+
+    _, smtp = mail_servers
+    north = network.mailboxes[0]
+    domain = north.domain
+    SendingDomain.objects.filter(pk=domain.pk).update(sends_through=SendsThrough.OWN_SERVERS)
+    key_file, record_file = tmp_path / "s1.key", tmp_path / "s1.dns"
+    dknewkey.GenRSAKeys(str(key_file), verbose=False)
+    dknewkey.ExtractRSADnsPublicKey(str(key_file), str(record_file), verbose=False)
+    zone.set(f"s1._domainkey.{domain.name}", "TXT", [record_file.read_text()])
+    results = f"mx.mailbox.test; dkim=pass header.d={domain.name} header.s=s1"
+
+    def provider_signs(sender: str, raw: bytes) -> bytes:
+        if not sender.endswith("@" + domain.name):
+            return raw
+        signature = dkim.sign(raw, b"s1", domain.name.encode(), key_file.read_bytes())
+        return f"Authentication-Results: {results}\r\n".encode() + signature + raw
+
+    smtp.transform = provider_signs
+    try:
+        plan_and_send(network)
+    finally:
+        smtp.transform = None
+    domain.refresh_from_db()
+    assert domain.dkim_pending
+    warming_engage(now=EVENING)
+    domain.refresh_from_db()
+    assert domain.dkim_confirmed_at is not None and not domain.dkim_pending
+    assert domain.dkim_confirmed_selector == "s1"
+    assert results in domain.dkim_confirmed_auth_results
+    # The other senders send through the platform: nothing is checked for them.
+    for other in network.mailboxes[1:]:
+        other.domain.refresh_from_db()
+        assert other.domain.dkim_confirmed_at is None

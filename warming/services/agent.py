@@ -43,6 +43,7 @@ from sending.mime import Outgoing, mime_build
 from sending.models import ConnectionType, Mailbox, Message, MessageKind, MessageState
 from sending.models import message_token_new as token_new
 from sending.services.connection import mailbox_server_spec
+from sending.services.dkim_observed import domain_dkim_observe
 from sending.services.outbound import MessageDraft, messages_reserve
 from warming.content import compose, compose_reply, warmup_code, warmup_headers
 from warming.imap import Found, ImapFailure, WarmupMailbox
@@ -428,10 +429,8 @@ def _event(send: WarmupSend, kind: str, run: AgentRun) -> None:
 def _observe_dkim(send: WarmupSend, box: WarmupMailbox, found: Found) -> None:
     """Confirm the DKIM of a domain that sends through its own servers from what arrived."""
     sender = send.sender
-    if sender is None or not getattr(sender.domain, "dkim_pending", False):
+    if sender is None or not sender.domain.dkim_pending:
         return
-    from sending.services.dkim_observed import domain_dkim_observe
-
     domain_dkim_observe(domain=sender.domain, raw_message=box.fetch(found))
 
 
