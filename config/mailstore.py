@@ -152,7 +152,8 @@ def never_junk(sender: str, recipient: str, data: bytes) -> bool:
 
 
 def platform_mailbox_exists(address: str) -> bool:
-    """Whether `address` is a platform mailbox (on a domain that is not retired)."""
+    """Whether `address` is a platform mailbox (on a domain that is not retired), or, in the
+    embedded profile, a golden seed kept in the store (one without servers of its own)."""
     from sending.models import ConnectionType, DomainStatus, Mailbox
 
     local, _, domain = address.strip().rpartition("@")
@@ -166,7 +167,26 @@ def platform_mailbox_exists(address: str) -> bool:
         )
         .exclude(domain__status=DomainStatus.RETIRED)
         .exists()
+    ) or embedded_seed(f"{local}@{domain}".lower())
+
+
+def embedded_seed(address: str) -> bool:
+    """A golden seed the embedded profile keeps in its own store: the demo's seeds have no
+    servers of their own, so they receive, are read and send on the loopback (a real
+    installation's seeds live at their providers)."""
+    from warming.models import GoldenSeed
+
+    return bool(settings.EMBEDDED) and (
+        GoldenSeed.objects.filter(address__iexact=address, imap_host="", smtp_host="").exists()
     )
+
+
+def embedded_mx() -> tuple[str, int] | None:
+    """The embedded store's MX (host, port), where the demo's seeds hand their mail over."""
+    if not settings.EMBEDDED:
+        return None
+    store = embedded_mailstore()
+    return (store.receiver.host, store.receiver.port) if store is not None else None
 
 
 def platform_recipient_refusal(address: str) -> str:

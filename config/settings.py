@@ -517,8 +517,13 @@ REHAB_MAX_MESSAGES = env.int("REHAB_MAX_MESSAGES", default=50000)
 # The engagement agent (docs/warming.md#the-engagement-agent): minutes between a warm-up
 # message's send time and the recipient's first look, seconds of reading before it acts, hours a
 # rehabilitation message waits on the Warming tasks page for the customer before the agent acts.
-WARMUP_ENGAGE_DELAY_MINUTES = env.list("WARMUP_ENGAGE_DELAY_MINUTES", cast=int, default=[5, 90])
-WARMUP_DWELL_SECONDS = env.list("WARMUP_DWELL_SECONDS", cast=int, default=[20, 240])
+# The embedded profile (a demo on one machine) is quicker, so that its warm-up visibly moves.
+WARMUP_ENGAGE_DELAY_MINUTES = env.list(
+    "WARMUP_ENGAGE_DELAY_MINUTES", cast=int, default=[1, 5] if EMBEDDED else [5, 90]
+)
+WARMUP_DWELL_SECONDS = env.list(
+    "WARMUP_DWELL_SECONDS", cast=int, default=[5, 30] if EMBEDDED else [20, 240]
+)
 WARMUP_TASK_HOLD_HOURS = env.int("WARMUP_TASK_HOLD_HOURS", default=6)
 WARMUP_AGENT_BATCH = env.int("WARMUP_AGENT_BATCH", default=500)
 # Staff alerts: always the operations console (audit log); optionally these channels too.

@@ -24,6 +24,7 @@ from sending.forms import DomainForm, DomainSendingForm, MailboxForm, MailboxSet
 from sending.models import DomainStatus, Mailbox, SendingDomain, SendsThrough
 from sending.services.connection import mailbox_test_connection
 from sending.services.dkim import dkim_rotation_start
+from sending.services.dns import domain_records
 from sending.services.domains import domain_create, domain_retire, domain_sending_change
 from sending.services.mailboxes import (
     mailbox_create,
@@ -33,7 +34,7 @@ from sending.services.mailboxes import (
     mailbox_update,
     mailbox_warmup_steps,
 )
-from sending.services.verification import domain_dns_records, domain_missing, domain_verify
+from sending.services.verification import domain_missing, domain_verify
 
 DEMO_CHECK = "Demo domain: its DNS is not really published, so checks change nothing."
 
@@ -87,7 +88,7 @@ def _domain_context(request: WorkspaceRequest, domain: SendingDomain) -> dict[st
     results = {(r["kind"], r.get("selector", "")): r for r in domain.dns_results}
     rows = [
         {"record": record, "result": results.get((record.kind, record.selector))}
-        for record in domain_dns_records(domain)
+        for record in domain_records(domain)
     ]
     return {
         "domain": domain,

@@ -51,6 +51,8 @@ def _stopped_reason(mailbox: Mailbox, settings: WarmupSettings) -> str:
         return "waiting for a passing connection test"
     if mailbox.domain.status == DomainStatus.QUARANTINED:
         return "its domain is quarantined"
+    if mailbox.domain.status == DomainStatus.PENDING_DNS:
+        return "its domain is not verified yet: the domain page lists the DNS records missing"
     if mailbox.status == MailboxStatus.COOLDOWN:
         until = mailbox.cooldown_until
         return f"the mailbox is cooling down{f' until {until:%d %b}' if until else ''}"

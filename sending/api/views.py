@@ -22,10 +22,11 @@ from sending.api.serializers import (
 )
 from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain
 from sending.services.connection import mailbox_test_connection
+from sending.services.dns import domain_records
 from sending.services.domains import domain_create, domain_retire, domain_sending_change
 from sending.services.mailboxes import mailbox_create, mailbox_delete, mailbox_update
 from sending.services.permissions import require_role
-from sending.services.verification import domain_dns_records, domain_verify
+from sending.services.verification import domain_verify
 
 
 class DomainViewSet(
@@ -91,7 +92,7 @@ class DomainViewSet(
     def dns_records(self, request: Request, id: str) -> Response:
         """The records to publish, as JSON (for how the domain sends)."""
         domain = self.get_object()
-        return Response([r.as_dict() for r in domain_dns_records(domain)])
+        return Response([r.as_dict() for r in domain_records(domain)])
 
     @extend_schema(responses=ReputationSerializer)
     @action(detail=True, methods=["get"])

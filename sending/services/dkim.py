@@ -60,6 +60,12 @@ def dkim_rotation_start(*, domain: SendingDomain, actor: User | None) -> DkimKey
         require_role(workspace=domain.workspace, user=actor)
     if domain.status == DomainStatus.RETIRED:
         raise ApplicationError("This domain was removed.", code="domain_retired")
+    if domain.own_servers:
+        raise ApplicationError(
+            "This domain sends through its own mail servers, which sign with their own DKIM "
+            "key: rotate it there.",
+            code="dkim_not_ours",
+        )
     if domain.dkim_keys.filter(state=DkimKeyState.PENDING).exists():
         raise ApplicationError(
             "A new DKIM key is already waiting to be published.", code="rotation_in_progress"

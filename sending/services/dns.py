@@ -28,16 +28,13 @@ def domain_published_keys(domain: SendingDomain) -> list[DkimKey]:
 
 
 def domain_records(domain: SendingDomain) -> list[DnsRecord]:
-    """Every record the customer publishes for the domain."""
+    """Every record the customer publishes for the domain, for how it sends: through the
+    platform (its SPF include and DKIM key) or through its own servers (its own SPF)."""
     return records_to_publish(
         domain=domain.name,
         ownership_token=domain.ownership_token,
         dkim_keys=[(k.selector, k.public_key) for k in domain_published_keys(domain)],
         platform=platform_dns(),
+        own_servers=domain.own_servers,
+        provider=domain.provider,
     )
-
-
-def records_to_check(domain: SendingDomain, keys: list[DkimKey]) -> list[DnsRecord]:
-    # A retiring key's record may be removed at any time; it is not checked.
-    checked = {k.selector for k in keys if k.state != DkimKeyState.RETIRING}
-    return [r for r in domain_records(domain) if r.kind != "dkim" or r.selector in checked]

@@ -11,10 +11,10 @@ from accounts.models import User
 from accounts.services import workspace_owners_email
 from config.errors import ApplicationError
 from sending.dns_checks import ERROR, FAIL, PASS, CheckResult, domain_checks, provider_from_mx
-from sending.dns_records import DnsRecord, records_to_publish
+from sending.dns_records import DnsRecord
 from sending.models import DkimKey, DkimKeyState, DomainStatus, SendingDomain
 from sending.services.dkim import dkim_switch
-from sending.services.dns import dns_lookup, domain_published_keys, platform_dns
+from sending.services.dns import dns_lookup, domain_records, platform_dns
 from sending.services.status import domain_status_set
 
 PENDING_RECHECK = timedelta(minutes=15)
@@ -26,23 +26,10 @@ CHECK_FIELDS = ["provider", "dns_results", "dns_checked_at", "verified_at"]
 KIND_NAMES = {"ownership": "Ownership record", "spf": "SPF", "dkim": "DKIM", "dmarc": "DMARC"}
 
 
-def domain_dns_records(domain: SendingDomain) -> list[DnsRecord]:
-    """Every record the customer publishes for the domain, for how it sends: through the
-    platform (its SPF include and DKIM key) or through its own servers (its own SPF)."""
-    return records_to_publish(
-        domain=domain.name,
-        ownership_token=domain.ownership_token,
-        dkim_keys=[(k.selector, k.public_key) for k in domain_published_keys(domain)],
-        platform=platform_dns(),
-        own_servers=domain.own_servers,
-        provider=domain.provider,
-    )
-
-
 def _records_to_check(domain: SendingDomain, keys: list[DkimKey]) -> list[DnsRecord]:
     # A retiring key's record may be removed at any time; it is not checked.
     checked = {k.selector for k in keys if k.state != DkimKeyState.RETIRING}
-    return [r for r in domain_dns_records(domain) if r.kind != "dkim" or r.selector in checked]
+    return [r for r in domain_records(domain) if r.kind != "dkim" or r.selector in checked]
 
 
 def _verified_reason(domain: SendingDomain) -> str:
@@ -214,7 +201,7 @@ def domain_missing(domain: SendingDomain) -> list[Missing]:
         (k.selector for k in domain.dkim_keys.all() if k.state == DkimKeyState.ACTIVE), None
     )
     missing = []
-    for record in domain_dns_records(domain):
+    for record in domain_records(domain):
         if record.kind not in REQUIRED_KINDS or (
             record.kind == "dkim" and record.selector != active
         ):

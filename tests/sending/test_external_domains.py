@@ -16,9 +16,10 @@ from accounts.models import AuditLog
 from config.errors import ApplicationError
 from sending.models import DkimState, DomainStatus, Mailbox, SendingDomain, SendsThrough
 from sending.services.dkim_observed import domain_dkim_observe
+from sending.services.dns import domain_records
 from sending.services.domains import domain_create, domain_sending_change
 from sending.services.mailboxes import mailbox_create
-from sending.services.verification import domain_dns_records, domain_verify
+from sending.services.verification import domain_verify
 from tests.conftest import UNTESTED_SERVERS, external_data, publish, token_client
 from warming.selectors import warming_network
 
@@ -50,7 +51,7 @@ def own(owner) -> SendingDomain:
 
 def publish_own(zone, domain: SendingDomain, *, spf: str | list[str] | None = GOOGLE_SPF) -> None:
     """Ownership and DMARC as the product shows them, and the domain's own SPF record."""
-    for record in domain_dns_records(domain):
+    for record in domain_records(domain):
         if record.kind in ("ownership", "dmarc"):
             zone.add(record.host, record.type, record.value)
     zone.set("_spf.google.com", "TXT", [GOOGLE_SPF_INCLUDE])
@@ -80,7 +81,7 @@ def test_an_own_servers_domain_verifies_without_any_platform_record(zone, own, s
 
 
 def test_its_records_ask_for_no_platform_include_and_no_platform_key(own, settings):
-    records = domain_dns_records(own)
+    records = domain_records(own)
     assert {r.kind for r in records} == {"ownership", "spf", "dmarc", "tracking", "mx"}
     spf = next(r for r in records if r.kind == "spf")
     assert settings.PLATFORM_SPF_INCLUDE not in spf.value
@@ -177,6 +178,15 @@ def test_an_own_servers_domain_takes_no_platform_mailbox(own, owner):
         mailbox_create(
             domain=own, actor=owner.user, data={"connection": "platform", "local_part": "alex"}
         )
+
+
+def test_an_own_servers_domain_has_no_platform_key_to_rotate(own, owner):
+    from sending.services.dkim import dkim_rotation_start
+
+    keys = own.dkim_keys.count()
+    with pytest.raises(ApplicationError, match="its own mail servers"):
+        dkim_rotation_start(domain=own, actor=owner.user)
+    assert own.dkim_keys.count() == keys
 
 
 def test_a_platform_domain_still_needs_verifying_before_any_mailbox(domain, owner):

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from sending.models import Mailbox, MailboxStatus
+from sending.models import DomainStatus, Mailbox, MailboxStatus, SendingDomain
 from warming.models import WarmupSettings
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +37,13 @@ def test_a_paused_mailbox_sends_nothing_and_the_page_says_why(sender, owner, own
     assert 'data-testid="warming-today">0<' in body
     assert "Paused: the mailbox is paused (bounce spike)" in body
     assert "not while stopped" in body
+
+
+def test_a_mailbox_of_an_unverified_domain_waits_and_the_page_says_so(sender, owner, owner_client):
+    SendingDomain.objects.update(status=DomainStatus.PENDING_DNS)
+    body = _page(owner_client, owner)
+    assert 'data-testid="warming-today">0<' in body
+    assert "its domain is not verified yet" in body
 
 
 def test_settings_out_of_range_are_refused_beside_the_field(sender, owner, owner_client):

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from accounts.crypto import secret_decrypt
 from config.errors import ApplicationError
+from config.mailstore import embedded_mx, embedded_seed, platform_imap_spec
 from reputation.core.scores import scores_recompute
 from reputation.models import EventKind
 from reputation.services.events import event_record
@@ -195,12 +196,13 @@ def _imap_login(send: WarmupSend) -> _Login | None:
                 settings.MAILBOX_TLS_CA_FILE,
                 settings.MAILBOX_ALLOW_PRIVATE_HOSTS,
             )
-        from config.mailstore import platform_imap_spec
-
         spec = platform_imap_spec(mailbox.address)
         return _Login(spec, settings.INBOUND_IMAP_CA_FILE, True) if spec else None
-    assert send.recipient_seed is not None
-    spec = _seed_spec(send.recipient_seed, "imap")
+    seed = send.recipient_seed
+    assert seed is not None
+    spec = _seed_spec(seed, "imap")
+    if spec is None and embedded_seed(seed.address):
+        spec = platform_imap_spec(seed.address)
     return _Login(spec, settings.MAILBOX_TLS_CA_FILE, True) if spec else None
 
 
@@ -553,6 +555,9 @@ def _seed_deliver(
     """Send one message from a seed through its own SMTP server; "" or the reason it failed.
     On success `send` is marked sent (not saved)."""
     spec = _seed_spec(seed, "smtp")
+    mx = embedded_mx() if spec is None and embedded_seed(seed.address) else None
+    if mx is not None:
+        spec = ServerSpec(host=mx[0], port=mx[1], security="none", username="", password="")
     if spec is None:
         return "the seed has no SMTP server configured"
     recipient = _address(send.recipient, send.recipient_seed)

@@ -1,6 +1,6 @@
 """Idempotent demo data: an operator and two customer workspaces with their users."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 from io import StringIO
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,8 @@ from billing.models import BillingAccount
 from billing.services.credits import credits_grant_all
 from billing.services.subscriptions import plan_comp_set
 from config.errors import ApplicationError
-from warming.models import GoldenSeed
+from sending.models import Mailbox
+from warming.models import GoldenSeed, WarmupSettings
 from warming.services import warming_day_save
 
 if TYPE_CHECKING:
@@ -212,6 +213,17 @@ class Command(BaseCommand):
             GoldenSeed.objects.get_or_create(
                 address=f"seed{number}@seeds.trustgate.test",
                 defaults={"display_name": name, "provider": provider, "daily_budget": 10},
+            )
+        # The demo's mailboxes work from the hour the demo was set up until midnight (UTC),
+        # so that warm-up mail moves from the first minutes on (a customer's keep office
+        # hours); the customer can change it on the Warming page.
+        opens = time(min(timezone.now().hour, 22), 0)
+        for mailbox in Mailbox.objects.filter(domain__is_demo=True, warmup__isnull=True):
+            WarmupSettings.objects.create(
+                mailbox=mailbox,
+                started_on=timezone.localdate(mailbox.created_at),
+                window_start=opens,
+                window_end=time(23, 59),
             )
         # Today's and tomorrow's warm-up plans, as the hourly tick makes them (each day once).
         for day in (timezone.now().date(), timezone.now().date() + timedelta(days=1)):
