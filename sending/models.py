@@ -97,12 +97,15 @@ class SendingDomain(models.Model):
     # Set once, by the first warm-up message whose aligned DKIM-Signature verified; never
     # cleared by a later failure (only by a change of how the domain sends).
     dkim_confirmed_at = models.DateTimeField(null=True, blank=True)
-    dkim_confirmed_selector = models.CharField(max_length=63, blank=True)
+    dkim_confirmed_selector = models.CharField(max_length=63, blank=True, db_default="")
     dkim_confirmed_auth_results = models.TextField(
-        blank=True, help_text="The receiving server's Authentication-Results on that message."
+        blank=True,
+        db_default="",
+        help_text="The receiving server's Authentication-Results on that message.",
     )
     dkim_last_observation = models.JSONField(
         default=dict,
+        db_default={},
         blank=True,
         help_text="The latest DKIM check of a warm-up message: result, code, reason, selector, "
         "signing domain, Authentication-Results.",
