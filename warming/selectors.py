@@ -1,7 +1,7 @@
 """Reads for the Warming page: per mailbox, today's figure and why, the next 14 days, the end of
 the ramp."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from sending.models import DomainStatus, Mailbox, MailboxStatus, MessageState, SendingDomain
-from warming.models import GoldenSeed, Placement, Step, WarmupSend, WarmupSettings
+from warming.models import GoldenSeed, Placement, Step, WarmupDay, WarmupSend, WarmupSettings
 from warming.pairing import (
     GOOGLE,
     HEALTHY,
@@ -41,6 +41,9 @@ class MailboxPlan:
     today: Today
     days: list[PlannedDay]
     ramp_ends_on: date | None  # None: not warming, so no date can be promised
+    # Messages the day's plan gave it (None: the day is not planned yet). Fewer than today's
+    # figure when the network had no more partners for it (or the day began before the plan).
+    planned_today: int | None = None
 
 
 def _stopped_reason(mailbox: Mailbox, settings: WarmupSettings) -> str:
@@ -127,9 +130,25 @@ def local_today(settings: WarmupSettings) -> date:
 
 def warming_overview(*, workspace: Workspace, today: date | None = None) -> list[MailboxPlan]:
     plans = []
-    for mailbox in warming_mailboxes(workspace=workspace):
-        settings = warmup_settings_for(mailbox)
-        plans.append(mailbox_plan(mailbox, settings, today or local_today(settings)))
+    mailboxes = list(warming_mailboxes(workspace=workspace))
+    days = {m.pk: today or local_today(warmup_settings_for(m)) for m in mailboxes}
+    planned_days = set(
+        WarmupDay.objects.filter(day__in=set(days.values())).values_list("day", flat=True)
+    )
+    counts = {
+        (row["sender_id"], row["day"]): row["count"]
+        for row in WarmupSend.objects.filter(
+            sender__in=mailboxes, day__in=planned_days, parent__isnull=True
+        )
+        .values("sender_id", "day")
+        .annotate(count=Count("pk"))
+        .order_by()
+    }
+    for mailbox in mailboxes:
+        day = days[mailbox.pk]
+        plan = mailbox_plan(mailbox, warmup_settings_for(mailbox), day)
+        planned = counts.get((mailbox.pk, day), 0) if day in planned_days else None
+        plans.append(replace(plan, planned_today=planned))
     return plans
 
 

@@ -12,7 +12,7 @@ from billing.selectors import credit_balance_get
 from reputation.models import Event, EventKind
 from reputation.selectors import domain_rehab
 from sending.models import Message
-from tests.warming.network import EVENING, Network, plan_and_send
+from tests.warming.network import EVENING, TOMORROW, Network, plan_and_send
 from warming.models import Step, WarmupSend
 from warming.services.agent import warming_engage
 
@@ -162,3 +162,17 @@ def test_the_dashboard_counts_the_last_days_warm_up_mail(rehab_network, owner, o
     assert 'data-testid="warming-today"' in html
     warming = card.context["warming"]
     assert warming.sent == mine.count() and warming.read == mine.count()
+
+
+def test_the_warming_page_says_how_many_the_plan_gave_when_fewer_than_the_ramp(
+    rehab_network, owner
+):
+    from warming.selectors import warming_overview
+
+    plan_and_send(rehab_network)
+    north = rehab_network.mailboxes[0]
+    (plan,) = warming_overview(workspace=owner.workspace, today=TOMORROW)
+    given = WarmupSend.objects.filter(sender=north, day=TOMORROW).count()
+    assert plan.planned_today == given
+    (unplanned,) = warming_overview(workspace=owner.workspace, today=TOMORROW + timedelta(days=1))
+    assert unplanned.planned_today is None  # that day is not planned yet
