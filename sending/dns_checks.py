@@ -20,6 +20,7 @@ from sending.dns_records import DnsRecord, PlatformDns
 from sending.domain_names import organizational_domain
 from sending.spf import (
     LOOKUP_LIMIT,
+    SpfAnalysis,
     SpfLookupError,
     spf_analyse,
     spf_records,
@@ -138,6 +139,23 @@ def check_ownership(record: DnsRecord, lookup: DnsLookup) -> CheckResult:
     )
 
 
+def _spf_unusable(record: DnsRecord, analysis: SpfAnalysis, spf: list[str]) -> CheckResult | None:
+    """The failure of an SPF record that receivers would ignore: too many lookups, or broken."""
+    if analysis.lookups > LOOKUP_LIMIT:
+        return _result(
+            record,
+            FAIL,
+            "spf_too_many_lookups",
+            f"Your SPF record needs {analysis.lookups} DNS lookups; receivers stop at "
+            f"{LOOKUP_LIMIT} and then ignore it. Remove includes you no longer use or flatten "
+            "some of them into ip4:/ip6: ranges.",
+            spf,
+        )
+    if analysis.problems:
+        return _result(record, FAIL, "spf_broken", " ".join(analysis.problems), spf)
+    return None
+
+
 def check_spf(record: DnsRecord, lookup: DnsLookup, platform: PlatformDns) -> CheckResult:
     found = lookup.txt(record.host)
     spf = spf_records(found)
@@ -174,18 +192,9 @@ def check_spf(record: DnsRecord, lookup: DnsLookup, platform: PlatformDns) -> Ch
             "before the final all.",
             spf,
         )
-    if analysis.lookups > LOOKUP_LIMIT:
-        return _result(
-            record,
-            FAIL,
-            "spf_too_many_lookups",
-            f"Your SPF record needs {analysis.lookups} DNS lookups; receivers stop at "
-            f"{LOOKUP_LIMIT} and then ignore it. Remove includes you no longer use or flatten "
-            "some of them into ip4:/ip6: ranges.",
-            spf,
-        )
-    if analysis.problems:
-        return _result(record, FAIL, "spf_broken", " ".join(analysis.problems), spf)
+    unusable = _spf_unusable(record, analysis, spf)
+    if unusable is not None:
+        return unusable
     if analysis.permissive_all:
         return _result(
             record,
@@ -246,18 +255,9 @@ def check_own_spf(record: DnsRecord, lookup: DnsLookup) -> CheckResult:
         return _result(
             record, ERROR, "lookup_failed", f"Could not follow the SPF includes: {error}.", spf
         )
-    if analysis.lookups > LOOKUP_LIMIT:
-        return _result(
-            record,
-            FAIL,
-            "spf_too_many_lookups",
-            f"Your SPF record needs {analysis.lookups} DNS lookups; receivers stop at "
-            f"{LOOKUP_LIMIT} and then ignore it. Remove includes you no longer use or flatten "
-            "some of them into ip4:/ip6: ranges.",
-            spf,
-        )
-    if analysis.problems:
-        return _result(record, FAIL, "spf_broken", " ".join(analysis.problems), spf)
+    unusable = _spf_unusable(record, analysis, spf)
+    if unusable is not None:
+        return unusable
     if not analysis.authorising_terms:
         return _result(
             record,
