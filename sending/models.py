@@ -214,14 +214,9 @@ class MailboxStatus(models.TextChoices):
     COOLDOWN = "cooldown", "Cool-down"
 
 
-class Mailbox(models.Model):
-    """One sending address on a verified domain; external credentials are encrypted."""
+class MailServers(models.Model):
+    """An own SMTP and IMAP server and their logins (passwords encrypted at rest)."""
 
-    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="mailboxes")
-    local_part = models.CharField(max_length=64)
-    display_name = models.CharField(max_length=120, blank=True)
-    connection = models.CharField(max_length=16, choices=ConnectionType.choices)
-    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.UNKNOWN)
     smtp_host = models.CharField(max_length=253, blank=True)
     smtp_port = models.PositiveIntegerField(null=True, blank=True)
     smtp_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
@@ -232,6 +227,19 @@ class Mailbox(models.Model):
     imap_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
     imap_username = models.CharField(max_length=254, blank=True)
     imap_password_encrypted = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Mailbox(MailServers):
+    """One sending address on a verified domain; external credentials are encrypted."""
+
+    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="mailboxes")
+    local_part = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=120, blank=True)
+    connection = models.CharField(max_length=16, choices=ConnectionType.choices)
+    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.UNKNOWN)
     daily_limit = models.PositiveIntegerField(default=40)
     status = models.CharField(
         max_length=16, choices=MailboxStatus.choices, default=MailboxStatus.ACTIVE

@@ -28,6 +28,15 @@ class GoldenSeedForm(forms.ModelForm):
             "imap_host", "imap_port", "imap_security", "imap_username",
         ]  # fmt: skip
 
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        for prefix in ("smtp", "imap"):
+            if data.get(f"{prefix}_host"):
+                for part in ("port", "security", "username"):
+                    if not data.get(f"{prefix}_{part}"):
+                        self.add_error(f"{prefix}_{part}", f"Needed with an {prefix.upper()} host.")
+        return data
+
     def save(self, commit: bool = True) -> GoldenSeed:
         seed = super().save(commit=False)
         for prefix in ("smtp", "imap"):

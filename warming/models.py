@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from sending.models import Mailbox, Message, TlsMode
+from sending.models import Mailbox, MailServers, Message
 
 REPLY_RATE_RANGE = (15, 30)
 DEFAULT_REPLY_RATE = 25
@@ -62,8 +62,9 @@ class WarmupSettings(models.Model):
         return f"warm-up of {self.mailbox}"
 
 
-class GoldenSeed(models.Model):
-    """An operator-owned mailbox on a major provider: scarce, trusted, with a daily budget."""
+class GoldenSeed(MailServers):
+    """An operator-owned mailbox on a major provider: scarce, trusted, with a daily budget. It
+    sends its messages through its own SMTP server and the agent reads it over IMAP."""
 
     class Provider(models.TextChoices):
         GOOGLE = "google", "Google"
@@ -78,17 +79,6 @@ class GoldenSeed(models.Model):
     )
     active = models.BooleanField(default=True)
     notes = models.TextField(blank=True)
-    # The seed's own servers: it sends its messages over SMTP and the agent reads it over IMAP.
-    smtp_host = models.CharField(max_length=253, blank=True)
-    smtp_port = models.PositiveIntegerField(null=True, blank=True)
-    smtp_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
-    smtp_username = models.CharField(max_length=254, blank=True)
-    smtp_password_encrypted = models.TextField(blank=True)
-    imap_host = models.CharField(max_length=253, blank=True)
-    imap_port = models.PositiveIntegerField(null=True, blank=True)
-    imap_security = models.CharField(max_length=16, choices=TlsMode.choices, blank=True)
-    imap_username = models.CharField(max_length=254, blank=True)
-    imap_password_encrypted = models.TextField(blank=True)
     agent_error = models.CharField(max_length=300, blank=True)
     agent_retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

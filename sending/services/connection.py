@@ -6,7 +6,7 @@ from django.utils import timezone
 from accounts.crypto import secret_decrypt
 from config.errors import ApplicationError
 from sending.connection_test import ConnectionResult, ServerSpec, imap_login, smtp_login
-from sending.models import ConnectionType, Mailbox
+from sending.models import ConnectionType, Mailbox, MailServers
 
 
 def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
@@ -32,8 +32,8 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
     return results
 
 
-def mailbox_server_spec(mailbox: Mailbox, prefix: str) -> ServerSpec:
-    """The mailbox's SMTP or IMAP server and login, password decrypted."""
+def mailbox_server_spec(mailbox: MailServers, prefix: str) -> ServerSpec:
+    """The mailbox's (or a golden seed's) SMTP or IMAP server and login, password decrypted."""
     encrypted = getattr(mailbox, f"{prefix}_password_encrypted")
     return ServerSpec(
         host=getattr(mailbox, f"{prefix}_host"),

@@ -47,3 +47,11 @@ def test_a_seed_is_added_with_encrypted_passwords_and_edits_keep_them(staff_clie
     seed.refresh_from_db()
     assert seed.daily_budget == 30
     assert secret_decrypt(seed.imap_password_encrypted) == "app-pass-imap"
+
+
+def test_a_seed_server_without_its_port_security_or_login_is_refused(staff_client):
+    incomplete = {**SEED, "imap_port": "", "imap_security": "", "imap_username": ""}
+    response = staff_client.post(reverse("admin:warming_goldenseed_add"), incomplete)
+    assert response.status_code == 200
+    assert "Needed with an IMAP host." in response.content.decode()
+    assert not GoldenSeed.objects.exists()

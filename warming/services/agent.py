@@ -27,7 +27,6 @@ from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from accounts.crypto import secret_decrypt
 from config.errors import ApplicationError
 from config.mailstore import embedded_mx, embedded_seed, platform_imap_spec
 from reputation.core.scores import scores_recompute
@@ -173,17 +172,8 @@ class _Login:
 
 
 def _seed_spec(seed: GoldenSeed, prefix: str) -> ServerSpec | None:
-    host = getattr(seed, f"{prefix}_host")
-    if not host:
-        return None
-    encrypted = getattr(seed, f"{prefix}_password_encrypted")
-    return ServerSpec(
-        host=host,
-        port=getattr(seed, f"{prefix}_port") or 0,
-        security=getattr(seed, f"{prefix}_security") or "ssl",
-        username=getattr(seed, f"{prefix}_username") or seed.address,
-        password=secret_decrypt(encrypted) if encrypted else "",
-    )
+    """The seed's own SMTP or IMAP server, or None when it has none."""
+    return mailbox_server_spec(seed, prefix) if getattr(seed, f"{prefix}_host") else None
 
 
 def _imap_login(send: WarmupSend) -> _Login | None:
