@@ -104,7 +104,7 @@ def warming_engage(*, now: datetime | None = None, limit: int | None = None) -> 
     whose look is due, one IMAP session per recipient."""
     now = now or timezone.now()
     run = AgentRun()
-    _settle_sent(run)
+    _settle_sent(now, run)
     _seeds_send(now, run)
     for sends in _claim_due(now, limit or settings.WARMUP_AGENT_BATCH):
         _engage_recipient(sends, now, run)
@@ -113,19 +113,19 @@ def warming_engage(*, now: datetime | None = None, limit: int | None = None) -> 
     return run
 
 
-def _settle_sent(run: AgentRun) -> None:
+def _settle_sent(now: datetime, run: AgentRun) -> None:
     """Planned messages the outbound path handed over wait for the recipient's look; those it
-    gave up on are not sent (with its reason)."""
-    run.promoted = WarmupSend.objects.filter(step=Step.PLANNED, message__state__in=SENT).update(
-        step=Step.FIND
-    )
+    gave up on are not sent (with its reason). Only messages whose send time has come are
+    looked at (by the send-time index), not the rest of the day's plan."""
+    due = WarmupSend.objects.filter(step=Step.PLANNED, send_at__lte=now)
+    run.promoted = due.filter(message__state__in=SENT).update(step=Step.FIND)
     reason = Message.objects.filter(pk=OuterRef("message_id")).values("last_error")[:1]
-    run.not_sent = WarmupSend.objects.filter(step=Step.PLANNED, message__state__in=NOT_SENT).update(
+    run.not_sent = due.filter(message__state__in=NOT_SENT).update(
         step=Step.FAILED, last_error=Substr(Subquery(reason), 1, 300)
     )
-    run.not_sent += WarmupSend.objects.filter(
-        step=Step.PLANNED, sender__isnull=False, message__isnull=True
-    ).update(step=Step.FAILED, last_error="The message was removed before it was sent.")
+    run.not_sent += due.filter(sender__isnull=False, message__isnull=True).update(
+        step=Step.FAILED, last_error="The message was removed before it was sent."
+    )
 
 
 def _claim_due(now: datetime, limit: int) -> Iterator[list[WarmupSend]]:
