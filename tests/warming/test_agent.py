@@ -73,9 +73,21 @@ def test_the_agent_finds_rescues_reads_answers_and_files_each_message(network, j
     # The replies go out and are read on the first sender's side, in the thread.
     later = EVENING + timedelta(hours=1)
     assert messages_hand_over(now=later).claimed == len(answered)
+    WarmupSend.objects.exclude(parent=None).update(will_reply=True)  # the thread goes on
     second = warming_engage(now=later + timedelta(minutes=10))
     assert second.read == len(answered)
-    for reply in WarmupSend.objects.exclude(parent=None).select_related("recipient"):
+    # An answer to an answer carries the whole thread, from the platform's own records.
+    for third in WarmupSend.objects.filter(parent__parent__isnull=False).select_related(
+        "message", "parent__parent"
+    ):
+        first, reply = third.parent.parent, third.parent
+        thread = f"<{first.sent_message_id}> <{reply.sent_message_id}>"
+        assert third.message.headers["References"] == thread
+        assert third.message.headers["In-Reply-To"] == f"<{reply.sent_message_id}>"
+    assert WarmupSend.objects.filter(parent__parent__isnull=False).count() == len(answered)
+    for reply in WarmupSend.objects.filter(
+        parent__isnull=False, parent__parent=None
+    ).select_related("recipient"):
         assert reply.step == Step.DONE
         folder, _ = network.folder_of(reply.recipient, reply.code)
         assert folder == "Archive"
@@ -89,7 +101,7 @@ def test_the_agent_finds_rescues_reads_answers_and_files_each_message(network, j
     # Inbox placement, per mailbox, domain and recipient provider.
     north, south, _ = network.mailboxes
     report = inbox_placement(workspace=north.domain.workspace, today=TOMORROW)
-    sent_by_north = WarmupSend.objects.filter(sender=north)
+    sent_by_north = WarmupSend.objects.filter(sender=north).exclude(placement="")  # looked at
     in_spam = sent_by_north.filter(placement=Placement.SPAM).count()
     share = report.by_mailbox[north.pk]
     assert (share.inbox, share.spam) == (sent_by_north.count() - in_spam, in_spam)

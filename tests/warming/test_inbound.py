@@ -363,7 +363,6 @@ def test_the_embedded_profile_delivers_to_the_outbox_when_no_store_runs(tmp_path
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
 
 
-@pytest.mark.skipif(not hasattr(config.mailstore.os, "geteuid"), reason="POSIX only")
 def test_a_base_inside_a_private_directory_still_gets_a_store(tmp_path, caplog):
     # pytest's temp dir is private (0700): as root, Dovecot's users cannot enter it.
     private = tmp_path / "home"

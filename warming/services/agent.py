@@ -451,12 +451,19 @@ def _text_of(message: EmailMessage) -> str:
         return ""
 
 
-def _depth(send: WarmupSend) -> int:
-    depth, parent_id = 0, send.parent_id
-    while parent_id is not None and depth < 10:
-        depth += 1
-        parent_id = WarmupSend.objects.filter(pk=parent_id).values_list("parent_id", flat=True)[0]
-    return depth
+MAX_THREAD = 10
+
+
+def _thread(send: WarmupSend) -> list[str]:
+    """The Message-IDs of the thread up to `send`, oldest first, from our own records: the
+    headers of a received message are not trusted for threading."""
+    ids, current = [send.sent_message_id], send.parent_id
+    while current is not None and len(ids) < MAX_THREAD:
+        sent_id, current = WarmupSend.objects.filter(pk=current).values_list(
+            "sent_message_id", "parent_id"
+        )[0]
+        ids.append(sent_id)
+    return [f"<{mid}>" for mid in reversed(ids) if mid]
 
 
 def _reply(send: WarmupSend, raw: bytes, now: datetime) -> bool:
@@ -464,8 +471,7 @@ def _reply(send: WarmupSend, raw: bytes, now: datetime) -> bool:
     cannot send now (the reply is simply not written)."""
     original = message_from_bytes(raw, policy=policy.default)
     assert isinstance(original, EmailMessage)
-    message_id = str(original.get("Message-ID", "")).strip()
-    references = " ".join([*str(original.get("References", "")).split(), message_id]).strip()
+    thread = _thread(send)
     try:
         quoted_on = parsedate_to_datetime(str(original.get("Date", "")))
     except (TypeError, ValueError):
@@ -474,15 +480,17 @@ def _reply(send: WarmupSend, raw: bytes, now: datetime) -> bool:
     code = warmup_code(rng)
     draft = compose_reply(
         rng,
-        original_subject=str(original.get("Subject", send.subject)),
+        original_subject=send.subject or str(original.get("Subject", "")),
         sender_name=_name(send.recipient, send.recipient_seed),
         recipient_name=_name(send.sender, send.sender_seed),
         code=code,
-        depth=_depth(send),
+        depth=max(0, len(thread) - 1),
         quote=_text_of(original),
         quoted_on=quoted_on,
     )
-    headers = {**warmup_headers(code), "In-Reply-To": message_id, "References": references}
+    headers = warmup_headers(code)
+    if thread:
+        headers |= {"In-Reply-To": thread[-1], "References": " ".join(thread)}
     reply = WarmupSend(
         day=timezone.localdate(now),
         parent=send,
