@@ -48,7 +48,7 @@ def main() -> None:
     owner = User.objects.create_user(email="bench@bench.test")
     workspace = workspace_create(owner=owner, name="Bench")
     domain = SendingDomain.objects.create(
-        workspace=workspace, name="bench-sender.com", status="verified"
+        workspace=workspace, name="bench-sender.com", status="verified", tier="standard"
     )
     mailboxes = [
         Mailbox.objects.create(domain=domain, local_part=f"rep{i}", connection="platform")

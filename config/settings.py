@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "reputation",
     "leaderboard",
     "billing",
+    "campaigns",
 ]
 
 MIDDLEWARE = [

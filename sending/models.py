@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -328,6 +329,47 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.reason})"
+
+
+class SuppressedDomain(models.Model):
+    """A whole domain never to email ("never anyone at competitor.com"): by one workspace, or
+    by anyone (workspace empty)."""
+
+    workspace = models.ForeignKey(
+        Workspace,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="suppressed_domains",
+    )
+    domain = models.CharField(max_length=253, help_text="Lower-case ASCII (punycode) form.")
+    reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "domain"],
+                condition=Q(workspace__isnull=False),
+                name="suppressed_domain_workspace_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=Q(workspace__isnull=True),
+                name="suppressed_domain_platform_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
 
 
 class MessageKind(models.TextChoices):

@@ -33,6 +33,7 @@ from config.celery import task_enqueue
 from config.errors import ApplicationError
 from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
+from reputation.scoring import Tier
 from sending.connection_test import ServerSpec
 from sending.mime import (
     MessageContentError,
@@ -50,6 +51,7 @@ from sending.models import (
     MessageKind,
     MessageState,
     SendingDomain,
+    SuppressedDomain,
     Suppression,
     TransportName,
     message_token_new,
@@ -243,18 +245,38 @@ def _insert(rows: list[Message]) -> None:
 
 def _suppressions(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
     """(workspace, recipient) -> the reason it may not be sent to (the workspace's suppression
-    list or the platform's), for the pairs that are suppressed; one query."""
+    list or the platform's, by address or by the address's whole domain), for the pairs that
+    are suppressed; two queries."""
+    workspaces = {ws for ws, _ in pairs}
     found = (
         Suppression.objects.filter(address__in={address for _, address in pairs})
-        .filter(Q(workspace__isnull=True) | Q(workspace_id__in={ws for ws, _ in pairs}))
+        .filter(Q(workspace__isnull=True) | Q(workspace_id__in=workspaces))
         .values_list("workspace_id", "address", "reason")
     )
     listed: dict[tuple[int | None, str], str] = {(ws, a): reason for ws, a, reason in found}
-    return {
-        (ws, address): reason
-        for ws, address in pairs
-        if (reason := listed.get((ws, address)) or listed.get((None, address)))
-    }
+    blocked_domains = (
+        SuppressedDomain.objects.filter(
+            domain__in={address.rpartition("@")[2] for _, address in pairs}
+        )
+        .filter(Q(workspace__isnull=True) | Q(workspace_id__in=workspaces))
+        .values_list("workspace_id", "domain")
+    )
+    blocked: set[tuple[int | None, str]] = set(blocked_domains)
+    verdicts = {}
+    for ws, address in pairs:
+        reason = listed.get((ws, address)) or listed.get((None, address))
+        domain = address.rpartition("@")[2]
+        if not reason and ((ws, domain) in blocked or (None, domain) in blocked):
+            reason = f"domain_blocked ({domain})"
+        if reason:
+            verdicts[(ws, address)] = reason
+    return verdicts
+
+
+def suppressions_find(*, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """Which (workspace, address) pairs may never be sent to, with the reason (for the
+    campaign dispatcher, which skips them before reserving)."""
+    return _suppressions(pairs)
 
 
 def _refuse_suppressed(rows: list[Message]) -> None:
@@ -295,6 +317,7 @@ class _Claimed(NamedTuple):
     maybe_sent: bool
     domain_status: str
     mailbox_status: str | None  # None: the mailbox was removed
+    domain_tier: str
     workspace_id: int
     outgoing: Outgoing
 
@@ -324,7 +347,7 @@ def _claimed(row: Sequence[Any]) -> _Claimed:
     pk, attempts, transport, mailbox_id, maybe_sent, workspace_id = row[:6]
     message_id, sender, sender_name, recipient, recipient_name, subject = row[6:12]
     text_body, html_body, headers, kind, campaign_ref = row[12:17]
-    tenant, domain_status, mailbox_status = row[17:]
+    tenant, domain_status, mailbox_status, domain_tier = row[17:]
     return _Claimed(
         pk,
         attempts,
@@ -333,6 +356,7 @@ def _claimed(row: Sequence[Any]) -> _Claimed:
         maybe_sent,
         domain_status,
         mailbox_status,
+        domain_tier,
         workspace_id,
         Outgoing(
             key=pk,
@@ -379,7 +403,7 @@ def _claim(message_ids: Sequence[int] | None, limit: int, now: datetime) -> list
             f"JOIN {domains} d ON d.id = j.domain_id "
             f"LEFT JOIN {mailboxes} mb ON mb.id = j.mailbox_id "
             f"WHERE m.id = due.id AND m.state = %s "
-            f"RETURNING {returning}, d.public_id, d.status, mb.status",
+            f"RETURNING {returning}, d.public_id, d.status, mb.status, d.tier",
             params,
         )
         return [_claimed(row) for row in cursor.fetchall()]
@@ -399,12 +423,17 @@ def _claim_orm(message_ids: Sequence[int] | None, limit: int, now: datetime) -> 
             state=MessageState.SENDING, claimed_at=now, attempt_started_at=None
         )
         rows = Message.objects.filter(pk__in=ids).values_list(
-            *_CLAIMED_COLUMNS, "domain__public_id", "domain__status", "mailbox__status"
+            *_CLAIMED_COLUMNS,
+            "domain__public_id",
+            "domain__status",
+            "mailbox__status",
+            "domain__tier",
         )
         return [_claimed(row) for row in rows]
 
 
 HOLD_DELAY = timedelta(minutes=15)
+EXTERNAL_TIERS = frozenset({Tier.PREMIUM, Tier.STANDARD})
 
 
 def _unsendable(claimed: list[_Claimed]) -> dict[int, tuple[bool, str]]:
@@ -433,6 +462,15 @@ def _unsendable(claimed: list[_Claimed]) -> dict[int, tuple[bool, str]]:
         elif message.mailbox_status != MailboxStatus.ACTIVE:
             label = MailboxStatus(message.mailbox_status).label.lower()
             verdicts[message.pk] = (False, f"Waiting: the mailbox is {label}.")
+        elif (
+            message.outgoing.kind == MessageKind.CAMPAIGN
+            and message.domain_tier not in EXTERNAL_TIERS
+        ):
+            verdicts[message.pk] = (
+                True,
+                f"Not sent: the domain's trust tier fell to {message.domain_tier} after this "
+                "message was scheduled, and only premium and standard domains send campaigns.",
+            )
         elif message.workspace_id in unpaid and message.outgoing.kind == MessageKind.CAMPAIGN:
             verdicts[message.pk] = (
                 False,

@@ -1,0 +1,1 @@
+"""API: /api/v1/leads/, /api/v1/suppressions/ (and lists, imports)."""

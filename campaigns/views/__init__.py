@@ -1,0 +1,1 @@
+"""Pages for leads, suppressions and campaigns (adapters: parse, authorise, call a service)."""

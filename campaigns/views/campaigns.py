@@ -1,0 +1,1 @@
+"""Campaign list, builder, launch controls and numbers."""

@@ -1,0 +1,1 @@
+"""Leads, lists, CSV imports and suppressions."""
