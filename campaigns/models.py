@@ -141,7 +141,9 @@ class LeadImport(models.Model):
     headers = models.JSONField(default=list, blank=True)
     # CSV column -> lead field (`email`, `first_name`, ..., `custom:<name>`, or "" to skip).
     mapping = models.JSONField(default=dict, blank=True)
-    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.UPLOADED)
+    state = models.CharField(
+        max_length=16, choices=ImportState.choices, default=ImportState.UPLOADED
+    )
     error = models.TextField(blank=True)
     bytes_done = models.PositiveBigIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)

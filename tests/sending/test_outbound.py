@@ -19,7 +19,14 @@ from django.utils import timezone
 from config.embedded_mta import DeliveryRefused, InjectStandIn
 from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
-from sending.models import Mailbox, Message, MessageState, Suppression
+from sending.models import (
+    Mailbox,
+    Message,
+    MessageState,
+    SendingDomain,
+    SuppressedDomain,
+    Suppression,
+)
 from sending.services.mailboxes import mailbox_create
 from sending.services.outbound import (
     MessageDraft,
@@ -28,6 +35,7 @@ from sending.services.outbound import (
     messages_reserve,
 )
 from tests.conftest import external_data, free_port
+from tests.factories import WorkspaceFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,6 +107,8 @@ def reserve(mailbox: Mailbox, *recipients: str, **kw) -> list[Message]:
 
 @pytest.fixture
 def alex(sender) -> Mailbox:
+    # Campaign messages (the default kind here) go out only from a domain in an external tier.
+    SendingDomain.objects.filter(pk=sender.pk).update(tier="standard")
     return Mailbox.objects.get(domain=sender, local_part="alex")
 
 
@@ -318,6 +328,7 @@ def test_a_relay_that_never_answers_times_out_into_a_retry(alex, silent_server, 
 def external_mailbox(mail_servers, mail_account, sender, owner) -> Mailbox:
     data = external_data(mail_servers, mail_account)
     data["local_part"] = "sam"
+    SendingDomain.objects.filter(pk=sender.pk).update(tier="standard")  # campaigns need it
     return mailbox_create(domain=sender, actor=owner.user, data=data)
 
 
@@ -523,7 +534,7 @@ def test_a_mailbox_whose_login_cannot_be_read_waits_with_a_reason(sender, owner)
 
     data = {"connection": "external", "local_part": "kim", **UNTESTED_SERVERS}
     mailbox = mailbox_create(domain=sender, actor=owner.user, data=data)
-    (message,) = reserve(mailbox)
+    (message,) = reserve(mailbox, kind="warmup")
     Mailbox.objects.filter(pk=mailbox.pk).update(smtp_password_encrypted="not-a-fernet-token")
     summary = messages_hand_over()
     assert (summary.claimed, summary.retried) == (1, 1)
@@ -632,6 +643,37 @@ def test_what_changed_since_reserving_is_checked_at_claim_time(alex, mta, receiv
     waiting.refresh_from_db()
     assert waiting.state == MessageState.RESERVED and "mailbox is paused" in waiting.last_error
     assert waiting.attempts == 0 and waiting.next_attempt_at > timezone.now()
+
+
+def test_a_blocked_domain_is_refused_at_reserve_and_at_claim_time(alex, mta, receiver):
+    workspace = alex.domain.workspace
+    SuppressedDomain.objects.create(workspace=workspace, domain="rival.test", reason="competitor")
+    with pytest.raises(Exception, match="suppression list"):
+        reserve(alex, "anyone@rival.test")
+    assert not Message.objects.exists()
+    # Blocked after it was scheduled: not sent, for good, with the domain named.
+    queued, _fine = reserve(alex, "later@blocked-later.test", "fine@prospect.test")
+    SuppressedDomain.objects.create(workspace=None, domain="blocked-later.test")
+    assert (messages_hand_over().sent, Message.objects.filter(state="failed").count()) == (1, 1)
+    queued.refresh_from_db()
+    assert "blocked-later.test" in queued.last_error and receiver.count(queued.message_id) == 0
+    # Another workspace's block does not apply here.
+    SuppressedDomain.objects.create(workspace=WorkspaceFactory(), domain="elsewhere.test")
+    (other,) = reserve(alex, "a@elsewhere.test")
+    assert other.state == MessageState.RESERVED
+
+
+def test_a_campaign_message_of_a_domain_demoted_after_reserving_is_not_sent(alex, mta, receiver):
+    campaign, warmup = reserve(alex, "c@prospect.test"), reserve(alex, "w@peer.test", kind="warmup")
+    SendingDomain.objects.filter(pk=alex.domain_id).update(tier="rehab")
+    summary = messages_hand_over()
+    assert (summary.sent, summary.failed) == (1, 1)
+    (message,) = campaign
+    message.refresh_from_db()
+    assert message.state == MessageState.FAILED and "fell to rehab" in message.last_error
+    assert receiver.count(message.message_id) == 0
+    assert receiver.server.wait_for("w@peer.test")  # warm-up mail is what rehab is for
+    assert warmup[0].message_id
 
 
 def test_claimed_messages_never_started_wait_for_the_next_run(alex):

@@ -1,1 +1,0 @@
-"""Pages for leads, suppressions and campaigns (adapters: parse, authorise, call a service)."""

@@ -1,1 +1,0 @@
-"""Campaign list, builder, launch controls and numbers."""

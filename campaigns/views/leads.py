@@ -1,1 +1,0 @@
-"""Leads, lists, CSV imports and suppressions."""
