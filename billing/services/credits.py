@@ -15,7 +15,7 @@ tables keep every balance at zero or above even if this code were wrong.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
@@ -99,6 +99,54 @@ def credits_spend(
     if entry is None:
         raise InsufficientCredits(balance=_balance(workspace), needed=amount)
     return entry
+
+
+def credits_spend_many(
+    *, workspace: Workspace, references: Sequence[str], reason: str = "Campaign message"
+) -> list[str]:
+    """Spend one credit per reference, as many as the balance covers, in the caller's
+    transaction: the references charged (already charged ones included, in the given order).
+
+    For the campaign dispatcher, which reserves a batch of messages and their credits in one
+    transaction: the account row is locked for the rest of that transaction (a concurrent
+    dispatcher of the same workspace waits, then sees the new balance), the balance is taken
+    in one UPDATE and the entries are written in one INSERT. A reference already spent is not
+    charged again."""
+    wanted = list(dict.fromkeys(references))
+    for reference in wanted:
+        _require_reference(reference)
+    if not wanted:
+        return []
+    with transaction.atomic():
+        credit_account_get(workspace=workspace)
+        account = CreditAccount.objects.select_for_update().get(workspace=workspace)
+        done = set(
+            CreditEntry.objects.filter(
+                workspace=workspace, kind=CreditKind.SPEND, reference__in=wanted
+            ).values_list("reference", flat=True)
+        )
+        new = [reference for reference in wanted if reference not in done]
+        charged = new[: account.granted + account.earned]
+        if charged:
+            amount = len(charged)
+            from_grant = min(account.granted, amount)
+            account.granted -= from_grant
+            account.earned -= amount - from_grant
+            account.save(update_fields=["granted", "earned"])
+            after = account.granted + account.earned
+            CreditEntry.objects.bulk_create(
+                CreditEntry(
+                    workspace=workspace,
+                    kind=CreditKind.SPEND,
+                    amount=-1,
+                    balance_after=after + amount - 1 - index,
+                    reason=reason[:REASON_MAX_LENGTH],
+                    reference=reference,
+                )
+                for index, reference in enumerate(charged)
+            )
+    paid = done | set(charged)
+    return [reference for reference in wanted if reference in paid]
 
 
 def credits_earn(*, workspace: Workspace, amount: int, reference: str, reason: str) -> CreditEntry:

@@ -645,3 +645,60 @@ def test_the_balance_is_always_the_sum_of_the_ledger_and_never_negative(workspac
         last = CreditEntry.objects.filter(workspace=workspace).order_by("-id").first()
         assert (last.balance_after if last else 0) == granted + earned
         assert not CreditEntry.objects.filter(workspace=workspace, balance_after__lt=0).exists()
+
+
+# --- Spending for a batch of campaign messages ------------------------------------------------
+
+
+def test_a_batch_spends_what_the_balance_covers_grant_first_one_entry_each(workspace):
+    fund(workspace, granted=2, earned=3)
+    charged = credits.credits_spend_many(
+        workspace=workspace, references=[f"send:{i}" for i in range(7)]
+    )
+    assert charged == [f"send:{i}" for i in range(5)]
+    assert parts(workspace) == (0, 0)
+    spends = entries(workspace, CreditKind.SPEND)
+    assert [e.reference for e in spends] == charged
+    assert [e.balance_after for e in spends] == [4, 3, 2, 1, 0]
+    assert ledger_sum(workspace) == 0
+
+
+def test_a_batch_never_charges_a_reference_twice(workspace):
+    fund(workspace, earned=10)
+    first = credits.credits_spend_many(workspace=workspace, references=["a", "b", "b"])
+    again = credits.credits_spend_many(workspace=workspace, references=["b", "c", "a"])
+    assert (first, again) == (["a", "b"], ["b", "c", "a"])
+    assert balance(workspace) == 7 and len(entries(workspace, CreditKind.SPEND)) == 3
+
+
+def test_a_batch_rolled_back_with_its_senders_transaction_charges_nothing(workspace):
+    fund(workspace, earned=3)
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        credits.credits_spend_many(workspace=workspace, references=["x", "y"])
+        raise RuntimeError("the reservation failed")
+    assert balance(workspace) == 3 and not entries(workspace, CreditKind.SPEND)
+
+
+def test_a_batch_with_a_bad_reference_is_refused_whole(workspace):
+    fund(workspace, earned=3)
+    with pytest.raises(ApplicationError, match="reference"):
+        credits.credits_spend_many(workspace=workspace, references=["ok", ""])
+    assert balance(workspace) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatchers_racing_with_batches_never_overspend_nor_charge_twice():
+    workspace = WorkspaceFactory()
+    fund(workspace, earned=25)
+    # Six dispatchers, overlapping batches of ten references out of twenty distinct ones.
+    results = race(
+        6,
+        lambda i: credits.credits_spend_many(
+            workspace=workspace, references=[f"send:{(i * 4 + k) % 20}" for k in range(10)]
+        ),
+    )
+    assert all(isinstance(r, list) for r in results), results
+    spends = entries(workspace, CreditKind.SPEND)
+    assert len({e.reference for e in spends}) == len(spends) == 20
+    assert balance(workspace) == 5 and ledger_sum(workspace) == 5
+    assert sorted(e.balance_after for e in spends) == list(range(5, 25))
