@@ -235,6 +235,8 @@ CELERY_BEAT_SCHEDULE = {
     "warming-plan": {"task": "warming.tasks.warming_tick", "schedule": crontab(minute=35)},
     # The engagement agent: warm-up messages whose time has come are found, read and answered.
     "warming-engage": {"task": "warming.tasks.warming_engage_tick", "schedule": 60.0},
+    # Campaign steps whose time has come: claimed, gated and reserved (docs/campaign-rules.md).
+    "campaigns-dispatch": {"task": "campaigns.tasks.campaigns_dispatch_tick", "schedule": 60.0},
     # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
     "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {
@@ -527,6 +529,15 @@ WARMUP_DWELL_SECONDS = env.list(
 )
 WARMUP_TASK_HOLD_HOURS = env.int("WARMUP_TASK_HOLD_HOURS", default=6)
 WARMUP_AGENT_BATCH = env.int("WARMUP_AGENT_BATCH", default=500)
+# Campaigns (docs/campaign-rules.md#mailbox-rotation): caps per inbox, per sending domain and per
+# sending mailboxes' host provider, per day; and how many due steps one dispatch run takes.
+CAMPAIGN_MAILBOX_CEILING = env.int("CAMPAIGN_MAILBOX_CEILING", default=250)
+CAMPAIGN_DOMAIN_DAILY_CAP = env.int("CAMPAIGN_DOMAIN_DAILY_CAP", default=1600)
+CAMPAIGN_PROVIDER_DAILY_CAPS = {
+    "google": env.int("CAMPAIGN_GOOGLE_DAILY_CAP", default=1600),
+    "microsoft": env.int("CAMPAIGN_MICROSOFT_DAILY_CAP", default=3200),
+}
+CAMPAIGN_DISPATCH_BATCH = env.int("CAMPAIGN_DISPATCH_BATCH", default=2000)
 # Staff alerts: always the operations console (audit log); optionally these channels too.
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
 STAFF_ALERT_WEBHOOK_URL = env.str("STAFF_ALERT_WEBHOOK_URL", default="")

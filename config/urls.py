@@ -82,6 +82,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("reputation.urls")),
     path("", include("billing.urls")),
+    path("", include("campaigns.urls")),
     path("admin/", admin.site.urls),
     # Stripe's webhooks, verified by signature per endpoint (dj-stripe).
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

@@ -75,6 +75,9 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     "dkim.switch": "{subject} now signs with its new DKIM key ({selector})",
     # Mailboxes
     "warmup.settings": "{actor} changed the warm-up settings of {subject}",
+    "campaign.bounce_protection": (
+        "Bounce protection paused the campaign {subject}: too many hard bounces"
+    ),
     "mailbox.create": ("{actor} added the mailbox {subject}", "The mailbox {subject} was added"),
     "mailbox.update": ("{actor} changed the settings of {subject}", "{subject}'s settings changed"),
     "mailbox.delete": (
