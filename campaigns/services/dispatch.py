@@ -24,9 +24,10 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Workspace
 from accounts.services import audit_log_record, workspace_owners_email
 from billing.selectors import external_sending_blocked
-from billing.services.credits import credits_spend_many
+from billing.services.credits import credits_earn, credits_spend_many
 from campaigns.lead_rules import recipient_provider
 from campaigns.models import (
     Campaign,
@@ -49,7 +50,7 @@ from campaigns.templating import MissingField
 from campaigns.window import holiday_calendar, next_send_at, zone_for
 from config.errors import ApplicationError
 from reputation.models import EventKind, MailboxDailyMetrics
-from sending.models import DomainStatus, Mailbox, MailboxStatus, MessageKind
+from sending.models import DomainStatus, Mailbox, MailboxStatus, Message, MessageKind
 from sending.services.outbound import (
     EXTERNAL_TIERS,
     MessageDraft,
@@ -142,7 +143,7 @@ class _Run:
         for row in due:
             by_campaign[row.campaign_id].append(row)
         campaigns = {row.campaign_id: row.campaign for row in due}
-        steps = self._steps(set(by_campaign))
+        steps = self.steps = self._steps(set(by_campaign))
         blocked = external_sending_blocked(
             workspace_ids={c.workspace_id for c in campaigns.values()}, now=self.now
         )
@@ -400,34 +401,31 @@ class _Run:
         workspace = items[0][0].campaign.workspace
         references = [f"campaign:{row.pk}:{step.position}" for row, _, step, _ in items]
         charged = set(credits_spend_many(workspace=workspace, references=references))
+        paid_refs = [ref for ref in references if ref in charged]
         paid = [item for item, ref in zip(items, references, strict=True) if ref in charged]
         for item, ref in zip(items, references, strict=True):
             if ref not in charged:
                 self._unpick(item)
                 self._hold(item[0], self.now + HOLD, "No credits left: waiting for more.")
-        for row, draft, step, variant_id in paid:
-            try:
-                with transaction.atomic():
-                    (message,) = messages_reserve(drafts=[draft], now=self.now)
-            except ApplicationError as error:
-                self._stop(row, f"Step {step.position} could not be sent: {error}")
-                continue
-            CampaignSend.objects.create(
-                campaign_id=row.campaign_id,
-                campaign_lead=row,
-                step=step,
-                variant_id=variant_id,
-                mailbox=draft.mailbox,
-                message=message,
-                created_at=self.now,
+        reserved = self._reserve(workspace, paid, paid_refs)
+        sends = []
+        for (row, draft, step, variant_id), message in reserved:
+            sends.append(
+                CampaignSend(
+                    campaign_id=row.campaign_id,
+                    campaign_lead=row,
+                    step=step,
+                    variant_id=variant_id,
+                    mailbox=draft.mailbox,
+                    message=message,
+                    created_at=self.now,
+                )
             )
             if not row.thread_message_id:
                 row.thread_message_id, row.thread_subject = message.message_id, draft.subject
             row.last_sent_at = self.now
             row.next_step = step.position + 1
-            following = CampaignStep.objects.filter(
-                campaign_id=row.campaign_id, position=row.next_step
-            ).first()
+            following = self.steps[row.campaign_id].get(row.next_step)
             if following is None:
                 row.state, row.next_at = CampaignLeadState.FINISHED, None
                 self.summary.finished += 1
@@ -436,6 +434,42 @@ class _Run:
             row.waiting_for = ""
             self.changed.append(row)
             self.summary.sent += 1
+        CampaignSend.objects.bulk_create(sends, batch_size=1000)
+
+    def _reserve(
+        self,
+        workspace: Workspace,
+        paid: list[tuple[CampaignLead, MessageDraft, CampaignStep, int]],
+        references: list[str],
+    ) -> list[tuple[tuple[CampaignLead, MessageDraft, CampaignStep, int], Message]]:
+        """Reserve the paid messages in one go; should one be refused (its content cannot be
+        written), one by one, and the refused ones' leads stop and their credits come back."""
+        if not paid:
+            return []
+        try:
+            with transaction.atomic():
+                rows = messages_reserve(drafts=[item[1] for item in paid], now=self.now)
+            return list(zip(paid, rows, strict=True))
+        except ApplicationError:
+            pass
+        reserved = []
+        by_item = dict(zip((id(item) for item in paid), references, strict=False))
+        for item in paid:
+            row, draft, step, _ = item
+            try:
+                with transaction.atomic():
+                    (message,) = messages_reserve(drafts=[draft], now=self.now)
+            except ApplicationError as error:
+                self._stop(row, f"Step {step.position} could not be sent: {error}")
+                credits_earn(
+                    workspace=workspace,
+                    amount=1,
+                    reference=f"refund:{by_item[id(item)]}",
+                    reason="Refund: the message could not be written",
+                )
+                continue
+            reserved.append((item, message))
+        return reserved
 
     def _unpick(self, item: tuple[CampaignLead, MessageDraft, CampaignStep, int]) -> None:
         row, _, step, _ = item

@@ -294,3 +294,16 @@ def test_another_workspaces_mailbox_is_never_used(workspace, relay):
     three_steps(workspace, builders.mailboxes(theirs, 1), ["a@x.test"])
     assert campaigns_dispatch(now=NOW).sent == 0
     assert SendingDomain.objects.get(name="other-co.com").messages.count() == 0
+
+
+def test_a_message_that_cannot_be_written_stops_its_lead_refunds_and_the_rest_go(workspace, relay):
+    domain = builders.sending_domain(workspace, "acme-sales.com")
+    three_steps(workspace, builders.mailboxes(domain, 2), ["ok@x.test", "also@y.test"])
+    from campaigns.models import Lead
+
+    Lead.objects.filter(email="also@y.test").update(email="not an address")
+    assert campaigns_dispatch(now=NOW).sent == 1
+    bad = CampaignLead.objects.get(lead__email="not an address")
+    assert bad.state == CampaignLeadState.STOPPED and "could not be sent" in bad.state_reason
+    assert CreditAccount.objects.get(workspace=workspace).balance == 999
+    assert Message.objects.get().recipient == "ok@x.test"
