@@ -9,12 +9,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import accounts.api.urls
 import billing.api.urls
+import campaigns.api.urls
 import reputation.api.urls
 import sending.api.urls
 from accounts import views as account_views
 from accounts.api.errors import error_body
 from accounts.urls import workspace_urlpatterns as account_pages
 from billing.urls import workspace_urlpatterns as billing_pages
+from campaigns.urls import workspace_urlpatterns as campaign_pages
 from config import error_pages
 from leaderboard.urls import workspace_urlpatterns as leaderboard_pages
 from sending.urls import workspace_urlpatterns as sending_pages
@@ -26,12 +28,14 @@ workspace_pages = [
     *warming_pages,
     *leaderboard_pages,
     *billing_pages,
+    *campaign_pages,
 ]
 API_V1: list[ModuleType] = [
     accounts.api.urls,
     sending.api.urls,
     reputation.api.urls,
     billing.api.urls,
+    campaigns.api.urls,
 ]
 
 

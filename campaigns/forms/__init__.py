@@ -1,0 +1,1 @@
+"""Forms for campaign, lead and suppression pages (one module per area)."""

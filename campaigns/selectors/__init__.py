@@ -1,0 +1,1 @@
+"""Reads for campaigns, leads and suppressions (one module per area)."""

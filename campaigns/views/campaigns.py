@@ -1,0 +1,5 @@
+"""Pages: campaigns."""
+
+from django.urls import URLPattern
+
+pages: list[URLPattern] = []

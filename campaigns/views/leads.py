@@ -1,0 +1,5 @@
+"""Pages: leads."""
+
+from django.urls import URLPattern
+
+pages: list[URLPattern] = []

@@ -1,0 +1,5 @@
+"""Pages: suppressions."""
+
+from django.urls import URLPattern
+
+pages: list[URLPattern] = []
