@@ -15,7 +15,7 @@ from sending.models import Suppression
 def campaign_lead_from_token(*, token: str) -> CampaignLead:
     """The campaign lead an unsubscribe link names; a forged or damaged link is refused."""
     try:
-        pk = signing.Signer(salt=UNSUBSCRIBE_SALT).unsign_object(token)
+        pk = int(signing.Signer(salt=UNSUBSCRIBE_SALT).unsign(token))
     except (signing.BadSignature, ValueError) as error:
         raise ApplicationError(
             "This unsubscribe link is not valid. Copy the whole link from the email.",
