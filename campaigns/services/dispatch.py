@@ -21,7 +21,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -73,6 +73,7 @@ class DispatchSummary:
     held: int = 0
     stopped: int = 0
     finished: int = 0
+    completed: int = 0
     paused_campaigns: list[str] = field(default_factory=list)
 
 
@@ -215,6 +216,19 @@ class _Run:
         for workspace_id, items in ready.items():
             self._send(workspace_id, items)
         campaign_leads_write(self.changed)
+        self._complete(set(by_campaign))
+
+    def _complete(self, campaign_ids: set[int]) -> None:
+        """A running campaign with no lead left waiting is completed (adding leads reopens it)."""
+        waiting = CampaignLead.objects.filter(
+            campaign_id=OuterRef("pk"), state=CampaignLeadState.WAITING
+        )
+        done = Campaign.objects.filter(pk__in=campaign_ids, status=CampaignStatus.RUNNING).exclude(
+            Exists(waiting)
+        )
+        self.summary.completed += done.update(
+            status=CampaignStatus.COMPLETED, finished_at=self.now, status_reason=""
+        )
 
     # --- loading ---------------------------------------------------------------------------
 

@@ -110,8 +110,11 @@ def test_a_three_step_sequence_goes_out_threaded_with_merge_fields_and_rfc8058_h
     assert follow["In-Reply-To"] == sample["Message-ID"]
     assert follow["From"] == sample["From"]  # the same mailbox keeps the thread
     assert CampaignSend.objects.filter(campaign=campaign).count() == 100
+    assert campaign.status == CampaignStatus.RUNNING
     assert campaigns_dispatch(now=later + timedelta(days=3)).sent == 50
     assert not CampaignLead.objects.exclude(state=CampaignLeadState.FINISHED).exists()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.COMPLETED  # nothing left waiting
 
 
 def test_follow_ups_go_before_new_leads_and_the_daily_caps_hold(workspace, relay):
