@@ -197,6 +197,12 @@ class Campaign(models.Model):
     status_reason = models.TextField(blank=True)
     # Paused by bounce protection (or another automatic rule): the customer must resume it.
     paused_by_system = models.BooleanField(default=False)
+    bounces_counted_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Bounce protection counts the sends from here on (set when the customer "
+        "resumes a campaign it paused, so the bounces already dealt with do not pause it again).",
+    )
     start_at = models.DateTimeField(null=True, blank=True, help_text="Scheduled start.")
     time_zone = models.CharField(max_length=64, default="UTC")
     use_lead_time_zone = models.BooleanField(

@@ -1,5 +1,6 @@
-from typing import Any
+from typing import Any, cast
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -8,7 +9,16 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
-from config.admin_actions import Outcome, ReasonedAction, ServiceOwnedAdmin
+from campaigns.services.suppressions import (
+    suppressed_domain_block,
+    suppressed_domain_clean,
+    suppressed_domain_unblock,
+    suppression_add,
+    suppression_address_clean,
+    suppression_remove,
+)
+from config.admin_actions import ConsoleAdmin, Outcome, ReasonedAction, ServiceOwnedAdmin
+from config.errors import ApplicationError
 from reputation.scoring import Tier
 from sending.models import (
     DkimKey,
@@ -18,6 +28,8 @@ from sending.models import (
     Message,
     MessageState,
     SendingDomain,
+    SuppressedDomain,
+    Suppression,
 )
 from sending.services.domains import DnsOutcome, domain_recheck, domain_release
 from sending.services.mailboxes import mailbox_cooldown, mailbox_pause, mailbox_resume
@@ -493,3 +505,156 @@ class MessageAdmin(ServiceOwnedAdmin):
             "<tbody>{}</tbody></table>",
             rows,
         )
+
+
+# --- Suppression lists -------------------------------------------------------------------------
+# Staff keep the platform's list here (entries every workspace's campaigns skip); workspaces keep
+# their own on their suppressions page, and staff only see and, with a reason, remove those.
+
+SUPPRESSION_NOTE = (
+    "The reason is recorded in the audit log with your name. Mail may go to these recipients "
+    "again at once: remove an unsubscribe or a complaint only when the person asked for it."
+)
+
+
+class ScopeFilter(admin.SimpleListFilter):
+    title = "list"
+    parameter_name = "scope"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("platform", "Platform-wide"), ("workspace", "A workspace's")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "platform":
+            return queryset.filter(workspace__isnull=True)
+        if self.value() == "workspace":
+            return queryset.filter(workspace__isnull=False)
+        return queryset
+
+
+def _refusal(error: ApplicationError) -> forms.ValidationError:
+    return forms.ValidationError(error.message)
+
+
+class PlatformSuppressionForm(forms.ModelForm):
+    """A platform-wide address: checked and normalised like every list's."""
+
+    class Meta:
+        model = Suppression
+        fields = ["address", "reason", "source"]
+
+    def clean_address(self) -> str:
+        try:
+            address = suppression_address_clean(self.cleaned_data["address"])
+        except ApplicationError as error:
+            raise _refusal(error) from None
+        if Suppression.objects.filter(workspace__isnull=True, address=address).exists():
+            raise forms.ValidationError(f"{address} is already on the platform's list.")
+        return address
+
+
+class PlatformDomainForm(forms.ModelForm):
+    class Meta:
+        model = SuppressedDomain
+        fields = ["domain", "reason"]
+
+    def clean_domain(self) -> str:
+        try:
+            name = suppressed_domain_clean(self.cleaned_data["domain"])
+        except ApplicationError as error:
+            raise _refusal(error) from None
+        if SuppressedDomain.objects.filter(workspace__isnull=True, domain=name).exists():
+            raise forms.ValidationError(f"{name} is already blocked platform-wide.")
+        return name
+
+
+class SuppressionListAdmin(AuditTrailMixin, ConsoleAdmin):
+    """Rows are added (platform-wide only) through the services and removed by a reasoned
+    action; nothing is edited in place."""
+
+    show_full_result_count = False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    @admin.display(description="List", ordering="workspace__name")
+    def scope(self, row: Suppression | SuppressedDomain) -> str:
+        return "Platform-wide" if row.workspace is None else str(row.workspace)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(SuppressionListAdmin):
+    form = PlatformSuppressionForm
+    list_display = ["address", "scope", "reason", "source", "created_at"]
+    list_filter = [ScopeFilter, "reason", "created_at"]
+    search_fields = ["address", "workspace__public_id", "workspace__name"]
+    list_select_related = ["workspace"]
+    readonly_fields = ["audit_trail"]
+    actions = [
+        ReasonedAction(
+            name="remove",
+            description="Remove from the suppression list",
+            done="address(es) removed from their list",
+            call=lambda row, staff, why: suppression_remove(
+                suppression=row, actor=staff, confirmed=True, why=why
+            ),
+            note=SUPPRESSION_NOTE,
+        )
+    ]
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("address", "reason", "source")
+        return ("address", "workspace", "reason", "source", "created_at", "audit_trail")
+
+    def save_model(
+        self, request: HttpRequest, obj: Suppression, form: forms.ModelForm, change: bool
+    ) -> None:
+        added = suppression_add(
+            workspace=None,
+            actor=cast(User, request.user),
+            address=obj.address,
+            reason=obj.reason,
+            source=obj.source,
+        )
+        obj.pk = added.row.pk
+
+
+@admin.register(SuppressedDomain)
+class SuppressedDomainAdmin(SuppressionListAdmin):
+    form = PlatformDomainForm
+    list_display = ["domain", "scope", "reason", "created_by", "created_at"]
+    list_filter = [ScopeFilter, "created_at"]
+    search_fields = ["domain", "workspace__public_id", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    readonly_fields = ["audit_trail"]
+    actions = [
+        ReasonedAction(
+            name="unblock",
+            description="Unblock (mail may go to the domain again)",
+            done="domain(s) unblocked",
+            call=lambda row, staff, why: suppressed_domain_unblock(
+                suppressed_domain=row, actor=staff, why=why
+            ),
+            note=SUPPRESSION_NOTE,
+        )
+    ]
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("domain", "reason")
+        return ("domain", "workspace", "reason", "created_by", "created_at", "audit_trail")
+
+    def save_model(
+        self, request: HttpRequest, obj: SuppressedDomain, form: forms.ModelForm, change: bool
+    ) -> None:
+        added = suppressed_domain_block(
+            workspace=None,
+            actor=cast(User, request.user),
+            domain=obj.domain,
+            reason=obj.reason,
+        )
+        obj.pk = added.row.pk

@@ -15,5 +15,4 @@ workspace_urlpatterns = [
     path("mailboxes/<int:mailbox_id>/", views.mailbox_detail, name="mailbox_detail"),
     path("mailboxes/<int:mailbox_id>/test/", views.mailbox_test, name="mailbox_test"),
     path("mailboxes/<int:mailbox_id>/status/", views.mailbox_status, name="mailbox_status"),
-    path("campaigns/", views.campaigns, name="campaigns"),
 ]

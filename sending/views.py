@@ -1,5 +1,4 @@
-"""Pages for sending domains and mailboxes (and the campaigns placeholder); every view is
-scoped to one workspace.
+"""Pages for sending domains and mailboxes; every view is scoped to one workspace.
 
 A service's refusal (ApplicationError) raised here becomes a message on the page the user came
 from (config.middleware.ApplicationErrorMiddleware); only forms catch it, to put it beside the
@@ -328,8 +327,3 @@ def mailbox_status(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
     else:
         raise ApplicationError("Unknown action.")
     return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
-
-
-@workspace_view()
-def campaigns(request: WorkspaceRequest) -> HttpResponse:
-    return render(request, "sending/campaigns.html")

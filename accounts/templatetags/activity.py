@@ -78,6 +78,46 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     "campaign.bounce_protection": (
         "Bounce protection paused the campaign {subject}: too many hard bounces"
     ),
+    # Campaigns
+    "campaign.create": "{actor} created the campaign {subject}",
+    "campaign.settings": "{actor} changed the settings of the campaign {subject}",
+    "campaign.step_add": "{actor} added a step to the campaign {subject}",
+    "campaign.step_update": "{actor} changed when a step of {subject} goes out",
+    "campaign.step_remove": "{actor} removed a step from the campaign {subject}",
+    "campaign.variant_add": "{actor} added an A/B variant to the campaign {subject}",
+    "campaign.variant_update": "{actor} edited a message of the campaign {subject}",
+    "campaign.variant_remove": "{actor} removed an A/B variant from the campaign {subject}",
+    "campaign.launch": "{actor} launched the campaign {subject}",
+    "campaign.pause": (
+        "{actor} paused the campaign {subject}",
+        "The campaign {subject} was paused",
+    ),
+    "campaign.resume": (
+        "{actor} resumed the campaign {subject}",
+        "The campaign {subject} was resumed",
+    ),
+    "campaign.delete": "{actor} deleted the campaign {subject}",
+    # Suppressions
+    "suppression.add": (
+        "{actor} added {email} to the suppression list",
+        "{email} was added to the suppression list",
+    ),
+    "suppression.remove": (
+        "{actor} removed {email} from the suppression list",
+        "{email} was removed from the suppression list",
+    ),
+    "suppressed_domain.block": (
+        "{actor} blocked the domain {name}",
+        "The domain {name} was blocked",
+    ),
+    "suppressed_domain.unblock": (
+        "{actor} unblocked the domain {name}",
+        "The domain {name} was unblocked",
+    ),
+    "suppression.import": (
+        "{actor} imported the suppression list “{name}”",
+        "The suppression list “{name}” was imported",
+    ),
     "mailbox.create": ("{actor} added the mailbox {subject}", "The mailbox {subject} was added"),
     "mailbox.update": ("{actor} changed the settings of {subject}", "{subject}'s settings changed"),
     "mailbox.delete": (

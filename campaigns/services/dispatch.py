@@ -538,9 +538,11 @@ def campaigns_bounce_protect() -> list[str]:
     for campaign in Campaign.objects.filter(status=CampaignStatus.RUNNING).select_related(
         "workspace"
     ):
+        sends = CampaignSend.objects.filter(campaign=campaign, message__isnull=False)
+        if campaign.bounces_counted_from:
+            sends = sends.filter(created_at__gte=campaign.bounces_counted_from)
         recent = list(
-            CampaignSend.objects.filter(campaign=campaign, message__isnull=False)
-            .order_by("-id")
+            sends.order_by("-id")
             .values_list("message_id", flat=True)[:LOOKBACK]
         )
         if not recent:

@@ -16,6 +16,7 @@ from campaigns.models import (
     CampaignStatus,
     LeadStatus,
 )
+from campaigns.services.campaigns import campaign_resume
 from campaigns.services.dispatch import campaigns_bounce_protect, campaigns_dispatch
 from reputation.models import Event
 from sending.models import Message, SendingDomain, Suppression
@@ -290,6 +291,20 @@ def test_bounce_protection_trips_above_its_line_and_not_at_it(
     assert campaign.status_reason.startswith("Bounce protection: 3 hard bounces")
     assert any("Campaign paused" in m.subject for m in mailoutbox)
     assert campaigns_dispatch(now=NOW + timedelta(days=3)).sent == 0
+
+    # Resumed with the customer's acknowledgement: the bounces dealt with are not counted
+    # again, new ones are.
+    campaign_resume(
+        campaign=campaign, actor=owner.user, acknowledge=True, now=NOW + timedelta(days=3)
+    )
+    assert campaigns_bounce_protect() == []
+    assert campaigns_dispatch(now=NOW + timedelta(days=3, minutes=1)).sent == 97
+    later = list(CampaignSend.objects.filter(step__position=2).select_related("message")[:3])
+    for send in later[:2]:
+        bounce(send)
+    assert campaigns_bounce_protect() == []
+    bounce(later[2])
+    assert campaigns_bounce_protect() == [campaign.public_id]
 
 
 def test_another_workspaces_mailbox_is_never_used(workspace, relay):
