@@ -139,7 +139,8 @@ class LeadImport(models.Model):
     encoding = models.CharField(max_length=40, blank=True)
     delimiter = models.CharField(max_length=1, blank=True)
     headers = models.JSONField(default=list, blank=True)
-    # CSV column -> lead field (`email`, `first_name`, ..., `custom:<name>`, or "" to skip).
+    # {"columns": {"<column index>": "email" | "first_name" | ... | "custom:<name>" | ""},
+    #  "skip_role_addresses": bool}; by index, so two columns with one header name both map.
     mapping = models.JSONField(default=dict, blank=True)
     state = models.CharField(
         max_length=16, choices=ImportState.choices, default=ImportState.UPLOADED

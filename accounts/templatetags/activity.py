@@ -97,6 +97,10 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
         "The campaign {subject} was resumed",
     ),
     "campaign.delete": "{actor} deleted the campaign {subject}",
+    # Leads
+    "lead.delete": "{actor} deleted the lead {subject}",
+    "lead_list.delete": "{actor} deleted the list {subject}",
+    "lead_import.start": "{actor} started importing {subject}",
     # Suppressions
     "suppression.add": (
         "{actor} added {email} to the suppression list",
