@@ -158,6 +158,9 @@ def campaign_leads_write(rows: list[CampaignLead]) -> None:
     """Write the decided rows back in one `UPDATE ... FROM unnest(arrays)` per few thousand:
     Django's bulk_update builds a CASE per column and row, most of a run at this size."""
     latest = list({row.pk: row for row in rows}.values())
+    if connection.vendor != "postgresql":  # the embedded profile's SQLite
+        CampaignLead.objects.bulk_update(latest, [name for name, _ in _WRITTEN], batch_size=500)
+        return
     table = CampaignLead._meta.db_table
     names = ", ".join(name for name, _ in _WRITTEN)
     assign = ", ".join(f"{name} = v.{name}" for name, _ in _WRITTEN)
@@ -541,10 +544,7 @@ def campaigns_bounce_protect() -> list[str]:
         sends = CampaignSend.objects.filter(campaign=campaign, message__isnull=False)
         if campaign.bounces_counted_from:
             sends = sends.filter(created_at__gte=campaign.bounces_counted_from)
-        recent = list(
-            sends.order_by("-id")
-            .values_list("message_id", flat=True)[:LOOKBACK]
-        )
+        recent = list(sends.order_by("-id").values_list("message_id", flat=True)[:LOOKBACK])
         if not recent:
             continue
         bounced = (

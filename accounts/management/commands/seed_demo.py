@@ -121,6 +121,105 @@ def _demo_domains(workspace: Workspace, owner: User) -> list[str]:
     return skipped
 
 
+DEMO_CAMPAIGN = "Intro: platform teams in Europe"
+DEMO_FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dario", "Eva", "Finn", "Greta", "Hugo", "Ines", "Jonas"]
+DEMO_COMPANIES = ["Nordlicht", "Baltic Data", "Rivoli Labs", "Tagus Cloud", "Danube Ops"]
+DEMO_LEAD_DOMAINS = ["nordlicht.de", "balticdata.ee", "rivoli-labs.fr", "tagus.pt", "danube.at"]
+
+
+def _demo_campaign(workspace: Workspace, owner: User) -> str:
+    """A list of prospects (two of them role addresses), a blocked competitor domain and a
+    campaign of two steps launched from the workspace's healthy domain, once."""
+    from campaigns.models import Campaign, LeadList
+    from campaigns.services.campaigns import (
+        campaign_create,
+        campaign_launch,
+        campaign_settings_update,
+        campaign_step_add,
+        step_variant_save,
+    )
+    from campaigns.services.leads import LeadRow, lead_list_create, leads_upsert
+    from campaigns.services.suppressions import suppressed_domain_block
+    from sending.models import SuppressedDomain
+    from sending.services.outbound import EXTERNAL_TIERS
+
+    if Campaign.objects.filter(workspace=workspace, name=DEMO_CAMPAIGN).exists():
+        return ""
+    prospects = LeadList.objects.filter(workspace=workspace, name="Demo prospects").first()
+    if prospects is None:
+        prospects = lead_list_create(workspace=workspace, actor=owner, name="Demo prospects")
+    rows = [
+        LeadRow(
+            ref=number,
+            email=f"{first.lower()}.{number}@{DEMO_LEAD_DOMAINS[number % 5]}",
+            fields={"first_name": first, "company": DEMO_COMPANIES[number % 5]},
+            custom_fields={"city": ["Berlin", "Tallinn", "Lyon", "Lisbon", "Vienna"][number % 5]},
+        )
+        for number, first in enumerate(DEMO_FIRST_NAMES * 3, start=1)
+    ]
+    rows += [LeadRow(ref=90, email="info@nordlicht.de"), LeadRow(ref=91, email="sales@tagus.pt")]
+    leads_upsert(workspace=workspace, rows=rows, lead_list=prospects)
+    if not SuppressedDomain.objects.filter(
+        workspace=workspace, domain="competitor-corp.com"
+    ).exists():
+        suppressed_domain_block(
+            workspace=workspace, actor=owner, domain="competitor-corp.com", reason="A competitor"
+        )
+    campaign = campaign_create(workspace=workspace, actor=owner, name=DEMO_CAMPAIGN)
+    senders = Mailbox.objects.filter(domain__workspace=workspace, domain__tier__in=EXTERNAL_TIERS)
+    campaign = campaign_settings_update(
+        campaign=campaign,
+        actor=owner,
+        data={
+            "mailbox_ids": list(senders.values_list("pk", flat=True)),
+            "lead_list_ids": [prospects.pk],
+            "send_days": [0, 1, 2, 3, 4, 5, 6],
+            "window_start": time(0, 0),
+            "window_end": time(23, 59),
+            "daily_new_leads": 10,
+        },
+    )
+    first = campaign.steps.get(position=1)
+    step_variant_save(
+        step=first,
+        actor=owner,
+        variant=first.variants.get(label="A"),
+        subject="{Quick question|A question} about {{ company }}",
+        body=(
+            'Hi {{ first_name | default: "there" }},\n\n{I noticed|I saw} that {{ company }} '
+            "is hiring platform engineers in {{ city | default: 'Europe' }}. Would a short call "
+            "next week make sense?\n\n{Best|Cheers},\n{{ sender_first_name }}\n\n"
+            "Not interested? {{ unsubscribe_url }}\n"
+        ),
+    )
+    step_variant_save(
+        step=first,
+        actor=owner,
+        variant=None,
+        subject="{{ company }} and deliverability",
+        body=(
+            "Hello {{ first_name | default: 'there' }},\n\nhow does {{ company }} keep its "
+            "mail out of spam folders?\n\n{{ sender_first_name }}\n\n{{ unsubscribe_url }}\n"
+        ),
+    )
+    follow_up = campaign_step_add(campaign=campaign, actor=owner, delay_days=3)
+    step_variant_save(
+        step=follow_up,
+        actor=owner,
+        variant=follow_up.variants.get(label="A"),
+        subject="",
+        body=(
+            "{Just|Only} following up, {{ first_name | default: 'there' }}.\n\n"
+            "{{ sender_first_name }}\n\n{{ unsubscribe_url }}\n"
+        ),
+    )
+    try:
+        campaign_launch(campaign=campaign, actor=owner, acknowledge_warnings=True)
+    except ApplicationError as error:
+        return f"The demo campaign stays a draft: {error}"
+    return ""
+
+
 def _user(email: str, *, staff: bool = False) -> User:
     user = User.objects.filter(email=email).first()
     if user is None:
@@ -204,10 +303,14 @@ class Command(BaseCommand):
                 )
             for name in _demo_domains(workspace, owner):
                 self.stdout.write(f"Skipped the demo domain {name}: another workspace holds it.")
+            if workspace.name == WORKSPACES[0][0]:
+                campaigner = (workspace, owner)
             logins += [(email, f"{role} of {name}") for email, role in people]
         _demo_pools()
         # Today's campaign credits, as the hourly grant would give them (idempotent per day).
         credits_grant_all(day=timezone.now().date())
+        if note := _demo_campaign(*campaigner):
+            self.stdout.write(note)
         # Golden seeds, so that the demo's healthy mailboxes (all in one workspace) have partners.
         for number, (name, provider) in enumerate(DEMO_SEEDS, start=1):
             GoldenSeed.objects.get_or_create(
