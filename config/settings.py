@@ -237,6 +237,7 @@ CELERY_BEAT_SCHEDULE = {
     "warming-engage": {"task": "warming.tasks.warming_engage_tick", "schedule": 60.0},
     # Campaign steps whose time has come: claimed, gated and reserved (docs/campaign-rules.md).
     "campaigns-dispatch": {"task": "campaigns.tasks.campaigns_dispatch_tick", "schedule": 60.0},
+    "imports-tidy": {"task": "campaigns.tasks.imports_tidy_tick", "schedule": 600.0},
     # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
     "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {

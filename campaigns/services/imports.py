@@ -14,7 +14,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.core.files import File
@@ -444,3 +444,36 @@ def lead_import_summary(*, lead_import: LeadImport) -> Iterator[bytes]:
     for problem in lead_import.problems:
         writer.writerow([problem.get("line", ""), "", "failed", problem.get("message", "")])
     yield out.getvalue().encode()
+
+
+IMPORT_STALE = timedelta(hours=1)  # a 100,000-row file takes well under a minute
+IMPORT_LOST = timedelta(minutes=10)
+IMPORT_TASKS = {
+    ImportKind.LEADS: "campaigns.tasks.lead_import",
+    ImportKind.SUPPRESSIONS: "campaigns.tasks.suppression_import",
+}
+
+
+def imports_tidy(*, now: datetime | None = None) -> dict[str, int]:
+    """Imports a worker left behind: one queued long ago (its task was lost, say in a broker
+    outage) is queued again, which is safe because a run claims its import first; one running
+    for over an hour (its worker died) is failed with what the customer can do."""
+    now = now or timezone.now()
+    stale = LeadImport.objects.filter(state=ImportState.RUNNING, started_at__lt=now - IMPORT_STALE)
+    failed = stale.update(
+        state=ImportState.FAILED,
+        finished_at=now,
+        error=(
+            "The import stopped before it finished (the server running it went away). The rows "
+            "before that point were imported; upload the file again to import the rest "
+            "(duplicates are merged, not added twice)."
+        ),
+    )
+    lost = list(
+        LeadImport.objects.filter(
+            state=ImportState.QUEUED, created_at__lt=now - IMPORT_LOST
+        ).values_list("pk", "kind")
+    )
+    for pk, kind in lost:
+        transaction.on_commit(lambda pk=pk, kind=kind: task_enqueue(IMPORT_TASKS[kind], pk))
+    return {"failed": failed, "queued_again": len(lost)}

@@ -33,7 +33,9 @@ from accounts.services import audit_log_record
 from campaigns.lead_rules import address_normalize, is_role_address, time_zone_guess
 from campaigns.models import Campaign, Lead, LeadList, LeadListMembership, LeadStatus
 from campaigns.services.enrolment import campaign_leads_enrol
+from campaigns.services.suppressions import suppression_add
 from config.errors import ApplicationError
+from sending.models import Suppression
 from sending.services.outbound import suppressions_find
 
 UPSERT_BATCH = 2000
@@ -635,11 +637,21 @@ def lead_update(*, lead: Lead, actor: User | None, data: Mapping[str, Any]) -> L
     if errors:
         first = next(iter(errors.values()))[0]
         raise ApplicationError(f"The lead was not saved: {first}", fields=errors)
-    if status != lead.status:
+    changed = status != lead.status
+    if changed:
         lead.status, lead.status_changed_at = status, now
     lead.out_of_office_until = until if status == LeadStatus.OUT_OF_OFFICE else None
     lead.updated_at = now
     lead.save()
+    if changed and status in SUPPRESSING_STATUSES:
+        # Marked by hand as opted out: never mailed again by any campaign, like a link click.
+        suppression_add(
+            workspace=lead.workspace,
+            actor=actor,
+            address=lead.email,
+            reason=SUPPRESSING_STATUSES[status],
+            source="Lead marked by hand",
+        )
     if "lists" in data:
         lists: Iterable[LeadList] = data["lists"] or []
         wanted = {item.pk for item in lists if item.workspace_id == lead.workspace_id}
@@ -649,6 +661,12 @@ def lead_update(*, lead: Lead, actor: User | None, data: Mapping[str, Any]) -> L
             ignore_conflicts=True,
         )
     return lead
+
+
+SUPPRESSING_STATUSES = {
+    LeadStatus.UNSUBSCRIBED: Suppression.Reason.UNSUBSCRIBE,
+    LeadStatus.COMPLAINED: Suppression.Reason.COMPLAINT,
+}
 
 
 @transaction.atomic

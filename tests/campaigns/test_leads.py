@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from campaigns.lead_rules import address_normalize
-from campaigns.models import Lead, LeadList, LeadStatus
+from campaigns.models import CampaignLead, CampaignLeadState, Lead, LeadList, LeadStatus
+from campaigns.services.enrolment import campaign_leads_enrol
 from campaigns.services.leads import (
     LeadRow,
     Outcome,
@@ -20,6 +21,8 @@ from campaigns.services.leads import (
     leads_upsert,
 )
 from config.errors import ApplicationError
+from sending.models import Suppression
+from tests.campaigns import builders
 from tests.campaigns.builders import lead_list
 
 DOMAINS = ["example.com", "Example.DE", "bücher.de", "x.test", "-bad.com", "a", "ex_ample.com"]
@@ -158,6 +161,20 @@ def test_a_lead_is_updated_with_checked_values(owner):
     lead.refresh_from_db()
     assert lead.out_of_office_until is None
     assert lead.lists.count() == 0
+
+
+def test_a_lead_marked_unsubscribed_by_hand_is_suppressed_and_its_steps_stop(owner):
+    leads_upsert(workspace=owner.workspace, rows=[LeadRow(0, "ada@example.com")])
+    lead = Lead.objects.get()
+    campaign = builders.campaign(owner.workspace)
+    campaign_leads_enrol(campaign=campaign, lead_ids=[lead.pk])
+    lead_update(lead=lead, actor=owner.user, data={"status": LeadStatus.UNSUBSCRIBED})
+    entry = Suppression.objects.get(workspace=owner.workspace, address="ada@example.com")
+    assert entry.reason == Suppression.Reason.UNSUBSCRIBE
+    assert CampaignLead.objects.get(lead=lead).state == CampaignLeadState.STOPPED
+    # Back to active: the suppression stays (removing it is a separate, deliberate act).
+    lead_update(lead=lead, actor=owner.user, data={"status": LeadStatus.ACTIVE})
+    assert Suppression.objects.filter(address="ada@example.com").exists()
 
 
 def test_a_lead_is_deleted_with_an_audit_entry(owner):
