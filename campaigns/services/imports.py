@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import IO, Any
 
 from django.core.files import File
@@ -475,5 +476,5 @@ def imports_tidy(*, now: datetime | None = None) -> dict[str, int]:
         ).values_list("pk", "kind")
     )
     for pk, kind in lost:
-        transaction.on_commit(lambda pk=pk, kind=kind: task_enqueue(IMPORT_TASKS[kind], pk))
+        transaction.on_commit(partial(task_enqueue, IMPORT_TASKS[ImportKind(kind)], pk))
     return {"failed": failed, "queued_again": len(lost)}
