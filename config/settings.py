@@ -346,7 +346,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"TlsModeEnum": "sending.models.TlsMode"},
+    "ENUM_NAME_OVERRIDES": {
+        "TlsModeEnum": "sending.models.TlsMode",
+        "LeadStatusEnum": "campaigns.models.LeadStatus",
+        "CampaignStatusEnum": "campaigns.models.CampaignStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.api.schema.error_responses",
