@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "leaderboard",
     "billing",
     "campaigns",
+    "inbox",
+    "tracking",
+    "webhooks",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Reply classification rules (pure)."""
