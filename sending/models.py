@@ -375,6 +375,7 @@ class SuppressedDomain(models.Model):
 class MessageKind(models.TextChoices):
     WARMUP = "warmup", "Warm-up"
     CAMPAIGN = "campaign", "Campaign"
+    REPLY = "reply", "Reply from the inbox"
 
 
 class MessageState(models.TextChoices):
