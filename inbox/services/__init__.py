@@ -1,0 +1,1 @@
+"""Inbox services: polling mailboxes for replies, what replies do, and working them."""
