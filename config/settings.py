@@ -241,6 +241,14 @@ CELERY_BEAT_SCHEDULE = {
     # Campaign steps whose time has come: claimed, gated and reserved (docs/campaign-rules.md).
     "campaigns-dispatch": {"task": "campaigns.tasks.campaigns_dispatch_tick", "schedule": 60.0},
     "imports-tidy": {"task": "campaigns.tasks.imports_tidy_tick", "schedule": 600.0},
+    # Replies in the sending mailboxes (each mailbox claimed by one poll at a time).
+    "replies-poll": {"task": "inbox.tasks.replies_poll_tick", "schedule": 60.0},
+    "tracking-domains": {
+        "task": "tracking.tasks.tracking_domains_recheck_tick",
+        "schedule": 3600.0,
+    },
+    # Outgoing webhooks: due deliveries and retries (docs/webhooks.md).
+    "webhooks-deliver": {"task": "webhooks.tasks.webhooks_deliver_tick", "schedule": 30.0},
     # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
     "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {
@@ -359,6 +367,17 @@ SPECTACULAR_SETTINGS = {
         "accounts.api.schema.error_responses",
     ],
 }
+
+# --- Replies, tracking, webhooks -----------------------------------------------------------------
+# An out-of-office reply holds the lead until its return date ("resume") or ends its sequence.
+REPLIES_OUT_OF_OFFICE = env.str("REPLIES_OUT_OF_OFFICE", default="resume")
+TRACKING_TOKEN_DAYS = env.int("TRACKING_TOKEN_DAYS", default=180)
+TRACKING_HITS_PER_MINUTE = env.int("TRACKING_HITS_PER_MINUTE", default=300)
+TRACKING_DOMAIN_SCHEME = env.str("TRACKING_DOMAIN_SCHEME", default="https")
+# Endpoints on private or loopback addresses are refused unless this is on (tests, DEBUG).
+WEBHOOKS_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOKS_ALLOW_PRIVATE_HOSTS", default=False)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_CA_FILE = env.str("WEBHOOKS_CA_FILE", default="")
 
 # --- Secrets at rest -----------------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation without downtime).

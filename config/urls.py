@@ -10,17 +10,22 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 import accounts.api.urls
 import billing.api.urls
 import campaigns.api.urls
+import inbox.api.urls
 import reputation.api.urls
 import sending.api.urls
+import webhooks.api.urls
 from accounts import views as account_views
 from accounts.api.errors import error_body
 from accounts.urls import workspace_urlpatterns as account_pages
 from billing.urls import workspace_urlpatterns as billing_pages
 from campaigns.urls import workspace_urlpatterns as campaign_pages
 from config import error_pages
+from inbox.urls import workspace_urlpatterns as inbox_pages
 from leaderboard.urls import workspace_urlpatterns as leaderboard_pages
 from sending.urls import workspace_urlpatterns as sending_pages
+from tracking.urls import workspace_urlpatterns as tracking_pages
 from warming.urls import workspace_urlpatterns as warming_pages
+from webhooks.urls import workspace_urlpatterns as webhook_pages
 
 workspace_pages = [
     *account_pages,
@@ -29,6 +34,9 @@ workspace_pages = [
     *leaderboard_pages,
     *billing_pages,
     *campaign_pages,
+    *inbox_pages,
+    *tracking_pages,
+    *webhook_pages,
 ]
 API_V1: list[ModuleType] = [
     accounts.api.urls,
@@ -36,6 +44,8 @@ API_V1: list[ModuleType] = [
     reputation.api.urls,
     billing.api.urls,
     campaigns.api.urls,
+    inbox.api.urls,
+    webhooks.api.urls,
 ]
 
 
@@ -87,6 +97,7 @@ urlpatterns = [
     path("", include("reputation.urls")),
     path("", include("billing.urls")),
     path("", include("campaigns.urls")),
+    path("", include("tracking.urls")),
     path("admin/", admin.site.urls),
     # Stripe's webhooks, verified by signature per endpoint (dj-stripe).
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

@@ -101,6 +101,27 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     "lead.delete": "{actor} deleted the lead {subject}",
     "lead_list.delete": "{actor} deleted the list {subject}",
     "lead_import.start": "{actor} started importing {subject}",
+    # Inbox, tracking, webhooks
+    "reply.label": (
+        "{actor} changed the labels of “{subject}”",
+        "The labels of “{subject}” were changed",
+    ),
+    "reply.send": "{actor} answered “{subject}” from the inbox",
+    "reply_label.create": "{actor} added the reply label “{name}”",
+    "reply_label.rename": "{actor} renamed the reply label “{old_name}” to “{name}”",
+    "reply_label.delete": "{actor} deleted the reply label “{subject}”",
+    "tracking_domain.set": "{actor} set the tracking domain {subject}",
+    "tracking_domain.remove": "{actor} removed the tracking domain {subject}",
+    "campaign.tracking": "{actor} changed open and click tracking of {subject}",
+    "webhook.create": "{actor} added the webhook endpoint {subject}",
+    "webhook.update": "{actor} changed the webhook endpoint {subject}",
+    "webhook.delete": "{actor} deleted the webhook endpoint {subject}",
+    "webhook.enable": "{actor} turned the webhook endpoint {subject} back on",
+    "webhook.disable": (
+        "{actor} turned off the webhook endpoint {subject}",
+        "The webhook endpoint {subject} was disabled after repeated failed deliveries",
+    ),
+    "webhook.secret_rotate": "{actor} replaced the signing secret of the webhook endpoint {subject}",
     # Suppressions
     "suppression.add": (
         "{actor} added {email} to the suppression list",

@@ -58,6 +58,8 @@ from sending.services.outbound import (
     messages_reserve,
     suppressions_find,
 )
+from tracking.services.render import messages_track
+from webhooks.services.deliveries import webhook_emit
 
 logger = logging.getLogger(__name__)
 
@@ -362,7 +364,9 @@ class _Run:
             if back > now:
                 self._hold(row, back, f"Out of office until {lead.out_of_office_until}.")
                 return None
-        elif lead.status != LeadStatus.ACTIVE:
+        elif lead.status != LeadStatus.ACTIVE and not (
+            lead.status == LeadStatus.REPLIED and not campaign.stop_on_reply
+        ):
             self._stop(row, f"The lead is {lead.get_status_display().lower()}.")
             return None
         reason = suppressed.get((campaign.workspace_id, lead.email))
@@ -465,6 +469,8 @@ class _Run:
                 self._unpick(item)
                 self._hold(item[0], self.now + HOLD, "No credits left: waiting for more.")
         reserved = self._reserve(workspace, paid, paid_refs)
+        # Before this transaction commits (and queues the hand-over): the tracked HTML part.
+        messages_track(messages=[message for _, message in reserved])
         sends = []
         for (row, draft, step, variant_id), message in reserved:
             sends.append(
@@ -580,5 +586,13 @@ def _campaign_pause_by_system(*, campaign: Campaign, reason: str) -> bool:
         workspace=campaign.workspace,
         subject=f"Campaign paused: {campaign.name}",
         body=f"{reason}\n\nResuming it needs an action by you on the campaign's page.",
+    )
+    now = timezone.now()
+    webhook_emit(
+        workspace_id=campaign.workspace_id,
+        event_type="campaign.paused",
+        data={"campaign": campaign.public_id, "name": campaign.name, "reason": reason},
+        occurred_at=now,
+        event_id=f"evt_paused_{campaign.public_id}_{int(now.timestamp())}",
     )
     return True

@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import workspace_notify
+from config.celery import task_enqueue
 from reputation.core.metrics import domain_window_sums, window_metrics
 from reputation.core.pool_map import tenant_pool_publish
 from reputation.models import ScoreHistory
@@ -21,6 +23,7 @@ from reputation.scoring import (
     trust_score,
 )
 from sending.models import DomainStatus, SendingDomain
+from webhooks.models import WebhookEndpoint
 
 SCORE_FIELDS = [
     "trust_score",
@@ -227,7 +230,55 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
         workspace_notify(workspace=domain.workspace, event="score", payload=payload)
     SendingDomain.objects.bulk_update(updated, SCORE_FIELDS, batch_size=500)
     ScoreHistory.objects.bulk_create(history, batch_size=500)
+    _score_webhooks([d for d in updated if d.pk in changes], changes, now)
     return changes
+
+
+def _score_webhooks(
+    domains: list[SendingDomain], changes: dict[int, ScoreChange], now: datetime
+) -> None:
+    """Score and tier changes as webhook events of workspaces that have an endpoint, queued
+    once the change commits (the webhooks layer sits above this one: by task name)."""
+    if not domains:
+        return
+    listening = set(
+        WebhookEndpoint.objects.filter(
+            active=True, workspace_id__in={d.workspace_id for d in domains}
+        ).values_list("workspace_id", flat=True)
+    )
+    for domain in domains:
+        if domain.workspace_id not in listening:
+            continue
+        change = changes[domain.pk]
+        data = {
+            "domain": domain.name,
+            "domain_id": domain.public_id,
+            "score": change.score,
+            "before_score": change.before_score,
+            "tier": change.tier,
+            "before_tier": change.before_tier,
+        }
+        kinds = [
+            kind
+            for kind, moved in (
+                ("domain.score_changed", change.score != change.before_score),
+                ("domain.tier_changed", change.tier != change.before_tier),
+            )
+            if moved
+        ]
+        for kind in kinds:
+            event_id = f"evt_{kind.split('.')[1]}_{domain.public_id}_{int(now.timestamp())}"
+            transaction.on_commit(
+                partial(
+                    task_enqueue,
+                    "webhooks.tasks.webhook_emit_event",
+                    domain.workspace_id,
+                    kind,
+                    data,
+                    now.isoformat(),
+                    event_id,
+                )
+            )
 
 
 def _change_text(name: str, change: ScoreChange) -> str:

@@ -12,7 +12,8 @@ from config.errors import ApplicationError
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from reputation.core.scores import scores_recompute
 from reputation.models import Event, EventKind
-from sending.models import DomainStatus, Mailbox, SendingDomain, Suppression
+from sending.models import DomainStatus, Mailbox, MessageKind, SendingDomain, Suppression
+from webhooks.services.deliveries import webhook_emit_for_event
 
 RECORDABLE = {
     EventKind.OPENED,
@@ -87,6 +88,9 @@ def event_record(
         )
     if rescore:
         scores_recompute(domain_ids=[domain.pk])
+    if first_open and message_kind != MessageKind.WARMUP:
+        # After commit, and never able to undo or fail the event (warm-up traffic is internal).
+        transaction.on_commit(lambda: webhook_emit_for_event(event=event, domain=domain))
     return event
 
 

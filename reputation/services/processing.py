@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import NamedTuple
 
 import orjson
@@ -42,6 +43,12 @@ from reputation.models import (
 from reputation.services.actions import actions_evaluate
 from reputation.services.dead_letters import dead_letters_record
 from sending.models import DomainStatus, Mailbox, Message, MessageState, SendingDomain, Suppression
+from webhooks.services.deliveries import (
+    EVENT_KIND_TYPES,
+    WebhookEvent,
+    webhook_emit_many,
+    webhook_event_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -1135,6 +1142,33 @@ def _error_text(error: Exception) -> str:
     return text.replace("\x00", "\\x00")[:2000]
 
 
+def _webhooks_queue(rows: list[_Row]) -> None:
+    """Campaign messages' sent, delivered and bounced records become the workspaces' webhook
+    events once the batch commits (one query skips workspaces with no endpoint)."""
+    hooks = [
+        WebhookEvent(
+            r.workspace_id,
+            EVENT_KIND_TYPES[r.event.kind.value],
+            {
+                "recipient": r.event.recipient,
+                "message_id": r.event.message_id,
+                "detail": r.event.response[:500],
+                **(
+                    {"bounce": "hard" if r.event.kind == EventKind.BOUNCE_HARD else "soft"}
+                    if r.event.kind in (EventKind.BOUNCE_HARD, EventKind.BOUNCE_SOFT)
+                    else {}
+                ),
+            },
+            _when(r.event.occurred_at),
+            webhook_event_id(r.key),
+        )
+        for r in rows
+        if r.event.message_kind == "campaign" and r.event.kind.value in EVENT_KIND_TYPES
+    ]
+    if hooks:
+        transaction.on_commit(partial(webhook_emit_many, events=hooks))
+
+
 def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
     """The set-based steps for mapped events: Receptions taken back, resolve tenants and
     messages (setting unmatched reports aside), one complaint per message, streaks, events,
@@ -1193,6 +1227,7 @@ def _apply(mapped: Mapped, now: datetime) -> BatchOutcome:
     domain_counters_add(domain_counts)
     mailbox_counters_add(mailbox_counts)
     _suppress(rows, now)
+    _webhooks_queue(rows)
 
     outcome.events = len(rows)
     for row in rows:

@@ -326,3 +326,28 @@ def test_a_message_that_cannot_be_written_stops_its_lead_refunds_and_the_rest_go
     assert bad.state == CampaignLeadState.STOPPED and "could not be sent" in bad.state_reason
     assert CreditAccount.objects.get(workspace=workspace).balance == 999
     assert Message.objects.get().recipient == "ok@x.test"
+
+
+@pytest.mark.parametrize("stop_on_reply", [True, False])
+def test_a_lead_that_replied_stops_only_where_the_campaign_says_so(workspace, relay, stop_on_reply):
+    domain = builders.sending_domain(workspace, "acme-sales.com")
+    three_steps(
+        workspace, builders.mailboxes(domain, 1), ["ann@x.test"], stop_on_reply=stop_on_reply
+    )
+    from campaigns.models import Lead
+
+    Lead.objects.filter(email="ann@x.test").update(status=LeadStatus.REPLIED)
+    summary = campaigns_dispatch(now=NOW)
+    assert (summary.sent, summary.stopped) == ((0, 1) if stop_on_reply else (1, 0))
+
+
+def test_campaign_messages_get_a_tracked_html_part_with_the_unsubscribe_link_untouched(
+    workspace, relay
+):
+    domain = builders.sending_domain(workspace, "acme-sales.com")
+    three_steps(workspace, builders.mailboxes(domain, 1), ["ann@x.test"])
+    assert campaigns_dispatch(now=NOW).sent == 1
+    message = Message.objects.get()
+    assert "/t/o/" in message.html_body  # the open pixel
+    unsubscribe = re.search(r"https://app\.trustgate\.test/u/[^\s<\"]+", message.text_body)
+    assert unsubscribe and unsubscribe.group(0) in message.html_body  # not rewritten

@@ -1,0 +1,1 @@
+"""Tracking services: tokens, the tracked HTML of a campaign message, hits, custom domains."""
