@@ -121,7 +121,9 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
         "{actor} turned off the webhook endpoint {subject}",
         "The webhook endpoint {subject} was disabled after repeated failed deliveries",
     ),
-    "webhook.secret_rotate": "{actor} replaced the signing secret of the webhook endpoint {subject}",
+    "webhook.secret_rotate": (
+        "{actor} replaced the signing secret of the webhook endpoint {subject}"
+    ),
     # Suppressions
     "suppression.add": (
         "{actor} added {email} to the suppression list",
