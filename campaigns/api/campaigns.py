@@ -28,7 +28,9 @@ from campaigns.services import campaigns as services
 from campaigns.services.checks import campaign_checks
 from campaigns.services.preview import campaign_preview
 from config.errors import PermissionDenied
+from inbox.selectors import reply_stats
 from sending.models import Mailbox
+from tracking.selectors import tracking_stats
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 CONFLICT = OpenApiResponse(
@@ -280,6 +282,13 @@ class StatsSerializer(serializers.Serializer):
     steps = StepStatsSerializer(many=True)
     daily = DaySerializer(many=True, help_text="The last 30 days in the campaign's time zone.")
     leads = LeadStatesSerializer()
+    tracking = serializers.JSONField(
+        help_text="Unique human opens, machine opens, clicks and clickers with rates, in total "
+        "and per step and variant (opens by proxies and scanners are not in the open rate)."
+    )
+    replies = serializers.JSONField(
+        help_text="Sent messages that got a human reply, and a reply labelled interested."
+    )
 
 
 class PreviewQuerySerializer(serializers.Serializer):
@@ -548,7 +557,9 @@ class CampaignViewSet(
     def stats(self, request: Request, id: str) -> Response:
         """Sent, delivered, bounced, opened, replied, unsubscribed: in total, per step and
         variant, and sent per day for the last 30 days."""
-        stats = selectors.campaign_stats(campaign=self.get_object())
+        campaign = self.get_object()
+        stats = selectors.campaign_stats(campaign=campaign)
+        replies = reply_stats(campaign=campaign).totals
         return Response(
             {
                 "totals": _numbers(stats.totals),
@@ -571,6 +582,8 @@ class CampaignViewSet(
                 ],
                 "daily": [{"day": day, "sent": sent} for day, sent in stats.daily],
                 "leads": stats.leads,
+                "tracking": tracking_stats(campaign=campaign).as_dict(),
+                "replies": {"replied": replies.replied, "positive": replies.positive},
             }
         )
 

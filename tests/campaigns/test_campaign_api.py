@@ -82,6 +82,8 @@ def test_a_campaign_is_built_and_launched_through_the_api(api, setup):
     stats = api.get(f"{url}stats/").json()
     assert stats["totals"]["sent"] == 0 and len(stats["daily"]) == 30
     assert [len(s["variants"]) for s in stats["steps"]] == [2, 1]
+    assert stats["replies"] == {"replied": 0, "positive": 0}
+    assert stats["tracking"]["opens"] == 0 and len(stats["tracking"]["steps"]) == 2
 
 
 def test_launching_with_a_rehab_domain_answers_400_naming_the_domain(api, owner, setup):
