@@ -31,6 +31,7 @@ from billing.selectors import external_sending_blocked
 from billing.services.entitlements import external_sending_refusal, upgrade_link
 from config.celery import task_enqueue
 from config.errors import ApplicationError
+from inbox.models import Reply
 from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
 from reputation.scoring import Tier
@@ -186,12 +187,32 @@ def messages_reserve(
         rows.append(message)
     _refuse_suppressed(rows)
     _refuse_unpaid_campaigns(rows, drafts)
+    _refuse_unprompted_replies(rows)
     with transaction.atomic():
         _insert(rows)
         if enqueue and rows:
             ids = [m.pk for m in rows]
             transaction.on_commit(lambda: task_enqueue(SEND_TASK, ids))
     return rows
+
+
+def _refuse_unprompted_replies(rows: list[Message]) -> None:
+    """A reply from the inbox skips the campaign gates (tier, credits) because someone wrote
+    first: so it may only go to an address that did write to that workspace."""
+    wanted = {(m.workspace_id, m.recipient) for m in rows if m.kind == MessageKind.REPLY}
+    if not wanted:
+        return
+    wrote = set(
+        Reply.objects.filter(
+            workspace_id__in={w for w, _ in wanted},
+            from_address__in={address for _, address in wanted},
+        ).values_list("workspace_id", "from_address")
+    )
+    for _workspace_id, address in sorted(wanted - wrote):
+        raise ApplicationError(
+            f"{address} never wrote to this workspace: a reply can only answer someone who did.",
+            code="reply_not_prompted",
+        )
 
 
 def _refuse_unpaid_campaigns(rows: list[Message], drafts: Sequence[MessageDraft]) -> None:

@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from config.embedded_mta import DeliveryRefused, InjectStandIn
+from config.errors import ApplicationError
 from reputation.core.pool_map import key, kumo_redis
 from reputation.models import Event
 from sending.models import (
@@ -131,6 +132,21 @@ def test_a_suppressed_or_malformed_recipient_is_refused_and_nothing_is_reserved(
     with pytest.raises(Exception, match="cannot be set"):
         reserve(alex, headers={"Message-ID": "<mine@x>"})
     assert not Message.objects.exists()
+
+
+def test_a_reply_from_the_inbox_only_goes_to_someone_who_wrote_to_the_workspace(alex, stranger):
+    from inbox.models import Reply
+
+    with pytest.raises(ApplicationError, match="never wrote to this workspace"):
+        reserve(alex, "cold@prospect.test", kind="reply")
+    # Someone who wrote to another workspace does not count either.
+    Reply.objects.create(workspace=stranger.workspace, from_address="cold@prospect.test")
+    with pytest.raises(ApplicationError, match="never wrote to this workspace"):
+        reserve(alex, "cold@prospect.test", kind="reply")
+    assert not Message.objects.exists()
+    Reply.objects.create(workspace=alex.domain.workspace, from_address="cold@prospect.test")
+    (message,) = reserve(alex, "Cold@Prospect.test", kind="reply")
+    assert message.kind == "reply"
 
 
 def test_a_message_reaches_the_receiver_once_through_injection_and_its_records_attach(
