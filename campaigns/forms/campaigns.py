@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, StepVariant
 from campaigns.window import HOLIDAY_COUNTRIES
+from tracking.selectors import campaign_tracking_get
 
 WEEKDAY_CHOICES = [
     (0, "Mon"),
@@ -84,6 +85,18 @@ class CampaignSettingsForm(forms.Form):
         help_text="Gmail recipients from Google-hosted mailboxes, Outlook recipients from "
         "Microsoft-hosted ones, when one can send.",
     )
+    track_opens = forms.BooleanField(
+        label="Track opens",
+        required=False,
+        help_text="A tiny image in the HTML part; opens by privacy proxies and scanners are "
+        "counted apart.",
+    )
+    track_clicks = forms.BooleanField(
+        label="Track clicks",
+        required=False,
+        help_text="Links go through the platform (or your tracking domain) to where they point; "
+        "the unsubscribe link is never changed.",
+    )
     start_at = forms.DateTimeField(
         label="Start on",
         required=False,
@@ -124,6 +137,7 @@ class CampaignSettingsForm(forms.Form):
         start_at = campaign.start_at
         if start_at is not None:
             start_at = timezone.localtime(start_at, _zone(campaign.time_zone)).replace(tzinfo=None)
+        tracking = campaign_tracking_get(campaign=campaign)
         return {
             "name": campaign.name,
             "send_days": list(campaign.send_days),
@@ -136,14 +150,24 @@ class CampaignSettingsForm(forms.Form):
             "daily_new_leads": campaign.daily_new_leads,
             "stop_on_reply": campaign.stop_on_reply,
             "provider_matching": campaign.provider_matching,
+            "track_opens": tracking.opens,
+            "track_clicks": tracking.clicks,
             "start_at": start_at,
             "mailbox_ids": [m.pk for m in campaign.mailboxes.all()],
             "lead_list_ids": [lst.pk for lst in campaign.lead_lists.all()],
         }
 
+    def tracking_data(self) -> dict[str, bool]:
+        return {
+            "opens": bool(self.cleaned_data.get("track_opens")),
+            "clicks": bool(self.cleaned_data.get("track_clicks")),
+        }
+
     def settings_data(self) -> dict[str, Any]:
         """The cleaned values as the settings service takes them (start in the campaign zone)."""
         data = dict(self.cleaned_data)
+        data.pop("track_opens", None)
+        data.pop("track_clicks", None)
         start_at: datetime | None = data.get("start_at")
         if start_at is not None:
             naive = timezone.make_naive(start_at) if timezone.is_aware(start_at) else start_at

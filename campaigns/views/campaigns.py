@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -47,6 +48,7 @@ from config.forms import form_add_refusal
 from sending import selectors as sending_selectors
 from sending.models import Mailbox
 from sending.services.outbound import EXTERNAL_TIERS
+from tracking.services.switches import campaign_tracking_set
 
 # Merge fields every lead has (custom fields from imports come on top).
 MERGE_FIELDS = [
@@ -354,9 +356,11 @@ def campaign_settings(request: WorkspaceRequest, campaign_id: str) -> HttpRespon
     form = _settings_form(campaign, mailboxes, lists, data=request.POST)
     if form.is_valid():
         try:
-            services.campaign_settings_update(
-                campaign=campaign, actor=request.user, data=form.settings_data()
-            )
+            with transaction.atomic():
+                services.campaign_settings_update(
+                    campaign=campaign, actor=request.user, data=form.settings_data()
+                )
+                campaign_tracking_set(campaign=campaign, actor=request.user, **form.tracking_data())
         except ApplicationError as error:
             form_add_refusal(form, error)
         else:

@@ -1,6 +1,7 @@
 """Campaign pages with the Django test client: the list, the builder (sequence, settings,
 mailboxes, lists, checks, launch / pause / resume) and the numbers."""
 
+import re
 from datetime import UTC, datetime, time
 
 import pytest
@@ -54,6 +55,8 @@ def settings_post(campaign: Campaign, **fields) -> dict:
         "daily_limit": "200",
         "daily_new_leads": "50",
         "stop_on_reply": "on",
+        "track_opens": "on",
+        "track_clicks": "on",
         "start_at": "",
         "mailbox_ids": [str(m.pk) for m in campaign.mailboxes.all()],
         "lead_list_ids": [str(lst.pk) for lst in campaign.lead_lists.all()],
@@ -333,6 +336,24 @@ def test_settings_are_saved(owner, owner_client):
     assert campaign.holiday_country == "DE"
     assert campaign.daily_limit == 200
     assert other in campaign.lead_lists.all()
+
+
+def test_click_tracking_can_be_turned_off_for_a_campaign(owner, owner_client):
+    from tracking.selectors import campaign_tracking_get
+
+    def clicks_box() -> str:
+        body = owner_client.get(url(campaign)).content.decode()
+        return re.search(r'<input[^>]*name="track_clicks"[^>]*>', body).group(0)
+
+    campaign = ready(owner.workspace)
+    assert "checked" in clicks_box()
+    response = owner_client.post(
+        url(campaign, "settings/"), settings_post(campaign, track_clicks=None)
+    )
+    assert response.status_code == 302
+    switches = campaign_tracking_get(campaign=campaign)
+    assert (switches.opens, switches.clicks) == (True, False)
+    assert "checked" not in clicks_box()
 
 
 def test_a_scheduled_start_is_read_in_the_campaign_zone_and_the_launch_waits_for_it(
