@@ -45,9 +45,11 @@ from campaigns.services.preview import campaign_preview
 from campaigns.templating import UNSUBSCRIBE_FIELD
 from config.errors import ApplicationError
 from config.forms import form_add_refusal
+from inbox.selectors import reply_stats
 from sending import selectors as sending_selectors
 from sending.models import Mailbox
 from sending.services.outbound import EXTERNAL_TIERS
+from tracking.selectors import tracking_stats
 from tracking.services.switches import campaign_tracking_set
 
 # Merge fields every lead has (custom fields from imports come on top).
@@ -641,7 +643,13 @@ def campaign_stats(request: WorkspaceRequest, campaign_id: str) -> HttpResponse:
     return render(
         request,
         "campaigns/campaign_stats.html",
-        {"campaign": campaign, "stats": stats, "chart": daily_chart(list(stats.daily))},
+        {
+            "campaign": campaign,
+            "stats": stats,
+            "chart": daily_chart(list(stats.daily)),
+            "tracking": tracking_stats(campaign=campaign).totals,
+            "replies": reply_stats(campaign=campaign).totals,
+        },
     )
 
 

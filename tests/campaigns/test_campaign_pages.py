@@ -588,3 +588,48 @@ def test_the_numbers_page_counts_what_was_sent_per_variant_and_draws_the_day(
     chart = page.split('data-testid="daily-chart"')[1].split("</section>")[0]
     assert chart.count('<rect class="bar"') == 1
     assert "8 sent" in chart
+
+
+def test_the_numbers_page_shows_clicks_machine_opens_and_interested_replies(
+    owner, owner_client, settings
+):
+    from inbox.models import Reply, ReplyKind, ReplyLabel, SystemLabel
+    from tracking.models import Click, Open, TrackedLink
+
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    builders.paid(owner.workspace)
+    domain = builders.sending_domain(owner.workspace, "acme-sales.com")
+    leads = builders.lead_list(owner.workspace, [f"p{i}@prospect.test" for i in range(3)])
+    campaign = builders.campaign(
+        owner.workspace,
+        steps=((0, (("Hi", "Hi\n{{ unsubscribe_url }}"),)),),
+        senders=builders.mailboxes(domain, 1),
+        lists=[leads],
+        status=CampaignStatus.RUNNING,
+    )
+    now = timezone.now()
+    CampaignLead.objects.bulk_create(
+        CampaignLead(campaign=campaign, lead=lead, next_at=now) for lead in leads.leads.all()
+    )
+    assert campaigns_dispatch(now=now).sent == 3
+    first, second, _ = Message.objects.order_by("pk")
+    link = TrackedLink.objects.create(message=first, position=0, url="https://acme.test/")
+    Click.objects.create(message=first, link=link)
+    Click.objects.create(message=first, link=link)  # the same person clicking twice
+    Open.objects.create(message=second, machine=True, machine_reason="privacy proxy")
+    interested = ReplyLabel.objects.create(
+        workspace=owner.workspace, name="Interested", system=SystemLabel.INTERESTED
+    )
+    reply = Reply.objects.create(
+        workspace=owner.workspace,
+        in_reply_to=first,
+        kind=ReplyKind.HUMAN,
+        from_address=first.recipient,
+    )
+    reply.labels.add(interested)
+
+    page = owner_client.get(url(campaign, "stats/")).content.decode()
+    clicks = page.split('data-testid="stats-clicks"')[1].split("</div></div>")[0]
+    assert '<div class="value">1<' in clicks and "2 clicks" in clicks
+    assert '<div class="value">1<' in page.split('data-testid="stats-interested"')[1][:200]
+    assert "+ 1 by machines, not counted" in page
