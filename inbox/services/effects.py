@@ -7,11 +7,10 @@ suppressions are get-or-create, events have source keys). The rules: docs/replie
 """
 
 import logging
-from collections import Counter
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from campaigns.models import CampaignLead, CampaignLeadState, Lead, LeadStatus
 from campaigns.services.unsubscribe import lead_unsubscribe
@@ -19,9 +18,7 @@ from config.errors import ApplicationError
 from inbox.classify import AUTO_REPLY, BOUNCE, HUMAN, OUT_OF_OFFICE, UNSUBSCRIBE, Classification
 from inbox.models import Reply
 from inbox.services.inbox import inbox_unread_push
-from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
-from reputation.core.scores import scores_recompute
-from reputation.models import Event, EventKind
+from reputation.models import EventKind
 from reputation.services.events import event_record
 from sending.models import Message, MessageState, Suppression
 from webhooks.services.deliveries import webhook_emit, webhook_event_id
@@ -96,17 +93,11 @@ def _stop_waiting(lead: Lead | None, reason: str, *, replies_only: bool = False)
     )
 
 
-def _event_outbound_link(event: Event | None, message: Message) -> None:
-    # event_record keys events by domain; the per-message link is what campaign stats read.
-    if event is not None and event.outbound_id is None:
-        Event.objects.filter(pk=event.pk).update(outbound=message)
-
-
 def _replied(reply: Reply, message: Message) -> None:
     day = reply.received_at.date()
     _lead_status(reply.lead, LeadStatus.REPLIED, reply.received_at)
     _stop_waiting(reply.lead, f"Replied on {day:%d %b %Y}.", replies_only=True)
-    event = event_record(
+    event_record(
         domain=message.domain,
         kind=EventKind.REPLIED,
         source_key=f"replied:{message.pk}",
@@ -116,8 +107,8 @@ def _replied(reply: Reply, message: Message) -> None:
         message_kind=message.kind,
         occurred_at=reply.received_at,
         detail=f"Reply from {reply.from_address}"[:500],
+        outbound=message,
     )
-    _event_outbound_link(event, message)
 
 
 def _out_of_office(reply: Reply) -> None:
@@ -144,8 +135,18 @@ def _bounced(reply: Reply, message: Message, classification: Classification) -> 
         return
     recipient = (bounce.recipient or message.recipient).lower()
     detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part)
-    _bounce_event_record(
-        message=message, hard=bounce.hard, recipient=recipient, at=reply.received_at, detail=detail
+    kind = EventKind.BOUNCE_HARD if bounce.hard else EventKind.BOUNCE_SOFT
+    event_record(
+        domain=message.domain,
+        kind=kind,
+        source_key=f"notice:{kind}:{message.pk}",
+        mailbox=message.mailbox,
+        recipient=recipient,
+        message_id=message.mta_id,
+        message_kind=message.kind,
+        occurred_at=reply.received_at,
+        detail=detail,
+        outbound=message,
     )
     if not bounce.hard:
         return
@@ -166,39 +167,6 @@ def _bounced(reply: Reply, message: Message, classification: Classification) -> 
     )
 
 
-def _bounce_event_record(
-    *, message: Message, hard: bool, recipient: str, at: datetime, detail: str
-) -> bool:
-    """One bounce event per message and kind, tied to the message, counted and scored.
-
-    event_record takes only the kinds the product observes itself; a notice read from the
-    sender's own mailbox is one, so it is stored here the way event_record stores events."""
-    kind = EventKind.BOUNCE_HARD if hard else EventKind.BOUNCE_SOFT
-    try:
-        with transaction.atomic():
-            Event.objects.create(
-                domain_id=message.domain_id,
-                mailbox_id=message.mailbox_id,
-                kind=kind,
-                recipient=recipient[:320],
-                message_id=message.mta_id[:64],
-                message_kind=message.kind[:16],
-                classification="BounceNotice",
-                detail=detail[:500],
-                occurred_at=at,
-                source_key=f"notice:{kind}:{message.pk}"[:80],
-                outbound=message,
-            )
-    except IntegrityError:
-        return False
-    counts = Counter({KIND_COUNTER[kind]: 1})
-    domain_counters_add({(message.domain_id, at.date()): counts})
-    if message.mailbox_id is not None:
-        mailbox_counters_add({(message.mailbox_id, at.date()): counts})
-    scores_recompute(domain_ids=[message.domain_id])
-    return True
-
-
 def _unsubscribed(reply: Reply, message: Message, classification: Classification) -> None:
     if classification.unsubscribe_token:
         try:
@@ -214,7 +182,7 @@ def _unsubscribed(reply: Reply, message: Message, classification: Classification
     )
     _lead_status(reply.lead, LeadStatus.UNSUBSCRIBED, reply.received_at, open_from=_OPEN_TO_END)
     _stop_waiting(reply.lead, "Unsubscribed (asked in a reply).")
-    event = event_record(
+    event_record(
         domain=message.domain,
         kind=EventKind.UNSUBSCRIBED,
         source_key=f"unsubscribe:{message.pk}",
@@ -224,5 +192,5 @@ def _unsubscribed(reply: Reply, message: Message, classification: Classification
         message_kind=message.kind,
         occurred_at=reply.received_at,
         detail="Unsubscribed by reply",
+        outbound=message,
     )
-    _event_outbound_link(event, message)

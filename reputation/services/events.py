@@ -12,7 +12,14 @@ from config.errors import ApplicationError
 from reputation.core.metrics import KIND_COUNTER, domain_counters_add, mailbox_counters_add
 from reputation.core.scores import scores_recompute
 from reputation.models import Event, EventKind
-from sending.models import DomainStatus, Mailbox, MessageKind, SendingDomain, Suppression
+from sending.models import (
+    DomainStatus,
+    Mailbox,
+    Message,
+    MessageKind,
+    SendingDomain,
+    Suppression,
+)
 from webhooks.services.deliveries import webhook_emit_for_event
 
 RECORDABLE = {
@@ -26,6 +33,9 @@ RECORDABLE = {
     EventKind.DELIVERED,
     EventKind.SENT,
 }
+# Bounces come from the MTA, or from a delivery report found in the sender's own mailbox: the
+# latter only for a message the platform sent (`outbound` given).
+RECORDABLE_FOR_A_MESSAGE = {EventKind.BOUNCE_HARD, EventKind.BOUNCE_SOFT}
 
 
 @transaction.atomic
@@ -41,12 +51,14 @@ def event_record(
     occurred_at: datetime | None = None,
     detail: str = "",
     rescore: bool = True,
+    outbound: Message | None = None,
 ) -> Event | None:
     """Record one event once (idempotent on `source_key`); counts it and rescores the domain.
 
     Opens count once per message (unique opens). Returns None for a replay. Bulk callers pass
-    rescore=False and rescore once at the end."""
-    if kind not in RECORDABLE:
+    rescore=False and rescore once at the end. `outbound`: the sent message it is about (what
+    campaign numbers and bounce protection read)."""
+    if kind not in RECORDABLE and not (outbound is not None and kind in RECORDABLE_FOR_A_MESSAGE):
         raise ApplicationError(f"{kind} events come from the MTA, not from here.")
     if mailbox is not None and mailbox.domain_id != domain.pk:
         raise ApplicationError("The mailbox does not belong to this domain.")
@@ -69,6 +81,7 @@ def event_record(
                 occurred_at=occurred_at,
                 source_key=source_key[:80],
                 detail=detail[:500],
+                outbound=outbound,
             )
     except IntegrityError:
         return None

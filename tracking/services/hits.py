@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError
-from reputation.models import Event, EventKind
+from reputation.models import EventKind
 from reputation.services.events import event_record
 from sending.models import Message, MessageState
 from tracking.machine import Verdict, open_verdict
@@ -55,7 +55,7 @@ def _event(message: Message, kind: str, source_key: str, now: datetime, detail: 
         if message.mailbox and message.mailbox.domain_id == message.domain_id
         else None
     )
-    event = event_record(
+    event_record(
         domain=message.domain,
         kind=kind,
         source_key=source_key,
@@ -67,9 +67,8 @@ def _event(message: Message, kind: str, source_key: str, now: datetime, detail: 
         detail=detail,
         # The hourly recompute takes it in; a pixel request does not wait for a rescore.
         rescore=False,
+        outbound=message,
     )
-    if event is not None:
-        Event.objects.filter(pk=event.pk).update(outbound=message)
 
 
 def _message(pk: int) -> Message | None:
