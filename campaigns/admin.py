@@ -140,6 +140,8 @@ class CampaignAdmin(ServiceOwnedAdmin):
                     "daily_limit",
                     "daily_new_leads",
                     "stop_on_reply",
+                    "stop_on_auto_reply",
+                    "out_of_office",
                     "provider_matching",
                     "mailboxes",
                     "lead_lists",

@@ -188,6 +188,11 @@ def weekdays_default() -> list[int]:
     return list(WEEKDAYS)
 
 
+class OutOfOffice(models.TextChoices):
+    RESUME = "resume", "Hold the lead until the return date, then carry on"
+    STOP = "stop", "Stop the lead's sequence"
+
+
 class Campaign(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
     public_id = models.CharField(max_length=32, unique=True, default=campaign_public_id_new)
@@ -220,6 +225,15 @@ class Campaign(models.Model):
         default=100, help_text="First steps a day; follow-ups go first."
     )
     stop_on_reply = models.BooleanField(default=True)
+    stop_on_auto_reply = models.BooleanField(
+        default=False, help_text="Stop a lead's sequence on an automatic reply too."
+    )
+    out_of_office = models.CharField(
+        max_length=8,
+        choices=OutOfOffice.choices,
+        default=OutOfOffice.RESUME,
+        help_text="What an out-of-office reply does to the lead's sequence.",
+    )
     provider_matching = models.BooleanField(
         default=False, help_text="Google senders to Google recipients, Microsoft to Microsoft."
     )

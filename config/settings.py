@@ -369,8 +369,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Replies, tracking, webhooks -----------------------------------------------------------------
-# An out-of-office reply holds the lead until its return date ("resume") or ends its sequence.
-REPLIES_OUT_OF_OFFICE = env.str("REPLIES_OUT_OF_OFFICE", default="resume")
 TRACKING_TOKEN_DAYS = env.int("TRACKING_TOKEN_DAYS", default=180)
 TRACKING_HITS_PER_MINUTE = env.int("TRACKING_HITS_PER_MINUTE", default=300)
 TRACKING_DOMAIN_SCHEME = env.str("TRACKING_DOMAIN_SCHEME", default="https")

@@ -1,15 +1,14 @@
 """Reads for the unified inbox: replies across mailboxes and campaigns (filtered, no N+1), the
-unread count for the navigation, one reply with its thread, labels, and the replies' share of a
-campaign's numbers."""
+unread count for the navigation, one reply with its thread, and labels. (A campaign's reply
+numbers are part of its stats: campaigns.selectors.)"""
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Workspace
-from campaigns.models import Campaign, CampaignSend
+from campaigns.models import Campaign
 from inbox.models import Reply, ReplyKind, ReplyLabel, SystemLabel
 from sending.models import DomainStatus, Mailbox, Message, MessageKind
 
@@ -126,58 +125,3 @@ def reply_filter_mailboxes(*, workspace: Workspace) -> QuerySet[Mailbox]:
         .select_related("domain")
         .order_by("domain__name", "local_part")
     )
-
-
-# --- the replies' share of a campaign's numbers --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReplyCounts:
-    # Sent messages that got at least one human reply / one labelled "interested".
-    replied: int = 0
-    positive: int = 0
-
-    def __add__(self, other: "ReplyCounts") -> "ReplyCounts":
-        return ReplyCounts(self.replied + other.replied, self.positive + other.positive)
-
-
-@dataclass(frozen=True)
-class ReplyStats:
-    totals: ReplyCounts
-    # (step id, variant id or None) -> counts; steps and variants without replies are absent.
-    lines: dict[tuple[int, int | None], ReplyCounts]
-
-    def for_step(self, step_id: int) -> ReplyCounts:
-        total = ReplyCounts()
-        for (sid, _), counts in self.lines.items():
-            if sid == step_id:
-                total += counts
-        return total
-
-    def for_variant(self, step_id: int, variant_id: int | None) -> ReplyCounts:
-        return self.lines.get((step_id, variant_id), ReplyCounts())
-
-
-def reply_stats(*, campaign: Campaign) -> ReplyStats:
-    """Human replies and positive ones (labelled interested) per step and variant, counted once
-    per sent message, matched through the message each reply answers. One query."""
-    human = Reply.objects.filter(in_reply_to=OuterRef("message_id"), kind=ReplyKind.HUMAN)
-    interested = human.filter(labels__system=SystemLabel.INTERESTED)
-    rows = (
-        CampaignSend.objects.filter(campaign=campaign, message__isnull=False)
-        .annotate(was_replied=Exists(human), was_positive=Exists(interested))
-        .filter(was_replied=True)
-        .values("step_id", "variant_id")
-        .annotate(
-            replied=Count("id"),
-            positive=Count("id", filter=Q(was_positive=True)),
-        )
-        .order_by()
-    )
-    lines: dict[tuple[int, int | None], ReplyCounts] = {}
-    totals = ReplyCounts()
-    for row in rows:
-        counts = ReplyCounts(replied=row["replied"], positive=row["positive"])
-        lines[(row["step_id"], row["variant_id"])] = counts
-        totals += counts
-    return ReplyStats(totals=totals, lines=lines)

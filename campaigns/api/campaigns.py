@@ -22,13 +22,12 @@ from rest_framework.routers import SimpleRouter
 from accounts.api.views import api_membership_for_write, api_memberships
 from accounts.http import api_user
 from accounts.models import Membership, Role
-from campaigns.models import Campaign, CampaignStep, Lead, LeadList, StepVariant
+from campaigns.models import Campaign, CampaignStep, Lead, LeadList, OutOfOffice, StepVariant
 from campaigns.selectors import campaigns as selectors
 from campaigns.services import campaigns as services
 from campaigns.services.checks import campaign_checks
 from campaigns.services.preview import campaign_preview
 from config.errors import PermissionDenied
-from inbox.selectors import reply_stats
 from sending.models import Mailbox
 from tracking.selectors import tracking_stats
 
@@ -124,6 +123,8 @@ class CampaignDetailSerializer(CampaignSerializer):
             "daily_limit",
             "daily_new_leads",
             "stop_on_reply",
+            "stop_on_auto_reply",
+            "out_of_office",
             "provider_matching",
             "mailboxes",
             "lead_lists",
@@ -166,6 +167,14 @@ class CampaignSettingsSerializer(serializers.Serializer):
     daily_limit = serializers.IntegerField(required=False)
     daily_new_leads = serializers.IntegerField(required=False)
     stop_on_reply = serializers.BooleanField(required=False)
+    stop_on_auto_reply = serializers.BooleanField(
+        required=False, help_text="Stop a lead's sequence on an automatic reply too."
+    )
+    out_of_office = serializers.ChoiceField(
+        choices=OutOfOffice.choices,
+        required=False,
+        help_text="resume: hold the lead until its return date, then carry on; stop: end it.",
+    )
     provider_matching = serializers.BooleanField(required=False)
     start_at = serializers.DateTimeField(
         required=False, allow_null=True, help_text="Scheduled start; null to start at launch."
@@ -240,13 +249,17 @@ class NumbersSerializer(serializers.Serializer):
     sent = serializers.IntegerField()
     delivered = serializers.IntegerField()
     bounced = serializers.IntegerField()
-    opened = serializers.IntegerField()
+    opened = serializers.IntegerField(help_text="Opened by a person (machine opens left out).")
+    clicked = serializers.IntegerField(help_text="Messages with at least one human click.")
     replied = serializers.IntegerField()
+    positive = serializers.IntegerField(help_text="Messages with a reply labelled interested.")
     unsubscribed = serializers.IntegerField()
     delivery_rate = serializers.FloatField(allow_null=True, help_text="Percent of sent.")
     bounce_rate = serializers.FloatField(allow_null=True)
     open_rate = serializers.FloatField(allow_null=True)
+    click_rate = serializers.FloatField(allow_null=True)
     reply_rate = serializers.FloatField(allow_null=True)
+    positive_rate = serializers.FloatField(allow_null=True)
     unsubscribe_rate = serializers.FloatField(allow_null=True)
 
 
@@ -269,6 +282,7 @@ class StepStatsSerializer(serializers.Serializer):
 class DaySerializer(serializers.Serializer):
     day = serializers.DateField()
     sent = serializers.IntegerField()
+    replied = serializers.IntegerField(help_text="Human replies received that day.")
 
 
 class LeadStatesSerializer(serializers.Serializer):
@@ -287,7 +301,8 @@ class StatsSerializer(serializers.Serializer):
         "and per step and variant (opens by proxies and scanners are not in the open rate)."
     )
     replies = serializers.JSONField(
-        help_text="Sent messages that got a human reply, and a reply labelled interested."
+        help_text="Sent messages that got a human reply, and a reply labelled interested "
+        "(the same as totals.replied and totals.positive)."
     )
 
 
@@ -555,11 +570,10 @@ class CampaignViewSet(
     @extend_schema(responses=StatsSerializer)
     @action(detail=True, methods=["get"], pagination_class=None)
     def stats(self, request: Request, id: str) -> Response:
-        """Sent, delivered, bounced, opened, replied, unsubscribed: in total, per step and
-        variant, and sent per day for the last 30 days."""
+        """Sent, delivered, bounced, opened, clicked, replied, interested, unsubscribed: in
+        total, per step and variant, and sent and replies per day for the last 30 days."""
         campaign = self.get_object()
         stats = selectors.campaign_stats(campaign=campaign)
-        replies = reply_stats(campaign=campaign).totals
         return Response(
             {
                 "totals": _numbers(stats.totals),
@@ -580,10 +594,10 @@ class CampaignViewSet(
                     }
                     for step in stats.steps
                 ],
-                "daily": [{"day": day, "sent": sent} for day, sent in stats.daily],
+                "daily": [point._asdict() for point in stats.daily],
                 "leads": stats.leads,
                 "tracking": tracking_stats(campaign=campaign).as_dict(),
-                "replies": {"replied": replies.replied, "positive": replies.positive},
+                "replies": {"replied": stats.totals.replied, "positive": stats.totals.positive},
             }
         )
 

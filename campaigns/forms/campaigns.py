@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from django import forms
 from django.utils import timezone
 
-from campaigns.models import Campaign, StepVariant
+from campaigns.models import Campaign, OutOfOffice, StepVariant
 from campaigns.window import HOLIDAY_COUNTRIES
 from tracking.selectors import campaign_tracking_get
 
@@ -78,6 +78,16 @@ class CampaignSettingsForm(forms.Form):
     )
     stop_on_reply = forms.BooleanField(
         label="Stop a lead's sequence when it replies", required=False
+    )
+    stop_on_auto_reply = forms.BooleanField(
+        label="Stop it on an automatic reply too",
+        required=False,
+        help_text='Off: an automatic answer ("thanks, we got your message") changes nothing.',
+    )
+    out_of_office = forms.ChoiceField(
+        label="When a lead is out of office",
+        choices=OutOfOffice.choices,
+        help_text="The return date is read from the reply; without one the lead waits 7 days.",
     )
     provider_matching = forms.BooleanField(
         label="Provider matching",
@@ -149,6 +159,8 @@ class CampaignSettingsForm(forms.Form):
             "daily_limit": campaign.daily_limit,
             "daily_new_leads": campaign.daily_new_leads,
             "stop_on_reply": campaign.stop_on_reply,
+            "stop_on_auto_reply": campaign.stop_on_auto_reply,
+            "out_of_office": campaign.out_of_office,
             "provider_matching": campaign.provider_matching,
             "track_opens": tracking.opens,
             "track_clicks": tracking.clicks,

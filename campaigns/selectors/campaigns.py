@@ -1,14 +1,14 @@
 """Reads for campaigns: the list (with counts, no N+1), one campaign, and its numbers.
 
-The numbers come from what the sending and reputation apps record about each message: its state
-(delivered, bounced) and its events (a hard bounce, an open, a reply, an unsubscribe). Every
-count is one SQL aggregate grouped by step and variant.
+The numbers come from what the other apps record about each message: its state (delivered,
+bounced), its events (a hard bounce, an open, a reply, an unsubscribe), its human clicks and the
+labels on the replies it got. Every count is one SQL aggregate grouped by step and variant.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
@@ -40,8 +40,10 @@ from campaigns.models import (
     LeadStatus,
     StepVariant,
 )
+from inbox.models import Reply, ReplyKind, SystemLabel
 from reputation.models import Event, EventKind
 from sending.models import MessageState
+from tracking.models import Click
 
 DAILY_DAYS = 30
 
@@ -129,8 +131,10 @@ class StatLine:
     sent: int = 0
     delivered: int = 0
     bounced: int = 0
-    opened: int = 0
+    opened: int = 0  # by a person: machine opens record no event
+    clicked: int = 0  # messages with at least one human click
     replied: int = 0
+    positive: int = 0  # messages with a human reply labelled "interested"
     unsubscribed: int = 0
 
     def _rate(self, count: int) -> float | None:
@@ -149,8 +153,16 @@ class StatLine:
         return self._rate(self.opened)
 
     @property
+    def click_rate(self) -> float | None:
+        return self._rate(self.clicked)
+
+    @property
     def reply_rate(self) -> float | None:
         return self._rate(self.replied)
+
+    @property
+    def positive_rate(self) -> float | None:
+        return self._rate(self.positive)
 
     @property
     def unsubscribe_rate(self) -> float | None:
@@ -162,7 +174,9 @@ class StatLine:
             delivered=self.delivered + other.delivered,
             bounced=self.bounced + other.bounced,
             opened=self.opened + other.opened,
+            clicked=self.clicked + other.clicked,
             replied=self.replied + other.replied,
+            positive=self.positive + other.positive,
             unsubscribed=self.unsubscribed + other.unsubscribed,
         )
 
@@ -172,12 +186,16 @@ class StatLine:
             "delivered": self.delivered,
             "bounced": self.bounced,
             "opened": self.opened,
+            "clicked": self.clicked,
             "replied": self.replied,
+            "positive": self.positive,
             "unsubscribed": self.unsubscribed,
             "delivery_rate": self.delivery_rate,
             "bounce_rate": self.bounce_rate,
             "open_rate": self.open_rate,
+            "click_rate": self.click_rate,
             "reply_rate": self.reply_rate,
+            "positive_rate": self.positive_rate,
             "unsubscribe_rate": self.unsubscribe_rate,
         }
 
@@ -198,18 +216,38 @@ class StepStats:
     variants: list[VariantStats]
 
 
+class DailyPoint(NamedTuple):
+    day: date
+    sent: int  # messages sent that day
+    replied: int  # human replies received that day
+
+
 @dataclass(frozen=True)
 class CampaignStats:
     totals: StatLine
     steps: list[StepStats]
-    # (day, messages sent that day) for the last 30 days in the campaign's time zone, oldest first.
-    daily: list[tuple[date, int]]
+    # The last 30 days in the campaign's time zone, oldest first.
+    daily: list[DailyPoint]
     # Enrolled leads by where they are: waiting, finished, stopped.
     leads: dict[str, int] = field(default_factory=dict)
 
 
 def _event(kind: str) -> Exists:
     return Exists(Event.objects.filter(outbound_id=OuterRef("message_id"), kind=kind))
+
+
+def _clicked() -> Exists:
+    return Exists(Click.objects.filter(message_id=OuterRef("message_id"), machine=False))
+
+
+def _positive() -> Exists:
+    return Exists(
+        Reply.objects.filter(
+            in_reply_to=OuterRef("message_id"),
+            kind=ReplyKind.HUMAN,
+            labels__system=SystemLabel.INTERESTED,
+        )
+    )
 
 
 def _unsubscribed() -> Exists:
@@ -230,8 +268,9 @@ def _zone(campaign: Campaign) -> ZoneInfo:
 
 
 def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> CampaignStats:
-    """Sent, delivered, bounced, opened, replied and unsubscribed: in total, per step and per
-    variant, with the daily sent series for the last 30 days."""
+    """Sent, delivered, bounced, opened, clicked, replied, replied with interest and
+    unsubscribed: in total, per step and per variant, with the daily series for the last 30
+    days."""
     now = now or timezone.now()
     sends = CampaignSend.objects.filter(campaign=campaign, message__isnull=False).exclude(
         message__state=MessageState.FAILED
@@ -240,7 +279,9 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> Campai
         sends.annotate(
             hard_bounce=_event(EventKind.BOUNCE_HARD),
             was_opened=_event(EventKind.OPENED),
+            was_clicked=_clicked(),
             was_replied=_event(EventKind.REPLIED),
+            was_positive=_positive(),
             was_unsubscribed=_unsubscribed(),
         )
         .values("step_id", "variant_id")
@@ -251,7 +292,9 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> Campai
                 "id", filter=Q(message__state=MessageState.BOUNCED) | Q(hard_bounce=True)
             ),
             opened=Count("id", filter=Q(was_opened=True)),
+            clicked=Count("id", filter=Q(was_clicked=True)),
             replied=Count("id", filter=Q(was_replied=True)),
+            positive=Count("id", filter=Q(was_positive=True)),
             unsubscribed=Count("id", filter=Q(was_unsubscribed=True)),
         )
         .order_by()
@@ -263,7 +306,9 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> Campai
             delivered=row["delivered"],
             bounced=row["bounced"],
             opened=row["opened"],
+            clicked=row["clicked"],
             replied=row["replied"],
+            positive=row["positive"],
             unsubscribed=row["unsubscribed"],
         )
     totals = StatLine()
@@ -305,25 +350,29 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> Campai
     )
 
 
-def _daily(
-    campaign: Campaign, sends: QuerySet[CampaignSend], now: datetime
-) -> list[tuple[date, int]]:
+def _daily(campaign: Campaign, sends: QuerySet[CampaignSend], now: datetime) -> list[DailyPoint]:
     zone = _zone(campaign)
     today = now.astimezone(zone).date()
     first = today - timedelta(days=DAILY_DAYS - 1)
     since = datetime.combine(first, datetime.min.time(), zone)
-    counts = dict(
-        sends.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
+    sent = _per_day(sends.filter(created_at__gte=since), "created_at", zone)
+    replied = _per_day(
+        Reply.objects.filter(campaign=campaign, kind=ReplyKind.HUMAN, received_at__gte=since),
+        "received_at",
+        zone,
+    )
+    days = [first + timedelta(days=offset) for offset in range(DAILY_DAYS)]
+    return [DailyPoint(day, sent.get(day, 0), replied.get(day, 0)) for day in days]
+
+
+def _per_day(rows: QuerySet[Any], column: str, zone: ZoneInfo) -> dict[date, int]:
+    return dict(
+        rows.annotate(day=TruncDate(column, tzinfo=zone))
         .values("day")
         .annotate(n=Count("id"))
         .values_list("day", "n")
         .order_by()
     )
-    return [
-        (first + timedelta(days=offset), counts.get(first + timedelta(days=offset), 0))
-        for offset in range(DAILY_DAYS)
-    ]
 
 
 def _lead_states(campaign: Campaign) -> dict[str, int]:

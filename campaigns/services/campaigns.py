@@ -24,6 +24,7 @@ from campaigns.models import (
     CampaignStatus,
     CampaignStep,
     LeadList,
+    OutOfOffice,
     StepVariant,
 )
 from campaigns.services.checks import campaign_checks, template_problems_located
@@ -74,6 +75,8 @@ SETTINGS_KEYS = frozenset(
         "daily_limit",
         "daily_new_leads",
         "stop_on_reply",
+        "stop_on_auto_reply",
+        "out_of_office",
         "provider_matching",
         "start_at",
         "mailbox_ids",
@@ -81,6 +84,7 @@ SETTINGS_KEYS = frozenset(
         "lead_list_public_ids",
     }
 )
+FLAGS = ("use_lead_time_zone", "stop_on_reply", "stop_on_auto_reply", "provider_matching")
 LAUNCHED = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
 
 
@@ -193,13 +197,23 @@ class _Settings:
                 self.error("name", error.message)
         if "time_zone" in data:
             self._time_zone(data["time_zone"])
-        for key in ("use_lead_time_zone", "stop_on_reply", "provider_matching"):
+        for key in (
+            "use_lead_time_zone",
+            "stop_on_reply",
+            "stop_on_auto_reply",
+            "provider_matching",
+        ):
             if key in data:
                 flag = _as_bool(data[key])
                 if flag is None:
                     self.error(key, "Choose yes or no.")
                 else:
                     self.values[key] = flag
+        if "out_of_office" in data:
+            if data["out_of_office"] in OutOfOffice.values:
+                self.values["out_of_office"] = data["out_of_office"]
+            else:
+                self.error("out_of_office", "Choose resume (hold until the return date) or stop.")
         if "send_days" in data:
             self._send_days(data["send_days"])
         self._window()

@@ -45,7 +45,6 @@ from campaigns.services.preview import campaign_preview
 from campaigns.templating import UNSUBSCRIBE_FIELD
 from config.errors import ApplicationError
 from config.forms import form_add_refusal
-from inbox.selectors import reply_stats
 from sending import selectors as sending_selectors
 from sending.models import Mailbox
 from sending.services.outbound import EXTERNAL_TIERS
@@ -591,10 +590,13 @@ CHART_HEIGHT = 160
 class Bar:
     day: date
     sent: int
+    replied: int
     x: float
     y: float
     width: float
     height: float
+    reply_y: float  # the replies' bar, on the same scale, drawn inside the sent one
+    reply_height: float
 
 
 @dataclass
@@ -602,35 +604,43 @@ class DailyChart:
     bars: list[Bar]
     peak: int
     total: int
+    replies: int
     first: date | None
     last: date | None
     width: int = CHART_WIDTH
     height: int = CHART_HEIGHT
 
 
-def daily_chart(series: list[tuple[date, int]]) -> DailyChart:
-    """Bars of messages sent per day, scaled to the busiest day, in the SVG's own units."""
-    peak = max((sent for _, sent in series), default=0)
+def daily_chart(series: list[selectors.DailyPoint]) -> DailyChart:
+    """Bars of messages sent and human replies received per day, scaled to the busiest day, in
+    the SVG's own units."""
+    peak = max((max(point.sent, point.replied) for point in series), default=0)
     slot = CHART_WIDTH / max(len(series), 1)
-    bars = []
-    for i, (day, sent) in enumerate(series):
-        height = 0.0 if peak == 0 else CHART_HEIGHT * sent / peak
-        bars.append(
-            Bar(
-                day=day,
-                sent=sent,
-                x=round(i * slot + slot * 0.15, 2),
-                y=round(CHART_HEIGHT - height, 2),
-                width=round(slot * 0.7, 2),
-                height=round(height, 2),
-            )
+
+    def height(count: int) -> float:
+        return 0.0 if peak == 0 else round(CHART_HEIGHT * count / peak, 2)
+
+    bars = [
+        Bar(
+            day=point.day,
+            sent=point.sent,
+            replied=point.replied,
+            x=round(i * slot + slot * 0.15, 2),
+            y=round(CHART_HEIGHT - height(point.sent), 2),
+            width=round(slot * 0.7, 2),
+            height=height(point.sent),
+            reply_y=round(CHART_HEIGHT - height(point.replied), 2),
+            reply_height=height(point.replied),
         )
+        for i, point in enumerate(series)
+    ]
     return DailyChart(
         bars=bars,
-        peak=peak,
-        total=sum(sent for _, sent in series),
-        first=series[0][0] if series else None,
-        last=series[-1][0] if series else None,
+        peak=max((point.sent for point in series), default=0),
+        total=sum(point.sent for point in series),
+        replies=sum(point.replied for point in series),
+        first=series[0].day if series else None,
+        last=series[-1].day if series else None,
     )
 
 
@@ -646,9 +656,8 @@ def campaign_stats(request: WorkspaceRequest, campaign_id: str) -> HttpResponse:
         {
             "campaign": campaign,
             "stats": stats,
-            "chart": daily_chart(list(stats.daily)),
+            "chart": daily_chart(stats.daily),
             "tracking": tracking_stats(campaign=campaign).totals,
-            "replies": reply_stats(campaign=campaign).totals,
         },
     )
 

@@ -9,10 +9,10 @@ suppressions are get-or-create, events have source keys). The rules: docs/replie
 import logging
 from datetime import date, datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
-from campaigns.models import CampaignLead, CampaignLeadState, Lead, LeadStatus
+from campaigns.models import CampaignLead, CampaignLeadState, Lead, LeadStatus, OutOfOffice
 from campaigns.services.unsubscribe import lead_unsubscribe
 from config.errors import ApplicationError
 from inbox.classify import AUTO_REPLY, BOUNCE, HUMAN, OUT_OF_OFFICE, UNSUBSCRIBE, Classification
@@ -26,20 +26,11 @@ from webhooks.services.deliveries import webhook_emit, webhook_event_id
 logger = logging.getLogger(__name__)
 
 OUT_OF_OFFICE_HOLD = timedelta(days=7)  # no return date stated: held this long
-# What happens to a lead's sequences on an out-of-office notice: "resume" (held until the
-# return date, then it carries on) or "stop".
-OUT_OF_OFFICE_DEFAULT = "resume"
 # Statuses a reply may change: a reply or an absence notice moves only a lead still in play; a
 # bounce or an unsubscribe also moves one that replied. A bounced, unsubscribed or complaining
 # lead stays so.
 _OPEN = (LeadStatus.ACTIVE, LeadStatus.OUT_OF_OFFICE)
 _OPEN_TO_END = (*_OPEN, LeadStatus.REPLIED)
-
-
-def out_of_office_policy() -> str:
-    """ "resume" or "stop" (setting REPLIES_OUT_OF_OFFICE)."""
-    value = getattr(settings, "REPLIES_OUT_OF_OFFICE", OUT_OF_OFFICE_DEFAULT)
-    return "stop" if value == "stop" else "resume"
 
 
 @transaction.atomic
@@ -62,7 +53,8 @@ def reply_effects_apply(*, reply: Reply, classification: Classification) -> None
     elif kind == UNSUBSCRIBE:
         _unsubscribed(reply, message, classification)
     elif kind == AUTO_REPLY:
-        pass  # recorded only: an automatic answer says nothing about the person
+        # An automatic answer says nothing about the person: it stops only the campaigns set to.
+        _stop_waiting(reply.lead, "Automatic reply.", where=Q(campaign__stop_on_auto_reply=True))
 
 
 def _lead_status(
@@ -82,12 +74,13 @@ def _lead_status(
     return bool(changed)
 
 
-def _stop_waiting(lead: Lead | None, reason: str, *, replies_only: bool = False) -> int:
+def _stop_waiting(lead: Lead | None, reason: str, *, where: Q | None = None) -> int:
+    """Stop the lead's waiting steps in every campaign (or those matching `where`)."""
     if lead is None:
         return 0
     rows = CampaignLead.objects.filter(lead=lead, state=CampaignLeadState.WAITING)
-    if replies_only:
-        rows = rows.filter(campaign__stop_on_reply=True)
+    if where is not None:
+        rows = rows.filter(where)
     return rows.update(
         state=CampaignLeadState.STOPPED, state_reason=reason[:300], next_at=None, waiting_for=""
     )
@@ -96,7 +89,7 @@ def _stop_waiting(lead: Lead | None, reason: str, *, replies_only: bool = False)
 def _replied(reply: Reply, message: Message) -> None:
     day = reply.received_at.date()
     _lead_status(reply.lead, LeadStatus.REPLIED, reply.received_at)
-    _stop_waiting(reply.lead, f"Replied on {day:%d %b %Y}.", replies_only=True)
+    _stop_waiting(reply.lead, f"Replied on {day:%d %b %Y}.", where=Q(campaign__stop_on_reply=True))
     event_record(
         domain=message.domain,
         kind=EventKind.REPLIED,
@@ -113,9 +106,14 @@ def _replied(reply: Reply, message: Message) -> None:
 
 def _out_of_office(reply: Reply) -> None:
     back: date = reply.returns_on or (reply.received_at + OUT_OF_OFFICE_HOLD).date()
+    # The lead is held everywhere until `back` (the dispatcher skips it till then); campaigns
+    # set to stop on an absence end its sequence there.
     _lead_status(reply.lead, LeadStatus.OUT_OF_OFFICE, reply.received_at, out_of_office_until=back)
-    if out_of_office_policy() == "stop":
-        _stop_waiting(reply.lead, f"Out of office until {back:%d %b %Y} (stopped by setting).")
+    _stop_waiting(
+        reply.lead,
+        f"Out of office until {back:%d %b %Y} (the campaign stops on absences).",
+        where=Q(campaign__out_of_office=OutOfOffice.STOP),
+    )
     webhook_emit(
         workspace_id=reply.workspace_id,
         event_type="lead.out_of_office",

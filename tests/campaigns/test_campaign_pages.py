@@ -55,6 +55,7 @@ def settings_post(campaign: Campaign, **fields) -> dict:
         "daily_limit": "200",
         "daily_new_leads": "50",
         "stop_on_reply": "on",
+        "out_of_office": "resume",
         "track_opens": "on",
         "track_clicks": "on",
         "start_at": "",
@@ -325,7 +326,14 @@ def test_settings_are_saved(owner, owner_client):
     lists = [str(lst.pk) for lst in owner.workspace.lead_lists.all()]
     response = owner_client.post(
         url(campaign, "settings/"),
-        settings_post(campaign, send_days=["1", "3"], lead_list_ids=lists, name="Renamed"),
+        settings_post(
+            campaign,
+            send_days=["1", "3"],
+            lead_list_ids=lists,
+            name="Renamed",
+            stop_on_auto_reply="on",
+            out_of_office="stop",
+        ),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     campaign.refresh_from_db()
@@ -335,6 +343,7 @@ def test_settings_are_saved(owner, owner_client):
     assert campaign.time_zone == "Europe/Berlin"
     assert campaign.holiday_country == "DE"
     assert campaign.daily_limit == 200
+    assert (campaign.stop_on_auto_reply, campaign.out_of_office) == (True, "stop")
     assert other in campaign.lead_lists.all()
 
 

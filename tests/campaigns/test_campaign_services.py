@@ -91,6 +91,8 @@ def test_settings_are_saved_and_audited(ready, owner):
             "daily_limit": 200,
             "daily_new_leads": 0,
             "stop_on_reply": False,
+            "stop_on_auto_reply": True,
+            "out_of_office": "stop",
             "provider_matching": True,
             "use_lead_time_zone": False,
         },
@@ -105,6 +107,7 @@ def test_settings_are_saved_and_audited(ready, owner):
         True,
         False,
     )
+    assert (ready.stop_on_auto_reply, ready.out_of_office) == (True, "stop")
     entry = AuditLog.objects.filter(action="campaign.settings").latest("id")
     assert entry.after["name"] == "Renamed" and entry.before["name"] == "Q1 outreach"
 
@@ -123,11 +126,15 @@ def test_bad_settings_name_every_field_at_fault_and_change_nothing(ready, owner)
                 "holiday_country": "XX",
                 "daily_limit": 0,
                 "start_at": datetime(2020, 1, 1, tzinfo=UTC),
+                "out_of_office": "ignore",
+                "stop_on_auto_reply": "perhaps",
                 "colour": "red",
             },
         )
     fields = refused.value.fields
     assert set(fields) == {
+        "out_of_office",
+        "stop_on_auto_reply",
         "time_zone",
         "send_days",
         "window_end",

@@ -203,6 +203,46 @@ def test_an_auto_reply_does_not_stop_the_sequence(outreach, mail_servers, mail_a
     assert not Event.objects.filter(kind=EventKind.REPLIED).exists()
 
 
+def test_an_auto_reply_stops_the_sequence_where_the_campaign_says_so(
+    outreach, mail_servers, mail_account
+):
+    mailbox, campaign = outreach
+    dovecot, _ = mail_servers
+    campaign.stop_on_auto_reply = True
+    campaign.save(update_fields=["stop_on_auto_reply"])
+    deliver(dovecot, mail_account, "09_autoreply_rfc3834_ticket.eml", sent_to("sam@other.test"))
+
+    assert mailbox_replies_poll(mailbox_id=mailbox.pk, now=LATER).kinds == {"auto_reply": 1}
+
+    row = thread_of("sam@other.test")
+    assert (row.state, row.state_reason) == (CampaignLeadState.STOPPED, "Automatic reply.")
+    assert row.lead.status == LeadStatus.ACTIVE  # not a reply from the person
+    assert thread_of("dana.lee@prospect-co.test").state == CampaignLeadState.WAITING
+
+
+def test_an_out_of_office_stops_the_sequence_in_a_campaign_set_to_stop(
+    outreach, mail_servers, mail_account
+):
+    mailbox, campaign = outreach
+    dovecot, _ = mail_servers
+    campaign.out_of_office = "stop"
+    campaign.save(update_fields=["out_of_office"])
+    deliver(dovecot, mail_account, "03_ooo_en_back_on.eml", sent_to("dana.lee@prospect-co.test"))
+
+    assert mailbox_replies_poll(mailbox_id=mailbox.pk, now=LATER).kinds == {"out_of_office": 1}
+
+    row = thread_of("dana.lee@prospect-co.test")
+    assert row.state == CampaignLeadState.STOPPED
+    assert "until 12 Jan 2027" in row.state_reason
+    assert row.lead.out_of_office_until == date(2027, 1, 12)
+    assert campaigns_dispatch(now=datetime(2027, 1, 12, 9, 0, tzinfo=UTC)).sent == 1  # sam only
+    assert (
+        not Message.objects.filter(recipient="dana.lee@prospect-co.test")
+        .exclude(pk=sent_to("dana.lee@prospect-co.test").pk)
+        .exists()
+    )
+
+
 def test_a_reply_in_words_asking_to_be_removed_unsubscribes(outreach, mail_servers, mail_account):
     mailbox, _campaign = outreach
     dovecot, _ = mail_servers
