@@ -1,13 +1,15 @@
-"""Reads: tracking numbers per campaign, step and variant; switches; the custom domain."""
+"""Reads: tracking numbers per campaign, step and variant; switches; the custom domain and
+whether a request's host is one."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q
 
 from accounts.models import Workspace
 from campaigns.models import Campaign, CampaignSend, CampaignStep
-from tracking.models import CampaignTracking, Click, Open, TrackingDomain
+from tracking.models import CampaignTracking, Click, Open, TrackingDomain, TrackingDomainState
 
 
 @dataclass(frozen=True)
@@ -142,3 +144,35 @@ def campaign_tracking_get(*, campaign: Campaign) -> CampaignTracking:
 
 def tracking_domain_get(*, workspace: Workspace) -> TrackingDomain | None:
     return TrackingDomain.objects.filter(workspace=workspace).first()
+
+
+# --- custom tracking hostnames at the door -------------------------------------------------------
+
+HOST_CACHE_SECONDS = 60
+
+
+def _host_key(hostname: str) -> str:
+    return f"tracking-host:{hostname}"
+
+
+def tracking_host_known(*, hostname: str) -> bool:
+    """Whether `hostname` is a workspace's tracking hostname (in any state: links already sent
+    keep working while a recheck is pending). Cached for a minute, misses included, so a flood
+    of made-up Host headers costs no queries; the domain services forget the entry on change."""
+    key = _host_key(hostname)
+    known = cache.get(key)
+    if known is None:
+        known = TrackingDomain.objects.filter(hostname=hostname).exists()
+        cache.set(key, known, HOST_CACHE_SECONDS)
+    return bool(known)
+
+
+def tracking_host_verified(*, hostname: str) -> bool:
+    """Whether `hostname` is a tracking hostname whose CNAME checked out (certificates)."""
+    return TrackingDomain.objects.filter(
+        hostname=hostname[:253], state=TrackingDomainState.VERIFIED
+    ).exists()
+
+
+def tracking_host_forget(*, hostname: str) -> None:
+    cache.delete(_host_key(hostname))

@@ -6,6 +6,7 @@ from tracking import views
 urlpatterns = [
     path("t/o/<str:token>.gif", views.open_pixel, name="tracking_open"),
     path("t/c/<str:token>/", views.click_redirect, name="tracking_click"),
+    path("t/tls-ask/", views.tls_ask, name="tracking_tls_ask"),
 ]
 
 # Under /w/<workspace>/ (config.urls).

@@ -23,7 +23,7 @@ from accounts.models import Role
 from config.errors import ApplicationError
 from config.forms import form_add_refusal
 from tracking.forms import TrackingDomainForm
-from tracking.selectors import tracking_domain_get
+from tracking.selectors import tracking_domain_get, tracking_host_verified
 from tracking.services.domains import (
     cname_target,
     tracking_domain_check,
@@ -97,6 +97,19 @@ def click_redirect(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponseRedirect(url)
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+@require_GET
+@never_cache
+def tls_ask(request: HttpRequest) -> HttpResponse:
+    """For a reverse proxy that issues certificates on demand: 200 when `?domain=` is a
+    verified tracking hostname, 404 otherwise (no certificate for names nobody verified)."""
+    name = request.GET.get("domain", "").strip().lower().rstrip(".")
+    if not _within_budget(client_ip(request)):
+        return HttpResponse("Too many requests.", status=429, content_type="text/plain")
+    if name and tracking_host_verified(hostname=name):
+        return HttpResponse("ok", content_type="text/plain")
+    return HttpResponse("Not a verified tracking hostname.", status=404, content_type="text/plain")
 
 
 # --- the workspace's page ----------------------------------------------------------------

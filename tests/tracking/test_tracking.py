@@ -19,7 +19,11 @@ from sending.services.outbound import messages_hand_over
 from tests.campaigns import builders
 from tracking.models import Click, Open, TrackedLink, TrackingDomain
 from tracking.selectors import tracking_stats
-from tracking.services.domains import tracking_domain_check, tracking_domain_set
+from tracking.services.domains import (
+    tracking_domain_check,
+    tracking_domain_remove,
+    tracking_domain_set,
+)
 from tracking.services.render import messages_track
 from tracking.services.switches import campaign_tracking_set
 from tracking.services.tokens import OPEN_SALT, click_token, open_token
@@ -340,3 +344,45 @@ def test_stats_are_per_campaign_and_never_mix_workspaces(sent, stranger, client)
     assert ours.totals.opens == 1 and ours.totals.sent == 2
     assert ours.as_dict()["open_rate"] == 50.0
     assert CampaignSend.objects.filter(campaign=theirs).count() == 0
+
+
+def test_a_registered_tracking_hostname_is_served_on_the_tracking_paths_only(
+    sent, client, owner, settings
+):
+    _, (message, _other) = sent
+    settings.ALLOWED_HOSTS = ["app.trustgate.test"]
+    host = "links.acme-sales.com"
+
+    def get(path: str):
+        return client.get(path, HTTP_HOST=host, HTTP_USER_AGENT=IPHONE, REMOTE_ADDR="203.0.113.9")
+
+    pixel_path = f"/t/o/{open_token(message.pk)}.gif"
+    assert get(pixel_path).status_code == 400  # not a tracking hostname (yet)
+    row = tracking_domain_set(workspace=owner.workspace, hostname=host, actor=owner.user)
+    answer = get(pixel_path)
+    assert answer.status_code == 200 and answer["Content-Type"] == "image/gif"
+    link = TrackedLink.objects.filter(message=message).order_by("position").first()
+    click = get(f"/t/c/{click_token(message.pk, link.position)}/")
+    assert click.status_code == 302 and click["Location"] == link.url
+    assert get("/").status_code == 400  # the app itself is not served there
+    assert get("/admin/login/").status_code == 400
+    assert client.get(pixel_path, HTTP_HOST="evil.example.net").status_code == 400
+    tracking_domain_remove(tracking_domain=row, actor=owner.user)
+    assert get(pixel_path).status_code == 400
+
+
+def test_the_certificate_ask_says_yes_only_for_verified_hostnames(owner, client, zone, settings):
+    row = tracking_domain_set(
+        workspace=owner.workspace, hostname="go.acme-sales.com", actor=owner.user
+    )
+
+    def ask(name: str) -> int:
+        return client.get("/t/tls-ask/", {"domain": name}).status_code
+
+    assert ask("go.acme-sales.com") == 404  # pending
+    zone.set("go.acme-sales.com", "CNAME", settings.PLATFORM_TRACKING_HOST + ".")
+    tracking_domain_check(tracking_domain=row)
+    assert ask("go.acme-sales.com") == 200
+    assert ask("GO.acme-sales.com.") == 200
+    assert ask("other.acme-sales.com") == 404
+    assert ask("") == 404

@@ -5,6 +5,7 @@ resolver the platform's domain checks use. Tracking links move to the hostname o
 passes and back to the platform's domain when a later check finds the record gone or changed."""
 
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from sending.dns_checks import DnsLookupError
 from sending.domain_names import DomainNameError, domain_name_normalise, organizational_domain
 from sending.services.dns import dns_lookup
 from tracking.models import TrackingDomain, TrackingDomainState
+from tracking.selectors import tracking_host_forget
 
 RECHECK_EVERY = timedelta(hours=6)
 
@@ -47,6 +49,13 @@ def tracking_hostname_clean(raw: str) -> str:
     return hostname
 
 
+def _host_forget(hostname: str) -> None:
+    """Drop the door's cached answer for `hostname` now and again at commit (a request read
+    in between may have cached the old one)."""
+    tracking_host_forget(hostname=hostname)
+    transaction.on_commit(partial(tracking_host_forget, hostname=hostname))
+
+
 @transaction.atomic
 def tracking_domain_set(
     *, workspace: Workspace, hostname: str, actor: User | None
@@ -65,6 +74,8 @@ def tracking_domain_set(
             row = TrackingDomain.objects.create(workspace=workspace, hostname=name)
     except IntegrityError:
         raise _refuse(f"{name} is already in use as a tracking domain.") from None
+    for host in {name, *(before.values() if before else ())}:
+        _host_forget(host)
     audit_log_record(
         action="tracking_domain.set",
         actor=actor,
@@ -119,6 +130,7 @@ def tracking_domain_remove(*, tracking_domain: TrackingDomain, actor: User | Non
         before={"hostname": tracking_domain.hostname, "state": tracking_domain.state},
     )
     TrackingDomain.objects.filter(pk=tracking_domain.pk).delete()
+    _host_forget(tracking_domain.hostname)
 
 
 def tracking_domains_recheck(*, now: datetime | None = None, limit: int = 500) -> int:
