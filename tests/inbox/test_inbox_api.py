@@ -9,7 +9,7 @@ from sending.models import Message, MessageKind
 from tests.conftest import token_client
 from tests.inbox.inbox_fixtures import reply_to, sent, world
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.inbox.urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from tests.test_browser_phone import DESKTOP, PHONE, chromium, sideways_overflow
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.urls("tests.inbox.urls"),
 ]
 
 

@@ -10,7 +10,7 @@ from inbox.services.inbox import reply_label_set, reply_labels_ensure
 from sending.models import Message, MessageKind
 from tests.inbox.inbox_fixtures import reply_to, sent, world
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.inbox.urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

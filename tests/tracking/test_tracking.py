@@ -28,8 +28,6 @@ from tracking.services.render import messages_track
 from tracking.services.switches import campaign_tracking_set
 from tracking.services.tokens import OPEN_SALT, click_token, open_token
 
-pytestmark = pytest.mark.urls("tests.tracking.urls")
-
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 SITE = "https://app.trustgate.test"
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile"

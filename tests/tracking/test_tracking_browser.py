@@ -13,7 +13,6 @@ from tracking.services.domains import cname_target
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.urls("tests.tracking.urls"),
 ]
 SHOTS = os.environ.get("TRACKING_SHOTS_DIR", "")
 

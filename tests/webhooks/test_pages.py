@@ -9,7 +9,7 @@ from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from webhooks.services.deliveries import delivery_attempt, webhook_emit
 from webhooks.services.endpoints import endpoint_disable
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.webhooks.urls")]
+pytestmark = pytest.mark.django_db
 
 
 def url(name, membership, *args):

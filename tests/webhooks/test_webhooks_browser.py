@@ -13,7 +13,6 @@ from webhooks.services.deliveries import delivery_attempt, webhook_emit
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.urls("tests.webhooks.urls"),
 ]
 __all__ = ["chromium"]  # the module-scoped browser fixture, used by name
 
