@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from accounts.models import AuditLog
 from config.errors import ApplicationError
@@ -66,6 +67,17 @@ def test_it_posts_a_signed_event_the_receiver_can_verify(owner, endpoint, receiv
     assert body["workspace"] == owner.workspace.public_id
     assert body["data"]["recipient"] == "lead@example.org"
     assert done.last_status_code == 200 and done.attempt_log.count() == 1
+
+
+def test_the_standard_webhooks_reference_library_verifies_our_signature(owner, endpoint, receiver):
+    [delivery] = emit(owner.workspace)
+    delivery_attempt(delivery_id=delivery.pk)
+    [request] = receiver.requests
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    payload = Webhook(endpoint.secret).verify(request.body, headers)
+    assert payload["id"] == "evt_1" and payload["type"] == "message.replied"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(endpoint.secret).verify(request.body.replace(b"evt_1", b"evt_2"), headers)
 
 
 def test_it_delivers_once_more_after_backoff_when_the_receiver_fails_three_times(
