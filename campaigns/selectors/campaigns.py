@@ -280,7 +280,10 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> Campai
             hard_bounce=_event(EventKind.BOUNCE_HARD),
             was_opened=_event(EventKind.OPENED),
             was_clicked=_clicked(),
-            was_replied=_event(EventKind.REPLIED),
+            was_replied_event=_event(EventKind.REPLIED),
+            was_replied_human=Exists(
+                Reply.objects.filter(in_reply_to=OuterRef("message_id"), kind=ReplyKind.HUMAN)
+            ),
             was_positive=_positive(),
             was_unsubscribed=_unsubscribed(),
         )
@@ -293,7 +296,7 @@ def campaign_stats(*, campaign: Campaign, now: datetime | None = None) -> Campai
             ),
             opened=Count("id", filter=Q(was_opened=True)),
             clicked=Count("id", filter=Q(was_clicked=True)),
-            replied=Count("id", filter=Q(was_replied=True)),
+            replied=Count("id", filter=Q(was_replied_event=True) | Q(was_replied_human=True)),
             positive=Count("id", filter=Q(was_positive=True)),
             unsubscribed=Count("id", filter=Q(was_unsubscribed=True)),
         )

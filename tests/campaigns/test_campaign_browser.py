@@ -109,3 +109,57 @@ def test_a_customer_builds_a_campaign_previews_it_and_launches_it(
     assert CampaignLead.objects.filter(campaign=campaign).count() == 3
     assert campaign.mailboxes.count() == 2
     assert {name: px for name, px in overflow.items() if px > 0} == {}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_the_numbers_page_shows_clicks_interest_and_replies_per_day(
+    live_server,
+    chromium,  # noqa: F811
+    owner,
+    settings,
+    viewport,
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.services.dispatch import campaigns_dispatch
+    from sending.models import Message
+    from tests.campaigns.test_stats import click, reply
+
+    settings.OUTBOUND_TRANSPORT = "smtp_relay"
+    ws = owner.workspace
+    builders.paid(ws, credits=100)
+    domain = builders.sending_domain(ws, "acme-sales.com")
+    leads = builders.lead_list(ws, [f"p{i}@prospect.test" for i in range(6)])
+    body = "Hi\n{{ unsubscribe_url }}"
+    campaign = builders.campaign(
+        ws,
+        name="Agencies in Berlin",
+        steps=((0, (("Hi A", body), ("Hi B", body))),),
+        senders=builders.mailboxes(domain, 2),
+        lists=[leads],
+        status=CampaignStatus.RUNNING,
+    )
+    now = timezone.now()
+    CampaignLead.objects.bulk_create(
+        CampaignLead(campaign=campaign, lead=lead, next_at=now) for lead in leads.leads.all()
+    )
+    assert campaigns_dispatch(now=now).sent == 6
+    messages = list(Message.objects.filter(campaign_send__campaign=campaign).order_by("id"))
+    click(messages[0])
+    reply(messages[0], label="interested", at=now - timedelta(days=1))
+    reply(messages[1], at=now)
+    width = viewport["width"]
+
+    def steps(browser: Browser) -> int:
+        page = signed_in(browser, owner.user, live_server.url, viewport)
+        page.goto(f"{live_server.url}/w/{ws.public_id}/campaigns/{campaign.public_id}/stats/")
+        expect(page.get_by_test_id("stats-clicks")).to_contain_text("1")
+        expect(page.get_by_test_id("stats-interested")).to_contain_text("1")
+        table = page.get_by_test_id("stats-steps")
+        expect(table.get_by_role("columnheader", name="Interested")).to_be_visible()
+        expect(page.get_by_test_id("reply-bar")).to_have_count(2)
+        return snap(page, "numbers", width)
+
+    assert chromium.run(steps) == 0
