@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 
 from accounts.models import Workspace
 from campaigns.models import Campaign
@@ -93,11 +94,10 @@ def reply_answers(*, reply: Reply) -> list[Message]:
     if not reply.message_id:
         return []
     return list(
-        Message.objects.filter(
-            workspace_id=reply.workspace_id,
-            kind=MessageKind.REPLY,
-            headers__contains={"In-Reply-To": f"<{reply.message_id}>"},
-        ).order_by("created_at", "id")
+        Message.objects.filter(workspace_id=reply.workspace_id, kind=MessageKind.REPLY)
+        .annotate(answers=KeyTextTransform("In-Reply-To", "headers"))
+        .filter(answers=f"<{reply.message_id}>")
+        .order_by("created_at", "id")
     )
 
 

@@ -106,11 +106,15 @@ def webhook_emit(
         raise ApplicationError(f"Unknown webhook event type {event_type}.", code="unknown_event")
     if not event_id or len(event_id) > 64:
         raise ApplicationError("A webhook event needs an id of at most 64 characters.")
-    endpoints = list(
-        WebhookEndpoint.objects.filter(workspace_id=workspace_id, active=True)
-        .filter(Q(events=[]) | Q(events__contains=[event_type]))
-        .select_related("workspace")
-    )
+    # Subscriptions are matched here, not in SQL: a workspace has a few endpoints, and JSON
+    # containment is not available on every database (SQLite, the embedded profile).
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(
+            workspace_id=workspace_id, active=True
+        ).select_related("workspace")
+        if not endpoint.events or event_type in endpoint.events
+    ]
     if not endpoints:
         return []
     payload = _payload(

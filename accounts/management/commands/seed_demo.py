@@ -1,6 +1,8 @@
 """Idempotent demo data: an operator and two customer workspaces with their users."""
 
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
 from io import StringIO
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,8 @@ from warming.models import GoldenSeed, WarmupSettings
 from warming.services import warming_day_save
 
 if TYPE_CHECKING:
-    from sending.models import SendingDomain
+    from campaigns.models import Lead
+    from sending.models import Message, SendingDomain
 
 DEMO_PASSWORD = "demo-password-1"
 OPERATOR = "ops@demo.trustgate.test"
@@ -125,6 +128,8 @@ DEMO_CAMPAIGN = "Intro: platform teams in Europe"
 DEMO_FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dario", "Eva", "Finn", "Greta", "Hugo", "Ines", "Jonas"]
 DEMO_COMPANIES = ["Nordlicht", "Baltic Data", "Rivoli Labs", "Tagus Cloud", "Danube Ops"]
 DEMO_LEAD_DOMAINS = ["nordlicht.de", "balticdata.ee", "rivoli-labs.fr", "tagus.pt", "danube.at"]
+# The demo campaign's first step went out this long before the seed ran, its replies since.
+DEMO_SENT_AGO = timedelta(hours=3)
 
 
 def _demo_campaign(workspace: Workspace, owner: User) -> str:
@@ -214,10 +219,149 @@ def _demo_campaign(workspace: Workspace, owner: User) -> str:
         ),
     )
     try:
-        campaign_launch(campaign=campaign, actor=owner, acknowledge_warnings=True)
+        campaign_launch(
+            campaign=campaign,
+            actor=owner,
+            acknowledge_warnings=True,
+            now=timezone.now() - DEMO_SENT_AGO,
+        )
     except ApplicationError as error:
         return f"The demo campaign stays a draft: {error}"
     return ""
+
+
+# The demo inbox: one reply to each of the demo campaign's first messages, in this order.
+# key, minutes after the send, kind of message, label (a built-in one) and whether it was read.
+DEMO_REPLIES = [
+    ("interested", 35, "human", "interested", True),
+    ("ooo", 2, "out_of_office", "", True),
+    ("meeting", 70, "human", "meeting_booked", True),
+    ("auto", 1, "auto_reply", "", True),
+    ("question", 150, "human", "", False),
+]
+DEMO_OOO_DAYS = 9  # the out-of-office lead is back this many days after the send
+
+
+def _demo_reply_raw(
+    key: str, kind: str, message: "Message", lead: "Lead | None", at: datetime
+) -> bytes:
+    """The demo reply `key` to `message` as a mail client would send it."""
+    first = lead.first_name if lead and lead.first_name else "there"
+    sender_first = (message.sender_name or "there").split()[0]
+    domain = message.recipient.rpartition("@")[2]
+    subject = f"Re: {message.subject}"
+    texts = {
+        "interested": (
+            f"Hi {sender_first},\n\ngood timing: we are growing the platform team this "
+            "quarter. Could you send a few details on how you work with teams like ours?\n\n"
+            f"{first}"
+        ),
+        "meeting": (
+            f"Hi {sender_first},\n\nthanks for reaching out. Thursday at 10:00 CET works for "
+            f"me; I have sent you an invite for a 30-minute call.\n\n{first}"
+        ),
+        "question": (
+            f"Hello {sender_first},\n\nwhat would this cost for a team of twelve? We looked at "
+            f"a similar tool last year and pricing was the sticking point.\n\n{first}"
+        ),
+        "ooo": (
+            "Thank you for your message. I am out of the office with limited access to email "
+            f"and back on {(at + timedelta(days=DEMO_OOO_DAYS)):%d %B %Y}.\n\n{first}"
+        ),
+        "auto": (
+            "Thank you for your email. This mailbox is read during business hours; we answer "
+            "within two working days."
+        ),
+    }
+    raw = EmailMessage()
+    raw["From"] = formataddr((lead.first_name if lead else "", message.recipient))
+    raw["To"] = message.sender
+    raw["Date"] = format_datetime(at)
+    raw["Message-ID"] = f"<demo-{key}.{message.pk}@{domain}>"
+    raw["In-Reply-To"] = f"<{message.message_id}>"
+    raw["References"] = f"<{message.message_id}>"
+    if kind == "out_of_office":
+        subject = f"Out of office: {subject}"
+    elif kind == "auto_reply":
+        subject = f"Automatic reply: {subject}"
+    if kind != "human":
+        raw["Auto-Submitted"] = "auto-replied"
+    raw["Subject"] = subject
+    raw.set_content(texts[key] + "\n")
+    return raw.as_bytes()
+
+
+def _demo_inbox(workspace: Workspace, owner: User) -> None:
+    """Replies to the demo campaign's first messages, stored and applied as the reply poll
+    does (leads stopped or held), labelled and read but one; once each. The campaign's first
+    sends are made by the dispatcher, as its first tick would, when it has sent nothing yet."""
+    from campaigns.models import Campaign, CampaignSend, CampaignStatus
+    from campaigns.services.dispatch import campaigns_dispatch
+    from inbox.models import Reply
+    from inbox.services.inbox import reply_label_set, reply_labels_ensure, reply_mark_read
+    from inbox.services.poll import reply_record
+
+    campaign = Campaign.objects.filter(workspace=workspace, name=DEMO_CAMPAIGN).first()
+    if campaign is None or campaign.launched_at is None:
+        return
+    now = timezone.now()
+    sends = CampaignSend.objects.filter(campaign=campaign, message__isnull=False)
+    if not sends.exists() and campaign.status == CampaignStatus.RUNNING:
+        campaigns_dispatch(now=max(campaign.launched_at, now - DEMO_SENT_AGO))
+    firsts = list(
+        sends.filter(step__position=1)
+        .select_related("message__mailbox__domain", "campaign_lead__lead")
+        .order_by("pk")[: len(DEMO_REPLIES)]
+    )
+    labels = {label.system: label for label in reply_labels_ensure(workspace=workspace)}
+    for (key, minutes, kind, label, read), send in zip(DEMO_REPLIES, firsts, strict=False):
+        message = send.message
+        if message is None or message.mailbox is None:
+            continue
+        if Reply.objects.filter(
+            workspace=workspace, message_id__startswith=f"demo-{key}."
+        ).exists():
+            continue
+        at = min(message.created_at + timedelta(minutes=minutes), now)
+        raw = _demo_reply_raw(key, kind, message, send.campaign_lead.lead, at)
+        reply = reply_record(mailbox=message.mailbox, raw=raw, uid=None, now=now)
+        if reply is None:
+            continue
+        if label:
+            reply_label_set(reply=reply, actor=owner, add=[labels[label]])
+        if read:
+            reply_mark_read(reply=reply, now=now)
+
+
+DEMO_WEBHOOK_URL = "https://hooks.example.com/trustgate"
+DEMO_WEBHOOK_EVENTS = [
+    "message.replied",
+    "message.bounced",
+    "lead.unsubscribed",
+    "lead.out_of_office",
+]
+
+
+def _demo_webhook(workspace: Workspace, owner: User) -> None:
+    """An endpoint at an example URL, once, turned off: nothing receives events there, and an
+    active endpoint would have every event of the workspace queue a delivery that fails."""
+    from webhooks.models import WebhookEndpoint
+    from webhooks.services.endpoints import endpoint_create, endpoint_disable
+
+    if WebhookEndpoint.objects.filter(workspace=workspace, url=DEMO_WEBHOOK_URL).exists():
+        return
+    endpoint, _secret = endpoint_create(
+        workspace=workspace,
+        actor=owner,
+        url=DEMO_WEBHOOK_URL,
+        events=DEMO_WEBHOOK_EVENTS,
+        description="Demo endpoint: an example URL that receives nothing.",
+    )
+    endpoint_disable(
+        endpoint=endpoint,
+        actor=owner,
+        reason="Demo endpoint: point it at your own receiver, then turn it back on.",
+    )
 
 
 def _user(email: str, *, staff: bool = False) -> User:
@@ -311,6 +455,8 @@ class Command(BaseCommand):
         credits_grant_all(day=timezone.now().date())
         if note := _demo_campaign(*campaigner):
             self.stdout.write(note)
+        _demo_inbox(*campaigner)
+        _demo_webhook(*campaigner)
         # Golden seeds, so that the demo's healthy mailboxes (all in one workspace) have partners.
         for number, (name, provider) in enumerate(DEMO_SEEDS, start=1):
             GoldenSeed.objects.get_or_create(
