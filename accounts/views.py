@@ -17,6 +17,7 @@ from accounts.models import ApiToken, Invitation, Role, User
 from billing.services.entitlements import seat_require_room
 from config.errors import ApplicationError
 from config.forms import form_add_refusal
+from leaderboard.selectors import workspace_standing
 from sending.models import SendingDomain
 from sending.selectors import domain_list
 from warming.selectors import warming_today
@@ -101,6 +102,7 @@ def dashboard(request: WorkspaceRequest) -> HttpResponse:
             "steps_done": sum(step.done for step in steps),
             "next_step": next((step for step in steps if not step.done), None),
             "warming": warming_today(workspace=request.workspace),
+            "board": workspace_standing(workspace=request.workspace),
         },
     )
 

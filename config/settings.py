@@ -252,6 +252,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Outgoing webhooks: due deliveries and retries (docs/webhooks.md).
     "webhooks-deliver": {"task": "webhooks.tasks.webhooks_deliver_tick", "schedule": 30.0},
+    # The leaderboard rebuilt from PostgreSQL (also restores a flushed Redis; docs/leaderboard.md).
+    "leaderboard-rebuild": {"task": "leaderboard.tasks.leaderboard_rebuild", "schedule": 300.0},
     # Idempotent per day: hourly, so a worker that was down at midnight still grants today's.
     "credits-grant": {"task": "billing.tasks.credits_grant_daily", "schedule": crontab(minute=5)},
     "invitation-expiry": {
@@ -342,6 +344,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
+        "leaderboard": env.str("API_THROTTLE_LEADERBOARD", default="60/min"),
     },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
@@ -580,6 +583,9 @@ TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org
 # The MTA nodes read the tenant->pool map from this Redis; with none set (embedded profile) an
 # in-process stand-in (fakeredis) holds it.
 KUMO_REDIS_URL = env.str("KUMO_REDIS_URL", default=REDIS_URL)
+# The leaderboard's sorted set (a process-local stand-in without Redis: the embedded profile).
+LEADERBOARD_REDIS_URL = env.str("LEADERBOARD_REDIS_URL", default=REDIS_URL)
+LEADERBOARD_REDIS_PREFIX = env.str("LEADERBOARD_REDIS_PREFIX", default="tg:leaderboard:")
 KUMO_REDIS_PREFIX = env.str("KUMO_REDIS_PREFIX", default="kumo:")
 # Admin API base URLs of the MTA nodes, called with bump-config-epoch after every change published
 # (full export or one tenant's pool), so that the nodes read the map again at once.

@@ -11,6 +11,7 @@ import accounts.api.urls
 import billing.api.urls
 import campaigns.api.urls
 import inbox.api.urls
+import leaderboard.api.urls
 import reputation.api.urls
 import sending.api.urls
 import webhooks.api.urls
@@ -46,6 +47,7 @@ API_V1: list[ModuleType] = [
     campaigns.api.urls,
     inbox.api.urls,
     webhooks.api.urls,
+    leaderboard.api.urls,
 ]
 
 
@@ -98,6 +100,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("campaigns.urls")),
     path("", include("tracking.urls")),
+    path("", include("leaderboard.urls")),
     path("admin/", admin.site.urls),
     # Stripe's webhooks, verified by signature per endpoint (dj-stripe).
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

@@ -1,7 +1,7 @@
-from django.urls import path
-
 from leaderboard import views
 
-workspace_urlpatterns = [
-    path("leaderboard/", views.leaderboard, name="leaderboard"),
-]
+# At the site's root (config.urls): the public board and the avatars.
+urlpatterns = [*views.public_urlpatterns]
+
+# Under /w/<workspace>/ (config.urls).
+workspace_urlpatterns = [*views.pages]

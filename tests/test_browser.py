@@ -140,6 +140,10 @@ def asgi_server():
             str(port),
             "--lifespan",
             "off",
+            # Open sockets wait on the channel layer's blocking read: do not let them hold the
+            # shutdown past the teardown's wait.
+            "--timeout-graceful-shutdown",
+            "2",
         ],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": url, "KUMO_WEBHOOK_TOKEN": "browser-test-token"},

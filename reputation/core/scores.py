@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.services import workspace_notify
 from config.celery import task_enqueue
+from leaderboard.models import Participant
 from reputation.core.metrics import domain_window_sums, window_metrics
 from reputation.core.pool_map import tenant_pool_publish
 from reputation.models import ScoreHistory
@@ -231,7 +232,24 @@ def scores_recompute(*, domain_ids, now: datetime | None = None) -> dict[int, Sc
     SendingDomain.objects.bulk_update(updated, SCORE_FIELDS, batch_size=500)
     ScoreHistory.objects.bulk_create(history, batch_size=500)
     _score_webhooks([d for d in updated if d.pk in changes], changes, now)
+    _leaderboard_refresh({d.workspace_id for d in updated if d.pk in changes})
     return changes
+
+
+def _leaderboard_refresh(workspace_ids: set[int]) -> None:
+    """Participants whose domains' scores moved: their board numbers are recomputed and pushed
+    once the change commits (the leaderboard layer sits above this one: by task name)."""
+    if not workspace_ids:
+        return
+    taking_part = sorted(
+        Participant.objects.filter(workspace_id__in=workspace_ids).values_list(
+            "workspace_id", flat=True
+        )
+    )
+    if taking_part:
+        transaction.on_commit(
+            partial(task_enqueue, "leaderboard.tasks.leaderboard_workspaces_refresh", taking_part)
+        )
 
 
 def _score_webhooks(

@@ -19,6 +19,7 @@ from billing.models import BillingAccount
 from billing.services.credits import credits_grant_all
 from billing.services.subscriptions import plan_comp_set
 from config.errors import ApplicationError
+from leaderboard.services.board import board_rebuild
 from sending.models import Mailbox
 from warming.models import GoldenSeed, WarmupSettings
 from warming.services import warming_day_save
@@ -364,6 +365,17 @@ def _demo_webhook(workspace: Workspace, owner: User) -> None:
     )
 
 
+def _demo_leaderboard(workspace: Workspace, owner: User) -> None:
+    """The demo workspaces take part in the leaderboard, once: a workspace whose owner left it
+    (or joined) in the demo is not put back."""
+    from leaderboard.models import ConsentRecord
+    from leaderboard.services.consent import TERMS_VERSION, leaderboard_opt_in
+
+    if ConsentRecord.objects.filter(workspace=workspace).exists():
+        return
+    leaderboard_opt_in(workspace=workspace, actor=owner, terms_version=TERMS_VERSION)
+
+
 def _user(email: str, *, staff: bool = False) -> User:
     user = User.objects.filter(email=email).first()
     if user is None:
@@ -449,6 +461,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Skipped the demo domain {name}: another workspace holds it.")
             if workspace.name == WORKSPACES[0][0]:
                 campaigner = (workspace, owner)
+            _demo_leaderboard(workspace, owner)
             logins += [(email, f"{role} of {name}") for email, role in people]
         _demo_pools()
         # Today's campaign credits, as the hourly grant would give them (idempotent per day).
@@ -457,6 +470,9 @@ class Command(BaseCommand):
             self.stdout.write(note)
         _demo_inbox(*campaigner)
         _demo_webhook(*campaigner)
+        # The board as the periodic rebuild leaves it (a server started later rebuilds its own
+        # copy on the first visit when its Redis is a process-local stand-in).
+        board_rebuild()
         # Golden seeds, so that the demo's healthy mailboxes (all in one workspace) have partners.
         for number, (name, provider) in enumerate(DEMO_SEEDS, start=1):
             GoldenSeed.objects.get_or_create(
