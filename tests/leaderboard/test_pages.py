@@ -126,6 +126,8 @@ def test_the_own_page_shows_rank_neighbours_distribution_and_consent(
     assert 'data-testid="own-rank">#1<' in body
     assert 'data-testid="neighbours"' in body and 'data-testid="distribution"' in body
     assert "Leave the leaderboard" in body
+    assert body.count('class="active"') == 1  # the navigation marks the Leaderboard alone
+    assert 'class="active">Leaderboard<' in body
 
 
 def test_an_owner_joins_with_the_checkbox_and_leaves_through_the_page(
