@@ -28,6 +28,7 @@ from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytest_plugins = [
     "tests.servers.dns",
+    "tests.servers.oauth",
     "tests.servers.mail",
     "tests.servers.mailstore",
     "tests.servers.broken_imap",

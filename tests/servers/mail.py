@@ -32,6 +32,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.servers.oauth import IdentityProvider
 from tests.servers.tls import TestCA, make_test_ca
 
 HOST = "127.0.0.1"
@@ -69,6 +70,8 @@ class DovecotServer:
     tls_port: int
     ca_file: Path
     root: Path
+    # Where Dovecot's oauth2 passdb checks XOAUTH2 / OAUTHBEARER tokens (the test provider).
+    introspection_url: str = ""
     _users: dict[str, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -137,12 +140,18 @@ ssl = yes
 ssl_cert = <{test_ca.cert_file}
 ssl_key = <{test_ca.key_file}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 8
 mail_location = maildir:{root}/mail/%u
 
+# Tokens (XOAUTH2, OAUTHBEARER) are checked against the test identity provider only.
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {self.passwd_dir}/%u
@@ -211,6 +220,14 @@ def _dovecot_running(server: DovecotServer, test_ca: TestCA) -> Iterator[None]:
         pytest.fail("Dovecot is not installed (Debian package dovecot-imapd)")
     config_file = server.root / "dovecot.conf"
     config_file.write_text(server.config(test_ca))
+    (server.root / "oauth2.conf").write_text(
+        f"introspection_url = {server.introspection_url}\n"
+        "introspection_mode = post\n"
+        "force_introspection = yes\n"
+        "username_attribute = email\n"
+        "active_attribute = active\n"
+        "active_value = true\n"
+    )
     # -F keeps the master in the foreground as our child: we can see it die during start-up
     # and reap it at the end. Its pid is the one Dovecot writes to base_dir/master.pid.
     with (server.root / "dovecot.stderr").open("wb") as stderr:
@@ -255,7 +272,7 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 
 @pytest.fixture(scope="session")
-def dovecot(test_ca: TestCA) -> Iterator[DovecotServer]:
+def dovecot(test_ca: TestCA, identity_provider: IdentityProvider) -> Iterator[DovecotServer]:
     """A real Dovecot IMAP server on loopback (STARTTLS on `port`, implicit TLS on `tls_port`)."""
     # Not under pytest's own temp dir: that one is private to root (0700), and Dovecot's login,
     # auth and mail processes run as dovenull, dovecot and mail. Short paths also keep Dovecot's
@@ -267,7 +284,12 @@ def dovecot(test_ca: TestCA) -> Iterator[DovecotServer]:
         mail_root.mkdir()
         shutil.chown(mail_root, user="mail", group="mail")
         server = DovecotServer(
-            host=HOST, port=free_port(), tls_port=free_port(), ca_file=test_ca.ca_file, root=root
+            host=HOST,
+            port=free_port(),
+            tls_port=free_port(),
+            ca_file=test_ca.ca_file,
+            root=root,
+            introspection_url=f"{identity_provider.url}/introspect",
         )
         server.passwd_dir.mkdir()
         server.passwd_dir.chmod(0o755)

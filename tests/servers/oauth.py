@@ -10,6 +10,9 @@ server ask) and userinfo.
         idp.revoke_refresh_tokens()  # the customer withdrew the grant
         idp.expire_access_tokens()   # every access token issued so far stops working
 
+Registered as a pytest plugin, it gives ``identity_provider``: one for the session (the test
+Dovecot checks tokens against it), signed in as whoever ``sign_in_as`` last named.
+
 Counters (``token_requests``, ``refresh_requests``) let tests see how often the app came back.
 Answers follow RFC 6749 (errors as ``{"error": ...}`` with 400) and RFC 7662 (introspection).
 """
@@ -21,10 +24,13 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"
@@ -276,3 +282,9 @@ class IdentityProvider:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[IdentityProvider]:
+    with IdentityProvider() as provider:
+        yield provider

@@ -1,16 +1,21 @@
 """The loopback mail servers are real: they log in, refuse, speak TLS and deliver."""
 
+import base64
+import hashlib
 import imaplib
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from tests.servers.mail import DovecotServer, MailAccount, SmtpAuthServer
+from tests.servers.oauth import CLIENT_ID, CLIENT_SECRET, IdentityProvider
 
 TIMEOUT = 5.0
 
@@ -61,6 +66,53 @@ def test_it_refuses_a_wrong_imap_password_with_authenticationfailed(
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         imap.login("nobody@mailbox.test", "whatever")
     imap.shutdown()
+
+
+def access_token_for(provider: IdentityProvider, address: str) -> str:
+    """An access token the test provider issued for `address` (code flow with PKCE)."""
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    provider.sign_in_as(address)
+    params = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+        "state": "s",
+    }
+    back = httpx.post(f"{provider.url}/authorize", data=params)
+    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
+    tokens = httpx.post(
+        f"{provider.url}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": params["redirect_uri"],
+            "code_verifier": verifier,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    ).json()
+    return tokens["access_token"]
+
+
+def test_it_logs_in_to_imap_with_xoauth2_checked_against_the_identity_provider(
+    dovecot: DovecotServer, mail_account: MailAccount, identity_provider: IdentityProvider
+):
+    token = access_token_for(identity_provider, mail_account.address)
+    with IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=TIMEOUT) as client:
+        client.oauth2_login(mail_account.address, token)
+        assert "INBOX" in {name for _flags, _sep, name in client.list_folders()}
+    identity_provider.expire_access_tokens()
+    with (
+        IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=TIMEOUT) as client,
+        pytest.raises(LoginError),
+    ):
+        client.oauth2_login(mail_account.address, token)
+    # A plain login still works beside it.
+    with IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=TIMEOUT) as client:
+        client.login(mail_account.address, mail_account.password)
 
 
 def test_it_offers_imap_starttls_verified_by_the_test_ca(
