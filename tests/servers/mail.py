@@ -10,6 +10,8 @@ Registered as a pytest plugin (``pytest_plugins``). Fixtures:
 """
 
 import asyncio
+import base64
+import binascii
 import imaplib
 import os
 import secrets
@@ -28,6 +30,7 @@ from email.message import Message
 from pathlib import Path
 from typing import NamedTuple
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -324,6 +327,8 @@ class SmtpAuthServer:
     # What the server does to a message before storing it (a provider's DKIM signature, its
     # Authentication-Results header), from the envelope sender and the message.
     transform: Callable[[str, bytes], bytes] | None = None
+    # Where XOAUTH2 tokens are checked (the test identity provider's introspection).
+    introspection_url: str = ""
 
     def add_user(self, address: str, password: str) -> None:
         self.users[address] = password
@@ -358,6 +363,32 @@ class _SmtpHandler:
             if self.server.users.get(login) == password:
                 return AuthResult(success=True, auth_data=login)
         # handled=False: aiosmtpd answers "535 5.7.8 Authentication credentials invalid".
+        return AuthResult(success=False, handled=False)
+
+    async def auth_XOAUTH2(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 (Google's and Microsoft's scheme): "user=<address>^Aauth=Bearer
+        <token>^A^A", base64, checked by asking the identity provider about the token."""
+        if len(args) > 1:
+            raw = args[1].encode()
+        else:
+            answer = await smtp.challenge_auth("", encode_to_b64=False)
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            raw = answer
+        try:
+            text = base64.b64decode(raw, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return AuthResult(success=False, message="501 5.5.2 Cannot decode the response")
+        fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+        user, bearer = fields.get("user", ""), fields.get("auth", "")
+        if not bearer.startswith("Bearer ") or not self.server.introspection_url:
+            return AuthResult(success=False, handled=False)
+        seen = await asyncio.to_thread(
+            httpx.post, self.server.introspection_url, data={"token": bearer[7:]}, timeout=5
+        )
+        body = seen.json() if seen.status_code == 200 else {}
+        if body.get("active") is True and body.get("email", "").lower() == user.lower():
+            return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False)
 
     async def handle_MAIL(
@@ -400,7 +431,11 @@ class _SmtpHandler:
 def smtp_auth_server(test_ca: TestCA, dovecot: DovecotServer) -> Iterator[SmtpAuthServer]:
     """A real SMTP server with AUTH on loopback; mail to Dovecot users lands in their INBOX."""
     server = SmtpAuthServer(
-        host=HOST, port=free_port(), tls_port=free_port(), ca_file=test_ca.ca_file
+        host=HOST,
+        port=free_port(),
+        tls_port=free_port(),
+        ca_file=test_ca.ca_file,
+        introspection_url=dovecot.introspection_url,
     )
     handler = _SmtpHandler(server, mailstore=dovecot)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -115,6 +115,32 @@ def test_it_logs_in_to_imap_with_xoauth2_checked_against_the_identity_provider(
         client.login(mail_account.address, mail_account.password)
 
 
+def xoauth2(address: str, token: str) -> str:
+    return base64.b64encode(f"user={address}\x01auth=Bearer {token}\x01\x01".encode()).decode()
+
+
+def test_it_accepts_smtp_xoauth2_checked_against_the_identity_provider(
+    smtp_auth_server: SmtpAuthServer, mail_account: MailAccount, identity_provider: IdentityProvider
+):
+    token = access_token_for(identity_provider, mail_account.address)
+    with smtp_plain(smtp_auth_server) as smtp:
+        smtp.ehlo()
+        assert "XOAUTH2" in smtp.esmtp_features["auth"]
+        code, _ = smtp.docmd("AUTH", f"XOAUTH2 {xoauth2(mail_account.address, token)}")
+        assert code == 235
+        smtp.send_message(a_message(mail_account, "Sent with a token"))
+    assert smtp_auth_server.wait_for(mail_account.address).message["Subject"] == "Sent with a token"
+    with smtp_plain(smtp_auth_server) as smtp:
+        smtp.ehlo()
+        code, _ = smtp.docmd("AUTH", f"XOAUTH2 {xoauth2('someone@else.test', token)}")
+        assert code == 535  # the token is not that address's
+    identity_provider.expire_access_tokens()
+    with smtp_plain(smtp_auth_server) as smtp:
+        smtp.ehlo()
+        code, _ = smtp.docmd("AUTH", f"XOAUTH2 {xoauth2(mail_account.address, token)}")
+        assert code == 535
+
+
 def test_it_offers_imap_starttls_verified_by_the_test_ca(
     dovecot: DovecotServer, mail_account: MailAccount
 ):
