@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from django.db.models import F, QuerySet
+from django.db.models import F
 
 from accounts.models import Workspace
 from leaderboard.models import Participant
@@ -142,14 +142,6 @@ def season_most_improved(*, limit: int = 100) -> list[Entry]:
 
 def participant_get(*, workspace: Workspace) -> Participant | None:
     return Participant.objects.filter(workspace=workspace).first()
-
-
-def participants() -> QuerySet[Participant]:
-    return Participant.objects.select_related("workspace")
-
-
-def avatar_seed_known(*, seed: str) -> bool:
-    return Participant.objects.filter(avatar_seed=seed).exists()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Sum
 from django.utils import timezone
 from redis.typing import EncodableT
 
@@ -97,13 +97,6 @@ def _compute_chunk(chunk: Sequence[Participant], now: datetime) -> None:
         .values_list("domain_id", "at", "tier", "provisional")
     ):
         history[domain_id].append(TierStep(at, tier, provisional))
-    first_verified = dict(
-        SendingDomain.objects.filter(workspace_id__in=by_workspace, verified_at__isnull=False)
-        .values("workspace_id")
-        .annotate(first=Min("verified_at"))
-        .values_list("workspace_id", "first")
-        .order_by()
-    )
     per_workspace: dict[int, list[Any]] = defaultdict(list)
     for domain in domains:
         per_workspace[domain["workspace_id"]].append(domain)
@@ -119,7 +112,10 @@ def _compute_chunk(chunk: Sequence[Participant], now: datetime) -> None:
             volumes.append(DomainVolume(d["trust_score"], sent))
         score = board_score(volumes)
         streak = streak_days((external_streak_start(history[d["id"]]) for d in live), now)
-        verified: datetime | None = first_verified.get(workspace_id)
+        verified = min(
+            (d["verified_at"] for d in per_workspace[workspace_id] if d["verified_at"]),
+            default=None,
+        )
         facts = Facts(
             streak_days=streak,
             first_verified=verified.date() if verified else None,

@@ -1,21 +1,18 @@
 """The loopback mail servers are real: they log in, refuse, speak TLS and deliver."""
 
 import base64
-import hashlib
 import imaplib
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
-from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from tests.servers.mail import DovecotServer, MailAccount, SmtpAuthServer
-from tests.servers.oauth import CLIENT_ID, CLIENT_SECRET, IdentityProvider
+from tests.servers.oauth import IdentityProvider
 
 TIMEOUT = 5.0
 
@@ -68,39 +65,10 @@ def test_it_refuses_a_wrong_imap_password_with_authenticationfailed(
     imap.shutdown()
 
 
-def access_token_for(provider: IdentityProvider, address: str) -> str:
-    """An access token the test provider issued for `address` (code flow with PKCE)."""
-    verifier = "v" * 50
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    provider.sign_in_as(address)
-    params = {
-        "response_type": "code",
-        "client_id": CLIENT_ID,
-        "redirect_uri": "http://127.0.0.1:9/cb",
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-        "state": "s",
-    }
-    back = httpx.post(f"{provider.url}/authorize", data=params)
-    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
-    tokens = httpx.post(
-        f"{provider.url}/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": params["redirect_uri"],
-            "code_verifier": verifier,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-        },
-    ).json()
-    return tokens["access_token"]
-
-
 def test_it_logs_in_to_imap_with_xoauth2_checked_against_the_identity_provider(
     dovecot: DovecotServer, mail_account: MailAccount, identity_provider: IdentityProvider
 ):
-    token = access_token_for(identity_provider, mail_account.address)
+    token = identity_provider.access_token_for(mail_account.address)
     with IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=TIMEOUT) as client:
         client.oauth2_login(mail_account.address, token)
         assert "INBOX" in {name for _flags, _sep, name in client.list_folders()}
@@ -122,7 +90,7 @@ def xoauth2(address: str, token: str) -> str:
 def test_it_accepts_smtp_xoauth2_checked_against_the_identity_provider(
     smtp_auth_server: SmtpAuthServer, mail_account: MailAccount, identity_provider: IdentityProvider
 ):
-    token = access_token_for(identity_provider, mail_account.address)
+    token = identity_provider.access_token_for(mail_account.address)
     with smtp_plain(smtp_auth_server) as smtp:
         smtp.ehlo()
         assert "XOAUTH2" in smtp.esmtp_features["auth"]
