@@ -296,6 +296,42 @@ class Mailbox(MailServers):
         return "enrolled" if self.is_connected else "waiting_for_connection_test"
 
 
+class OAuthProvider(models.TextChoices):
+    GOOGLE = "google", "Google"
+    MICROSOFT = "microsoft", "Microsoft"
+
+
+class GrantStatus(models.TextChoices):
+    ACTIVE = "active", "Connected"
+    REVOKED = "revoked", "Revoked or expired"
+
+
+class MailboxGrant(models.Model):
+    """An OAuth 2.0 grant that lets an external mailbox log in with XOAUTH2 instead of a
+    password. Both tokens are encrypted at rest; the row is locked while a token is refreshed,
+    so concurrent workers make one refresh request (docs/domains-and-mailboxes.md)."""
+
+    mailbox = models.OneToOneField(Mailbox, on_delete=models.CASCADE, related_name="grant")
+    provider = models.CharField(max_length=16, choices=OAuthProvider.choices)
+    subject = models.CharField(max_length=255, blank=True, help_text="The provider's user id.")
+    scopes = models.TextField(blank=True)
+    refresh_token_encrypted = models.TextField()
+    access_token_encrypted = models.TextField(blank=True)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when the provider says the refresh token itself runs out (Google apps in "Testing").
+    refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
+    )
+    problem = models.TextField(blank=True)
+    connected_at = models.DateTimeField(default=timezone.now)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} grant for mailbox {self.mailbox_id}"
+
+
 class Suppression(models.Model):
     """An address never to send to again: by one workspace, or by anyone (workspace empty)."""
 
