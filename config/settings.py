@@ -6,6 +6,7 @@ PostgreSQL, and Redis for cache, Celery broker and channel layer.
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -479,6 +480,47 @@ MAILBOX_TLS_CA_FILE = env.str("MAILBOX_TLS_CA_FILE", default="")
 # Test connections to private, loopback or link-local addresses are refused (SSRF) unless set.
 MAILBOX_ALLOW_PRIVATE_HOSTS = env.bool("MAILBOX_ALLOW_PRIVATE_HOSTS", default=False)
 MAILBOX_DAILY_LIMIT_MAX = env.int("MAILBOX_DAILY_LIMIT_MAX", default=500)
+# The most rows one CSV import of mailboxes takes (each row is created and tested in turn).
+MAILBOX_IMPORT_MAX_ROWS = env.int("MAILBOX_IMPORT_MAX_ROWS", default=500)
+
+# --- OAuth mailboxes: "Connect with Google / Microsoft" (README) ---------------------------------
+# One redirect URL serves both providers; register it exactly at each.
+OAUTH_REDIRECT_URL = env.str(
+    "OAUTH_REDIRECT_URL", default=SITE_URL.rstrip("/") + "/oauth/mailbox/callback/"
+)
+# An access token is refreshed when it has less than this left.
+OAUTH_REFRESH_AHEAD_SECONDS = env.int("OAUTH_REFRESH_AHEAD_SECONDS", default=300)
+OAUTH_HTTP_TIMEOUT_SECONDS = env.float("OAUTH_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A started consent is good for this long (its state and PKCE verifier live in the session).
+OAUTH_CONSENT_MAX_AGE_SECONDS = env.int("OAUTH_CONSENT_MAX_AGE_SECONDS", default=900)
+MICROSOFT_OAUTH_AUTHORITY = env.str(
+    "MICROSOFT_OAUTH_AUTHORITY", default="https://login.microsoftonline.com"
+).rstrip("/")
+# "organizations" (work accounts in any tenant), "common", or one tenant's id or domain.
+MICROSOFT_OAUTH_TENANT = env.str("MICROSOFT_OAUTH_TENANT", default="organizations")
+# A provider is offered on the add-mailbox page once its client id and secret are set.
+OAUTH_PROVIDERS: dict[str, dict[str, Any]] = {
+    "google": {
+        "client_id": env.str("GOOGLE_OAUTH_CLIENT_ID", default=""),
+        "client_secret": env.str("GOOGLE_OAUTH_CLIENT_SECRET", default=""),
+        "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "userinfo_url": "https://openidconnect.googleapis.com/v1/userinfo",
+        "smtp": ("smtp.gmail.com", 465, "ssl"),
+        "imap": ("imap.gmail.com", 993, "ssl"),
+    },
+    "microsoft": {
+        "client_id": env.str("MICROSOFT_OAUTH_CLIENT_ID", default=""),
+        "client_secret": env.str("MICROSOFT_OAUTH_CLIENT_SECRET", default=""),
+        "authorize_url": (
+            f"{MICROSOFT_OAUTH_AUTHORITY}/{MICROSOFT_OAUTH_TENANT}/oauth2/v2.0/authorize"
+        ),
+        "token_url": f"{MICROSOFT_OAUTH_AUTHORITY}/{MICROSOFT_OAUTH_TENANT}/oauth2/v2.0/token",
+        "userinfo_url": "",  # the ID token names the mailbox
+        "smtp": ("smtp.office365.com", 587, "starttls"),
+        "imap": ("outlook.office365.com", 993, "ssl"),
+    },
+}
 
 # --- Where platform mailboxes receive (README) ---------------------------------------------------
 # The Dovecot that stores platform mailboxes' mail (MX -> MTA -> LMTP). The engagement agent logs

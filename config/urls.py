@@ -97,6 +97,7 @@ urlpatterns = [
     path("w/<str:public_id>/", include(workspace_pages)),
     path("accounts/", include("allauth.urls")),
     path("", include("reputation.urls")),
+    path("", include("sending.urls")),
     path("", include("billing.urls")),
     path("", include("campaigns.urls")),
     path("", include("tracking.urls")),

@@ -24,6 +24,7 @@ from sending.models import (
     DkimKey,
     DomainStatus,
     Mailbox,
+    MailboxImport,
     MailboxStatus,
     Message,
     MessageState,
@@ -658,3 +659,40 @@ class SuppressedDomainAdmin(SuppressionListAdmin):
             reason=obj.reason,
         )
         obj.pk = added.row.pk
+
+
+@admin.register(MailboxImport)
+class MailboxImportAdmin(ServiceOwnedAdmin):
+    """CSV imports of mailboxes, read-only: what each row became (the stored rows, encrypted,
+    are not shown)."""
+
+    list_display = [
+        "file_name",
+        "workspace",
+        "status",
+        "total",
+        "created",
+        "connected",
+        "failed",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "created_at"]
+    search_fields = ["file_name", "workspace__public_id", "workspace__name"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "created_at"
+    fields = [
+        "workspace",
+        "created_by",
+        "file_name",
+        "status",
+        "error",
+        "total",
+        "created",
+        "connected",
+        "failed",
+        "results",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]

@@ -1,7 +1,11 @@
 """Real logins to a customer's SMTP and IMAP servers, with a clear reason on failure (no Django).
 
 Reasons: host_not_found, host_not_allowed, refused, timeout, tls_error, auth_failed,
-folders_unreadable, protocol_error.
+smtp_auth_disabled, oauth_revoked, oauth_unavailable, folders_unreadable, protocol_error.
+
+A spec with `oauth` logs in with XOAUTH2: `oauth("")` gives the current access token; after a
+refused login, `oauth(<the refused token>)` gives a fresh one and the login is tried once more.
+It raises ConnectionProblem when no token can be had (the grant was revoked, say).
 """
 
 import contextlib
@@ -10,11 +14,14 @@ import ipaddress
 import smtplib
 import socket
 import ssl
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
+
+from sending.oauth import xoauth2
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class ServerSpec:
     security: str  # ssl | starttls | none
     username: str
     password: str
+    oauth: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,27 @@ def _classify(server: str, spec: ServerSpec, error: BaseException) -> Connection
             f"No answer from {where} in time. Check the host, the port and the security "
             "setting (a TLS port waits silently for a plain-text client).",
         )
+    if _smtp_auth_disabled(error):
+        return ConnectionResult(
+            server,
+            False,
+            "smtp_auth_disabled",
+            "Microsoft 365 has SMTP AUTH switched off for this mailbox, so it cannot send "
+            "through smtp.office365.com. A Microsoft 365 admin switches it on in the admin "
+            "center: Users > Active users > this user > Mail > Manage email apps > tick "
+            'Authenticated SMTP; if the whole organisation has it off, also clear "Turn off '
+            'SMTP AUTH protocol for your organization" (Exchange admin center > Settings > Mail '
+            "flow). Changes take up to an hour; then run Test connection again.",
+        )
+    if isinstance(error, (smtplib.SMTPAuthenticationError, LoginError)) and spec.oauth:
+        return ConnectionResult(
+            server,
+            False,
+            "auth_failed",
+            f"The {server.upper()} server refused the mailbox's access token even after a "
+            "refresh. Check that the account still has IMAP and SMTP access, or connect it "
+            "again.",
+        )
     if isinstance(error, (smtplib.SMTPAuthenticationError, LoginError)):
         return ConnectionResult(
             server,
@@ -172,6 +201,20 @@ def _classify(server: str, spec: ServerSpec, error: BaseException) -> Connection
         )
     return ConnectionResult(
         server, False, "protocol_error", f"The {server.upper()} server at {where} failed: {error}"
+    )
+
+
+def _smtp_auth_disabled(error: BaseException) -> bool:
+    """Microsoft's answers when SMTP AUTH is off for the mailbox or the tenant: "550 5.7.30
+    Basic authentication is not supported for Client Submission" and "535 5.7.139
+    Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant"."""
+    if not isinstance(error, smtplib.SMTPResponseException):
+        return False
+    text = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else ""
+    return (
+        "5.7.30" in text
+        or "5.7.139" in text
+        or "smtpclientauthentication is disabled" in text.lower()
     )
 
 
@@ -204,14 +247,45 @@ def smtp_connect(
         if spec.security == "starttls":
             client.starttls(context=context)
             client.ehlo()
-        if spec.username:
+        if spec.username and spec.oauth:
+            _smtp_oauth_login(client, spec)
+        elif spec.username:
             client.login(spec.username, spec.password)
-    except (OSError, smtplib.SMTPException) as error:
+    except (OSError, smtplib.SMTPException, ConnectionProblem) as error:
         if client is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 client.close()
+        if isinstance(error, ConnectionProblem):
+            raise
         raise ConnectionProblem(_classify("smtp", spec, error)) from error
     return client
+
+
+class _XOAuth2:
+    """smtplib's auth object: the initial response, then (when the server refuses the token
+    with a 334 challenge carrying the error as JSON) the empty line that ends the exchange."""
+
+    def __init__(self, response: str) -> None:
+        self.response = response
+
+    def __call__(self, challenge: bytes | None = None) -> str:
+        return self.response if challenge is None else ""
+
+
+def _smtp_oauth_login(client: smtplib.SMTP, spec: ServerSpec) -> None:
+    """AUTH XOAUTH2, and once more with a fresh token if the server refuses the first."""
+    assert spec.oauth is not None
+    token = spec.oauth("")
+    for attempt in range(2):
+        try:
+            client.auth(
+                "XOAUTH2", _XOAuth2(xoauth2(spec.username, token)), initial_response_ok=True
+            )
+            return
+        except smtplib.SMTPAuthenticationError as error:
+            if attempt or _smtp_auth_disabled(error):
+                raise
+            token = spec.oauth(token)
 
 
 def smtp_login(
@@ -250,12 +324,28 @@ def imap_connect(
     try:
         if spec.security == "starttls":
             client.starttls(ssl_context=context)
-        client.login(spec.username, spec.password)
-    except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
+        if spec.oauth:
+            _imap_oauth_login(client, spec)
+        else:
+            client.login(spec.username, spec.password)
+    except (OSError, IMAPClientError, imaplib.IMAP4.error, ConnectionProblem) as error:
         with contextlib.suppress(OSError, IMAPClientError, imaplib.IMAP4.error):
             client.shutdown()
+        if isinstance(error, ConnectionProblem):
+            raise
         raise ConnectionProblem(_classify("imap", spec, error)) from error
     return client
+
+
+def _imap_oauth_login(client: IMAPClient, spec: ServerSpec) -> None:
+    """AUTHENTICATE XOAUTH2, and once more with a fresh token if the server refuses the first
+    (a refused AUTHENTICATE leaves the session waiting for another login)."""
+    assert spec.oauth is not None
+    token = spec.oauth("")
+    try:
+        client.oauth2_login(spec.username, token)
+    except LoginError:
+        client.oauth2_login(spec.username, spec.oauth(token))
 
 
 def imap_login(

@@ -148,13 +148,14 @@ def _server_field(name: str, raw: object, errors: dict[str, list[str]]) -> objec
 
 
 def mailbox_input_parse(
-    data: Mapping[str, Any], *, connection: str, creating: bool
+    data: Mapping[str, Any], *, connection: str, creating: bool, passwords: bool = True
 ) -> dict[str, Any]:
     """Check the given settings; return them cleaned (passwords still in plain text).
 
     Creating needs every server field of an external mailbox; an update checks only what it is
     given, so `{"daily_limit": 50}` is a complete change. An empty password on an update keeps
-    the stored one. Raises MailboxInputError with a message per field."""
+    the stored one; `passwords=False` (a mailbox that logs in with OAuth tokens) needs none.
+    Raises MailboxInputError with a message per field."""
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
     if "display_name" in data or creating:
@@ -178,7 +179,7 @@ def mailbox_input_parse(
                 given = name in data and (key != "password" or data[name] not in (None, ""))
                 if given or (creating and key != "password"):
                     out[name] = _server_field(name, data.get(name), errors)
-            if creating and not data.get(f"{prefix}_password"):
+            if creating and passwords and not data.get(f"{prefix}_password"):
                 errors[f"{prefix}_password"] = [
                     "Enter the password (an app password for Google or Microsoft)."
                 ]

@@ -284,6 +284,14 @@ class Mailbox(MailServers):
         return self.connection != ConnectionType.EXTERNAL or self.connection_ok is True
 
     @property
+    def oauth_grant(self) -> "MailboxGrant | None":
+        """The OAuth grant it logs in with (Google, Microsoft), or None (a password)."""
+        try:
+            return self.grant
+        except models.ObjectDoesNotExist:
+            return None
+
+    @property
     def warmup_active(self) -> bool:
         """Enrolled in warm-up and able to send: an external mailbox waits for its test."""
         return self.warmup_enabled and self.is_connected
@@ -495,3 +503,74 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.sender} -> {self.recipient}"
+
+
+class MailboxImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class MailboxImportOutcome(models.TextChoices):
+    CONNECTED = "connected", "Created and connected"
+    NOT_CONNECTED = "not_connected", "Created, not connected"
+    REFUSED = "refused", "Not created"
+
+
+class MailboxImport(models.Model):
+    """A CSV file of external mailboxes: each row is created, then its connection tested, in
+    the background; the counts and the per-row results grow as the run goes."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="mailbox_imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    file_name = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=16, choices=MailboxImportStatus.choices, default=MailboxImportStatus.QUEUED
+    )
+    error = models.TextField(blank=True, help_text="Why the whole import failed.")
+    total = models.PositiveIntegerField(default=0, help_text="Rows in the file.")
+    created = models.PositiveIntegerField(default=0, help_text="Mailboxes created.")
+    connected = models.PositiveIntegerField(default=0, help_text="Created and passed the test.")
+    failed = models.PositiveIntegerField(default=0, help_text="Rows refused: nothing created.")
+    # One entry per row done: {"line", "address", "outcome" (MailboxImportOutcome), "message",
+    # "mailbox" (id or null), "link" ([label, url] or null)}. Never a password.
+    results = models.JSONField(default=list, blank=True)
+    # The rows with their passwords, encrypted (accounts.crypto); emptied when the run ends.
+    rows_encrypted = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Last row finished: a running import that stops moving lost its worker.
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.status})"
+
+    @property
+    def done_rows(self) -> int:
+        return self.created + self.failed
+
+    @property
+    def not_connected(self) -> int:
+        return self.created - self.connected
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status in (MailboxImportStatus.DONE, MailboxImportStatus.FAILED):
+            return 100
+        if not self.total:
+            return 0
+        return min(99, int(100 * self.done_rows / self.total))

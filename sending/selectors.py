@@ -3,7 +3,14 @@
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.models import Workspace
-from sending.models import DkimKey, DomainStatus, Mailbox, SendingDomain, SendsThrough
+from sending.models import (
+    DkimKey,
+    DomainStatus,
+    Mailbox,
+    MailboxImport,
+    SendingDomain,
+    SendsThrough,
+)
 
 
 def domain_list(*, workspace: Workspace) -> QuerySet[SendingDomain]:
@@ -42,7 +49,7 @@ def mailbox_list(*, workspace: Workspace) -> QuerySet[Mailbox]:
     return (
         Mailbox.objects.filter(domain__workspace=workspace)
         .exclude(domain__status=DomainStatus.RETIRED)
-        .select_related("domain")
+        .select_related("domain", "grant")
         .order_by("domain__name", "local_part")
     )
 
@@ -54,3 +61,22 @@ def mailbox_get(*, workspace: Workspace, pk: int) -> Mailbox | None:
 def domain_status_counts(*, workspace: Workspace) -> dict[str, int]:
     rows = domain_list(workspace=workspace).values("status").annotate(n=Count("id"))
     return {row["status"]: row["n"] for row in rows}
+
+
+def mailbox_import_list(*, workspace: Workspace) -> QuerySet[MailboxImport]:
+    return MailboxImport.objects.filter(workspace=workspace).defer("results", "rows_encrypted")
+
+
+def mailbox_import_get(*, workspace: Workspace, pk: int) -> MailboxImport | None:
+    return (
+        MailboxImport.objects.filter(workspace=workspace, pk=pk)
+        .defer("rows_encrypted")
+        .select_related("created_by")
+        .first()
+    )
+
+
+def mailbox_ids_existing(*, workspace: Workspace, ids: list[int]) -> set[int]:
+    """Which of the mailboxes an import created still exist (the rest were deleted since)."""
+    found = Mailbox.objects.filter(domain__workspace=workspace, pk__in=ids)
+    return set(found.values_list("pk", flat=True))

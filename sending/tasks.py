@@ -9,6 +9,8 @@ from django.db import DatabaseError
 from sending.models import SendingDomain
 from sending.services.dkim import dkim_keys_retire_due
 from sending.services.domains import domain_claims_expire, domains_release_due
+from sending.services.mailbox_import import mailbox_import_run as mailbox_import_service
+from sending.services.mailbox_import import mailbox_imports_tidy
 from sending.services.outbound import (
     messages_due_claim_ids,
     messages_hand_over,
@@ -30,6 +32,7 @@ def domains_tick() -> dict[str, int]:
         "released": domains_release_due(),
         "dkim_retired": dkim_keys_retire_due(),
         "claims_expired": domain_claims_expire(),
+        "mailbox_imports": sum(mailbox_imports_tidy().values()),
     }
 
 
@@ -61,3 +64,16 @@ def outbound_tick() -> dict[str, int]:
     for start in range(0, len(due), settings.OUTBOUND_BATCH_SIZE):
         messages_send.delay(due[start : start + settings.OUTBOUND_BATCH_SIZE])
     return {**counts, "due": len(due)}
+
+
+# Each row waits at most a few server timeouts; the default task time limit is too short for
+# a full file of unreachable servers.
+IMPORT_TIME_LIMIT = int(
+    settings.MAILBOX_IMPORT_MAX_ROWS * (4 * settings.MAILBOX_CONNECT_TIMEOUT_SECONDS + 5)
+)
+
+
+@shared_task(time_limit=IMPORT_TIME_LIMIT)
+def mailbox_import_run(import_id: int) -> None:
+    """Create and test the mailboxes of one CSV import (claimed: a second run does nothing)."""
+    mailbox_import_service(import_id=import_id)

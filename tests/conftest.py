@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,12 +21,13 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role, User
 from accounts.services import api_token_create
-from sending.models import DomainStatus, SendingDomain
+from sending.models import DomainStatus, Mailbox, SendingDomain, SendsThrough
 from sending.services.dns import domain_records
 from sending.services.domains import domain_create
 from sending.services.mailboxes import mailbox_create
 from sending.services.verification import domain_verify
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.servers.oauth import CLIENT_ID, CLIENT_SECRET, IdentityProvider
 
 pytest_plugins = [
     "tests.servers.dns",
@@ -353,3 +356,80 @@ UNTESTED_SERVERS = {
     "imap_username": "alex@example.net",
     "imap_password": "app-password-1",
 }
+
+
+# --- Mailboxes connected with OAuth (Google, Microsoft) --------------------------------------
+
+
+CALLBACK = "/oauth/mailbox/callback/"
+
+
+def provider_entry(idp: IdentityProvider, servers, **overrides) -> dict:
+    dovecot, smtp = servers
+    entry = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "authorize_url": f"{idp.url}/authorize",
+        "token_url": f"{idp.url}/token",
+        "userinfo_url": f"{idp.url}/userinfo",
+        "smtp": (smtp.host, smtp.port, "starttls"),
+        "imap": (dovecot.host, dovecot.port, "starttls"),
+    }
+    entry.update(overrides)
+    return entry
+
+
+@pytest.fixture
+def oauth(settings, mail_servers, identity_provider):
+    """Both providers played by the loopback identity provider, their mail servers by the test
+    Dovecot and SMTP server."""
+    idp = identity_provider
+    settings.OAUTH_PROVIDERS = {
+        "google": provider_entry(idp, mail_servers),
+        "microsoft": provider_entry(idp, mail_servers, userinfo_url=""),
+    }
+    settings.OAUTH_REDIRECT_URL = f"http://testserver{CALLBACK}"
+    yield idp
+    idp.state.refresh_expires_in = None
+    idp.state.refresh_delay = 0.0
+    idp.state.access_seconds = 3600
+
+
+@pytest.fixture
+def own_domain(owner) -> SendingDomain:
+    """The workspace's domain the test mail accounts live on."""
+    return SendingDomain.objects.create(
+        workspace=owner.workspace,
+        name="mailbox.test",
+        status=DomainStatus.VERIFIED,
+        sends_through=SendsThrough.OWN_SERVERS,
+    )
+
+
+def consent_url(client: Client, workspace: str, provider: str = "google", **form) -> str:
+    response = client.post(f"/w/{workspace}/mailboxes/connect/{provider}/", form)
+    assert response.status_code == 302, response.content
+    return str(response["Location"])
+
+
+def allow(url: str, **extra: str) -> str:
+    """Press Allow on the provider's consent page; the path and query it sends the browser to."""
+    params = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    params.update(extra)
+    back = httpx.post(url.split("?")[0], data=params)
+    assert back.status_code == 302, back.text
+    location = urlsplit(back.headers["location"])
+    return f"{location.path}?{location.query}"
+
+
+def connect(client: Client, workspace: str, provider: str = "google", **form):
+    return client.get(allow(consent_url(client, workspace, provider, **form)), follow=True)
+
+
+@pytest.fixture
+def connected(oauth, own_domain, mail_account, owner, owner_client) -> Mailbox:
+    oauth.sign_in_as(mail_account.address)
+    connect(owner_client, owner.workspace.public_id)
+    mailbox = Mailbox.objects.get()
+    assert mailbox.connection_ok is True
+    return mailbox

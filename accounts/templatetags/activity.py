@@ -157,6 +157,15 @@ ACTIVITY_SENTENCES: dict[str, ActivityRule] = {
     "mailbox.pause": ("{actor} paused {subject}", "{subject} was paused"),
     "mailbox.resume": ("{actor} resumed {subject}", "{subject} was resumed"),
     "mailbox.cooldown": "{subject} was put in cool-down",
+    "mailbox.import": (
+        "{actor} imported mailboxes from “{name}”",
+        "Mailboxes were imported from “{name}”",
+    ),
+    "mailbox.oauth_connect": (
+        "{actor} signed {subject} in with its provider",
+        "{subject} was signed in with its provider",
+    ),
+    "mailbox.oauth_revoked": "{subject}'s sign-in with its provider stopped working",
     # Reputation: automatic actions and alerts
     "reputation.tier_change": "{subject} moved from the {old_tier} tier to {tier}",
     "reputation.cooldown": "{subject} was put in cool-down after spam rejections",

@@ -146,6 +146,9 @@ def _login_reason(problem: ConnectionProblem) -> str:
         "refused": "check the IMAP host and port, or whether the server is up",
         "timeout": "check the IMAP host, port and security setting",
         "host_not_found": "check the IMAP host name",
+        "oauth_revoked": "reconnect the mailbox with its provider on its page",
+        "oauth_unavailable": "nothing to do: replies are read again automatically",
+        "smtp_auth_disabled": "turn on authenticated SMTP for the mailbox at its provider",
     }
     hint = hints.get(result.reason, "replies are read again automatically")
     return f"Reading replies failed: {result.message} ({hint})"

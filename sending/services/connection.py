@@ -1,12 +1,21 @@
 """Test connection: log in to an external mailbox's own SMTP and IMAP servers."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.utils import timezone
 
 from accounts.crypto import secret_decrypt
 from config.errors import ApplicationError
-from sending.connection_test import ConnectionResult, ServerSpec, imap_login, smtp_login
-from sending.models import ConnectionType, Mailbox, MailServers
+from sending.connection_test import (
+    ConnectionProblem,
+    ConnectionResult,
+    ServerSpec,
+    imap_login,
+    smtp_login,
+)
+from sending.models import ConnectionType, Mailbox, MailboxGrant, MailServers
+from sending.services.oauth import GrantUnusable, mailbox_access_token
 
 
 def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
@@ -33,12 +42,32 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
 
 
 def mailbox_server_spec(mailbox: MailServers, prefix: str) -> ServerSpec:
-    """The mailbox's (or a golden seed's) SMTP or IMAP server and login, password decrypted."""
+    """The mailbox's (or a golden seed's) SMTP or IMAP server and login: the password
+    decrypted, or, for a mailbox connected with OAuth, its access tokens (XOAUTH2)."""
     encrypted = getattr(mailbox, f"{prefix}_password_encrypted")
+    oauth = None
+    if isinstance(mailbox, Mailbox) and MailboxGrant.objects.filter(mailbox=mailbox).exists():
+        oauth = _access_tokens(mailbox.pk, prefix)
     return ServerSpec(
         host=getattr(mailbox, f"{prefix}_host"),
         port=getattr(mailbox, f"{prefix}_port") or 0,
         security=getattr(mailbox, f"{prefix}_security"),
         username=getattr(mailbox, f"{prefix}_username"),
-        password=secret_decrypt(encrypted) if encrypted else "",
+        password=secret_decrypt(encrypted) if encrypted and oauth is None else "",
+        oauth=oauth,
     )
+
+
+def _access_tokens(mailbox_id: int, server: str) -> Callable[[str], str]:
+    """The token source a login calls: the current token, or a fresh one after `refused`."""
+
+    def token(refused: str) -> str:
+        try:
+            return mailbox_access_token(mailbox_id=mailbox_id, refused=refused)
+        except GrantUnusable as error:
+            reason = "oauth_revoked" if error.gone else "oauth_unavailable"
+            raise ConnectionProblem(
+                ConnectionResult(server, False, reason, error.message)
+            ) from error
+
+    return token

@@ -28,6 +28,7 @@ from sending.models import (
     SendingDomain,
     TlsMode,
 )
+from sending.oauth import ProviderConfig
 from sending.services.permissions import require_role
 from sending.services.verification import domain_missing
 
@@ -50,10 +51,14 @@ CONNECTION_FIELDS = frozenset(
 )
 
 
-def _parsed(data: dict, *, connection: str, creating: bool) -> dict[str, Any]:
+def _parsed(
+    data: dict, *, connection: str, creating: bool, passwords: bool = True
+) -> dict[str, Any]:
     """Model fields from the input: the shared parser's verdict, passwords encrypted."""
     try:
-        fields = mailbox_input_parse(data, connection=connection, creating=creating)
+        fields = mailbox_input_parse(
+            data, connection=connection, creating=creating, passwords=passwords
+        )
     except MailboxInputError as error:
         raise ApplicationError("Some fields are invalid.", fields=error.fields) from None
     for prefix in ("smtp", "imap"):
@@ -75,12 +80,35 @@ def _with_provider_defaults(data: dict, provider: str) -> dict:
     return filled
 
 
+def _oauth_servers(data: dict, config: ProviderConfig, address: str) -> dict:
+    """An OAuth mailbox logs in to its provider's servers as its own address, no password."""
+    filled = dict(data)
+    for prefix, server in (("smtp", config.smtp), ("imap", config.imap)):
+        filled.update(
+            {
+                f"{prefix}_host": server.host,
+                f"{prefix}_port": server.port,
+                f"{prefix}_security": server.security,
+                f"{prefix}_username": address,
+            }
+        )
+    return filled
+
+
 @transaction.atomic
-def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> Mailbox:
+def mailbox_create(
+    *,
+    domain: SendingDomain,
+    actor: User | None,
+    data: dict,
+    oauth: ProviderConfig | None = None,
+) -> Mailbox:
     """Add a mailbox on a verified domain (platform-hosted, or the customer's own servers); an
     external one also on a domain that sends through its own servers and waits for DNS.
 
-    An external mailbox is not connected until a connection test passes."""
+    An external mailbox is not connected until a connection test passes. With `oauth`, it logs
+    in with the provider's tokens (sending.services.oauth stores the grant) instead of
+    passwords."""
     if actor is not None:
         require_role(workspace=domain.workspace, user=actor)
     try:
@@ -108,9 +136,11 @@ def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> 
             message = f"{domain.name} cannot take new mailboxes while it is "
             message += f"{domain.get_status_display().lower()}."
         raise ApplicationError(message, code="domain_not_verified", fields={"domain": [message]})
-    if connection == ConnectionType.EXTERNAL:
+    if oauth is not None:
+        data = _oauth_servers(data, oauth, f"{local_part}@{domain.name}")
+    elif connection == ConnectionType.EXTERNAL:
         data = _with_provider_defaults(data, domain.provider)
-    fields = _parsed(data, connection=connection, creating=True)
+    fields = _parsed(data, connection=connection, creating=True, passwords=oauth is None)
     with transaction.atomic():
         # Locked so that two mailboxes added at once cannot both fit the plan's last place.
         Workspace.objects.select_for_update().filter(pk=domain.workspace_id).first()
@@ -122,7 +152,7 @@ def mailbox_create(*, domain: SendingDomain, actor: User | None, data: dict) -> 
             domain=domain,
             local_part=local_part,
             connection=connection,
-            provider=domain.provider,
+            provider=oauth.name if oauth else domain.provider,
             **fields,
         )
     audit_log_record(
@@ -193,13 +223,17 @@ def _mailbox_status_set(
     reason: str,
     action: str,
     cooldown_until: datetime | None = None,
+    by_system: bool | None = None,
 ) -> Mailbox:
+    """`by_system` (default: no actor) keeps the mailbox stopped until staff resume it."""
     before = {"status": mailbox.status}
     mailbox.status = status
     mailbox.status_reason = reason
     mailbox.status_changed_at = timezone.now()
     mailbox.cooldown_until = cooldown_until
-    mailbox.status_set_by_system = actor is None and status != MailboxStatus.ACTIVE
+    if by_system is None:
+        by_system = actor is None
+    mailbox.status_set_by_system = by_system and status != MailboxStatus.ACTIVE
     mailbox.save(
         update_fields=[
             "status",
@@ -227,14 +261,30 @@ def _mailbox_status_set(
 
 
 @transaction.atomic
-def mailbox_pause(*, mailbox: Mailbox, actor: User | None, reason: str) -> Mailbox:
-    """Stop sending from the mailbox until it is resumed."""
+def mailbox_pause(
+    *, mailbox: Mailbox, actor: User | None, reason: str, by_system: bool | None = None
+) -> Mailbox:
+    """Stop sending from the mailbox until it is resumed (an automatic pause waits for staff
+    unless `by_system=False`: the customer can fix its cause, e.g. by reconnecting)."""
     return _mailbox_status_set(
         mailbox=mailbox,
         status=MailboxStatus.PAUSED,
         actor=actor,
         reason=reason,
         action="mailbox.pause",
+        by_system=by_system,
+    )
+
+
+@transaction.atomic
+def mailbox_reconnected(*, mailbox: Mailbox, actor: User | None, reason: str) -> Mailbox:
+    """Resume a mailbox that was paused only because its sign-in stopped working."""
+    return _mailbox_status_set(
+        mailbox=mailbox,
+        status=MailboxStatus.ACTIVE,
+        actor=actor,
+        reason=reason,
+        action="mailbox.resume",
     )
 
 

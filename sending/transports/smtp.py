@@ -15,7 +15,17 @@ _SPOOL_ID = re.compile(r"\bids=([0-9a-fA-F]{32})\b")
 # Conditions a later attempt can get past; the rest (an internal address) need the settings
 # fixed. A refused login is retried too: the customer may fix the password meanwhile.
 _RETRYABLE = frozenset(
-    {"refused", "timeout", "tls_error", "host_not_found", "auth_failed", "protocol_error"}
+    {
+        "refused",
+        "timeout",
+        "tls_error",
+        "host_not_found",
+        "auth_failed",
+        "protocol_error",
+        "smtp_auth_disabled",
+        "oauth_revoked",
+        "oauth_unavailable",
+    }
 )
 
 

@@ -20,7 +20,7 @@ from config.forms import form_add_refusal
 from reputation import selectors as reputation_selectors
 from sending import selectors
 from sending.forms import DomainForm, DomainSendingForm, MailboxForm, MailboxSettingsForm
-from sending.models import DomainStatus, Mailbox, SendingDomain, SendsThrough
+from sending.models import ConnectionType, DomainStatus, Mailbox, SendingDomain, SendsThrough
 from sending.services.connection import mailbox_test_connection
 from sending.services.dkim import dkim_rotation_start
 from sending.services.dns import domain_records
@@ -33,6 +33,7 @@ from sending.services.mailboxes import (
     mailbox_update,
     mailbox_warmup_steps,
 )
+from sending.services.oauth import grant_testing_mode, oauth_providers_offered
 from sending.services.verification import domain_missing, domain_verify
 
 DEMO_CHECK = "Demo domain: its DNS is not really published, so checks change nothing."
@@ -235,6 +236,7 @@ def mailboxes(request: WorkspaceRequest) -> HttpResponse:
             "mailboxes": selectors.mailbox_list(workspace=request.workspace),
             "verified_domains": open_domains,
             "can_manage": _can_manage(request),
+            "oauth_providers": oauth_providers_offered(),
         },
     )
 
@@ -242,10 +244,12 @@ def mailboxes(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view()
 def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request, mailbox_id)
+    grant = mailbox.oauth_grant
     form = MailboxSettingsForm(
         request.POST or None,
         initial=MailboxSettingsForm.initial_for(mailbox),
-        connection=mailbox.connection,
+        # An OAuth mailbox's servers and login come from its provider: nothing to edit there.
+        connection=ConnectionType.PLATFORM if grant else mailbox.connection,
     )
     if request.method == "POST":
         if not _can_manage(request):
@@ -274,6 +278,8 @@ def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
         "sending/mailbox_detail.html",
         {
             "mailbox": mailbox,
+            "grant": grant,
+            "testing_mode": grant is not None and grant_testing_mode(grant),
             "form": form,
             "can_manage": _can_manage(request),
             "steps": steps,

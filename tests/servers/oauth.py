@@ -50,6 +50,10 @@ class _State:
     email: str
     access_seconds: int
     approve_without_page: bool
+    # Google's answer for an app in "Testing" mode: the refresh token ends after 7 days.
+    refresh_expires_in: int | None = None
+    # Seconds each refresh takes, so that racing workers overlap.
+    refresh_delay: float = 0.0
     codes: dict[str, _Grant] = field(default_factory=dict)
     access: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> email, expiry
     refresh: dict[str, str] = field(default_factory=dict)  # token -> email
@@ -141,7 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             "<!DOCTYPE html><html><head><title>Sign in - Test provider</title></head><body>"
             f"<h1>Allow access to {html.escape(self.state.email)}'s mail?</h1>"
             f'<form method="post" action="/authorize">{fields}'
-            '<button type="submit">Allow</button></form></body></html>'
+            '<button type="submit">Allow</button>'
+            '<button type="submit" name="deny" value="1">Cancel</button></form></body></html>'
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -150,6 +155,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(page)
 
     def _approve(self, params: dict[str, str]) -> None:
+        back = params.get("redirect_uri", "")
+        if params.get("deny"):
+            query = urlencode({"error": "access_denied", "state": params.get("state", "")})
+            self._redirect(f"{back}{'&' if '?' in back else '?'}{query}")
+            return
         code = secrets.token_urlsafe(16)
         with self.state.lock:
             self.state.codes[code] = _Grant(
@@ -159,7 +169,6 @@ class _Handler(BaseHTTPRequestHandler):
                 challenge=params.get("code_challenge", ""),
                 client_id=params.get("client_id", ""),
             )
-        back = params.get("redirect_uri", "")
         query = urlencode({"code": code, "state": params.get("state", "")})
         self._redirect(f"{back}{'&' if '?' in back else '?'}{query}")
 
@@ -170,12 +179,18 @@ class _Handler(BaseHTTPRequestHandler):
             if refresh is None:
                 refresh = secrets.token_urlsafe(24)
                 self.state.refresh[refresh] = email
-        payload = {"sub": hashlib.sha256(email.encode()).hexdigest()[:16], "email": email}
+        payload = {
+            "sub": hashlib.sha256(email.encode()).hexdigest()[:16],
+            "aud": CLIENT_ID,
+            "email": email,
+            "email_verified": True,
+            "name": email.split("@")[0].title(),
+        }
         id_token = ".".join(
             base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
             for part in ({"alg": "none"}, payload)
         )
-        return {
+        answer: dict[str, Any] = {
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": self.state.access_seconds,
@@ -183,6 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
             "scope": scope,
             "id_token": id_token + ".",
         }
+        if self.state.refresh_expires_in is not None:
+            answer["refresh_token_expires_in"] = self.state.refresh_expires_in
+        return answer
 
     def _token(self, form: dict[str, str]) -> None:
         if not self._client_ok(form):
@@ -208,6 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.refresh_requests += 1
                 email = self.state.refresh.get(token)
+            time.sleep(self.state.refresh_delay)
             if email is None:
                 self._json(400, {"error": "invalid_grant", "error_description": "revoked"})
                 return

@@ -265,6 +265,7 @@ def _login_reason(result: ConnectionResult) -> str:
         "refused": "check the IMAP host and port, or whether the server is up",
         "timeout": "check the IMAP host, port and security setting",
         "host_not_found": "check the IMAP host name",
+        "oauth_revoked": "reconnect the mailbox with its provider on its page",
     }
     hint = hints.get(result.reason, "we retry automatically")
     return f"{result.message} ({hint})"[:300]
