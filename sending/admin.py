@@ -24,6 +24,7 @@ from sending.models import (
     DkimKey,
     DomainStatus,
     Mailbox,
+    MailboxGrant,
     MailboxImport,
     MailboxStatus,
     Message,
@@ -351,6 +352,26 @@ class SendingDomainAdmin(AuditTrailMixin, ServiceOwnedAdmin):
         return format_html("<table><tbody>{}</tbody></table>", rows)
 
 
+class MailboxGrantInline(admin.StackedInline):
+    """The OAuth grant a Google or Microsoft mailbox logs in with; tokens are never shown."""
+
+    model = MailboxGrant
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = readonly_fields = (
+        "provider",
+        "status",
+        "problem",
+        "scopes",
+        "connected_at",
+        "access_expires_at",
+        "refresh_expires_at",
+        "refreshed_at",
+        "refresh_count",
+    )
+
+
 @admin.register(Mailbox)
 class MailboxAdmin(AuditTrailMixin, ServiceOwnedAdmin):
     list_display = [
@@ -428,6 +449,7 @@ class MailboxAdmin(AuditTrailMixin, ServiceOwnedAdmin):
         ("History", {"fields": ["audit_trail"]}),
     ]
     readonly_fields = ["audit_trail"]
+    inlines = [MailboxGrantInline]
     actions = MAILBOX_ACTIONS
     show_full_result_count = False
 

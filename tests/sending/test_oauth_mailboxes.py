@@ -287,3 +287,12 @@ def test_two_workers_refreshing_at_once_make_one_refresh_request(
 
     assert oauth.refresh_requests == before + 1
     assert len(tokens) == 2 and tokens[0] == tokens[1]
+
+
+def test_support_sees_the_grant_in_the_console_but_never_its_tokens(connected, staff_client):
+    grant = MailboxGrant.objects.get(mailbox=connected)
+    page = staff_client.get(f"/admin/sending/mailbox/{connected.pk}/change/").content.decode()
+    assert "Refresh count" in page and "Google" in page
+    for secret in (grant.refresh_token_encrypted, grant.access_token_encrypted):
+        assert secret not in page
+        assert secret_decrypt(secret) not in page
