@@ -368,6 +368,9 @@ SPECTACULAR_SETTINGS = {
         "TlsModeEnum": "sending.models.TlsMode",
         "LeadStatusEnum": "campaigns.models.LeadStatus",
         "CampaignStatusEnum": "campaigns.models.CampaignStatus",
+        "ProviderEnum": "sending.models.Provider",
+        "OAuthProviderEnum": "sending.models.OAuthProvider",
+        "GrantStatusEnum": "sending.models.GrantStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

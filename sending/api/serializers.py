@@ -9,6 +9,7 @@ from sending.models import (
     DkimState,
     DomainStatus,
     Mailbox,
+    MailboxGrant,
     SendingDomain,
     SendsThrough,
     TlsMode,
@@ -166,8 +167,31 @@ class VerificationSerializer(serializers.Serializer):
     results = CheckResultSerializer(many=True)
 
 
+class MailboxGrantSerializer(serializers.ModelSerializer):
+    """How a Google or Microsoft mailbox signs in (OAuth); its tokens are never returned."""
+
+    class Meta:
+        model = MailboxGrant
+        fields = [
+            "provider",
+            "status",
+            "problem",
+            "connected_at",
+            "access_expires_at",
+            "refresh_expires_at",
+        ]
+        read_only_fields = fields
+
+
 class MailboxSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="domain.public_id", read_only=True)
+    oauth = MailboxGrantSerializer(
+        source="oauth_grant",
+        read_only=True,
+        allow_null=True,
+        help_text="Set when the mailbox signs in with Google or Microsoft (Connect with ... on "
+        "the Mailboxes page) instead of a password; `status` revoked means it needs a reconnect.",
+    )
     is_connected = serializers.BooleanField(
         read_only=True,
         help_text="Platform mailboxes always; an external one once its connection test passed.",
@@ -196,6 +220,7 @@ class MailboxSerializer(serializers.ModelSerializer):
             "display_name",
             "connection",
             "provider",
+            "oauth",
             "daily_limit",
             "status",
             "status_reason",

@@ -175,6 +175,19 @@ def mailbox_update(*, mailbox: Mailbox, actor: User | None, data: dict) -> Mailb
         Mailbox.objects.select_for_update().select_related("domain__workspace").get(pk=mailbox.pk)
     )
     fields = _parsed(data, connection=mailbox.connection, creating=False)
+    servers = sorted(
+        k.removesuffix("_encrypted") for k in fields if k.startswith(("smtp_", "imap_"))
+    )
+    grant = mailbox.oauth_grant
+    if grant is not None and servers:
+        label = grant.get_provider_display()
+        message = (
+            f"{mailbox.address} signs in with {label}: its servers and login come from "
+            f"{label}. To change them, reconnect it with {label}."
+        )
+        raise ApplicationError(
+            message, code="mailbox_oauth", fields={name: [message] for name in servers}
+        )
     if mailbox.limit_cut_at and fields.get("daily_limit", 0) > mailbox.daily_limit:
         message = "The daily limit was cut after a bounce spike; it comes back over clean days."
         raise ApplicationError(message, code="limit_cut", fields={"daily_limit": [message]})

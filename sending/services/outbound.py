@@ -600,7 +600,7 @@ def _hand_over_group(
         for chunk in _chunks(group, _batch_size(transport)):
             batch = _render(transport, chunk)
             _attempt_start(transport, batch, now, stamped)
-            batch.sent = pipeline.sender.submit(_send, transport, batch.items)
+            batch.sent = pipeline.sender.submit(_send_in_thread, transport, batch.items)
             if in_flight is not None:
                 _finish(in_flight, now, summary)
             in_flight = batch
@@ -713,6 +713,16 @@ def _forget_refused(batch: _Batch) -> None:
         keep = [i for i, m in enumerate(batch.sendable) if m.pk not in waiting]
         batch.sendable = [batch.sendable[i] for i in keep]
         batch.items = [batch.items[i] for i in keep]
+
+
+def _send_in_thread(transport: Transport, items: list[tuple[Outgoing, bytes]]) -> list[SendResult]:
+    """`_send` in the hand-over thread. A login there may use the database (an OAuth mailbox's
+    access token): that thread's connection is closed afterwards, not left for the garbage
+    collector."""
+    try:
+        return _send(transport, items)
+    finally:
+        connection.close()
 
 
 def _send(transport: Transport, items: list[tuple[Outgoing, bytes]]) -> list[SendResult]:

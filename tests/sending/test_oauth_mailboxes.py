@@ -21,7 +21,7 @@ from sending.models import (
 )
 from sending.services.connection import mailbox_test_connection
 from sending.services.oauth import mailbox_access_token
-from tests.conftest import CALLBACK, allow, connect, consent_url
+from tests.conftest import CALLBACK, allow, connect, consent_url, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -296,3 +296,27 @@ def test_support_sees_the_grant_in_the_console_but_never_its_tokens(connected, s
     for secret in (grant.refresh_token_encrypted, grant.access_token_encrypted):
         assert secret not in page
         assert secret_decrypt(secret) not in page
+
+
+def test_the_api_says_how_a_mailbox_signs_in_and_refuses_new_servers_for_an_oauth_one(
+    connected, owner, owner_client
+):
+    client = token_client(owner)
+    body = client.get(f"/api/v1/mailboxes/{connected.pk}/").json()
+    assert body["oauth"]["provider"] == "google" and body["oauth"]["status"] == "active"
+    assert "token" not in str(body["oauth"]).lower()
+
+    refused = client.patch(
+        f"/api/v1/mailboxes/{connected.pk}/",
+        {"smtp_host": "smtp.elsewhere.test", "imap_password": "x"},
+        format="json",
+    )
+    assert refused.status_code == 400
+    assert "signs in with Google" in str(refused.json())
+    connected.refresh_from_db()
+    assert connected.smtp_host != "smtp.elsewhere.test" and connected.imap_password_encrypted == ""
+    # The mailbox's own settings still change; the page has no server fields for it.
+    ok = client.patch(f"/api/v1/mailboxes/{connected.pk}/", {"daily_limit": 25}, format="json")
+    assert ok.status_code == 200 and ok.json()["daily_limit"] == 25
+    page = owner_client.get(f"/w/{owner.workspace.public_id}/mailboxes/{connected.pk}/")
+    assert b'name="smtp_host"' not in page.content and b'name="daily_limit"' in page.content
