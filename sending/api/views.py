@@ -131,7 +131,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         return (
             Mailbox.objects.filter(domain__workspace_id__in=workspaces)
             .exclude(domain__status=DomainStatus.RETIRED)
-            .select_related("domain")
+            .select_related("domain", "grant")
             .order_by("domain__name", "local_part")
         )
 

@@ -22,6 +22,7 @@ from sending.models import (
     ConnectionType,
     DkimState,
     DomainStatus,
+    GrantStatus,
     Mailbox,
     MailboxStatus,
     Provider,
@@ -314,6 +315,14 @@ def mailbox_resume(*, mailbox: Mailbox, actor: User | None, reason: str = "") ->
         raise ApplicationError(
             f"{mailbox.domain.name} cannot send right now ({mailbox.domain.get_status_display()})."
         )
+    grant = mailbox.oauth_grant
+    if grant is not None and grant.status == GrantStatus.REVOKED:
+        label = grant.get_provider_display()
+        raise ApplicationError(
+            f"{mailbox.address} cannot sign in to {label} any more: reconnect it with {label} "
+            "(it resumes by itself once reconnected).",
+            code="mailbox_reconnect_needed",
+        )
     return _mailbox_status_set(
         mailbox=mailbox,
         status=MailboxStatus.ACTIVE,
@@ -380,7 +389,15 @@ def mailbox_warmup_steps(mailbox: Mailbox) -> list[WarmupStep]:
     test (external), warm-up switched on, and (own servers) the DKIM confirmation."""
     domain = mailbox.domain
     steps = [_domain_step(domain)]
-    if mailbox.connection == ConnectionType.EXTERNAL:
+    grant = mailbox.oauth_grant
+    if grant is not None and grant.status == GrantStatus.REVOKED:
+        label = grant.get_provider_display()
+        steps.append(
+            WarmupStep(
+                "connection", False, True, f"Reconnect with {label}: its sign-in stopped working."
+            )
+        )
+    elif mailbox.connection == ConnectionType.EXTERNAL:
         if mailbox.is_connected:
             steps.append(WarmupStep("connection", True, True, "The connection test passed."))
         else:

@@ -54,7 +54,7 @@ def mailbox_oauth_callback(request: HttpRequest) -> HttpResponse:
         )
     except ApplicationError as error:
         messages.error(request, error.message)
-        return redirect("landing")
+        return redirect("app_home")
     workspace = consent.workspace
     back = (
         ("mailbox_detail", workspace.public_id, consent.mailbox_id)

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sending.models import Mailbox, MailboxGrant
+from sending.services.connection import mailbox_test_connection
 from tests.billing.test_billing_browser import signed_in
 from tests.conftest import CALLBACK
 from tests.test_browser import ARTIFACTS
@@ -87,3 +88,41 @@ def test_a_customer_connects_a_google_mailbox_with_one_button(
     mailbox = Mailbox.objects.get()
     assert mailbox.connection_ok is True and mailbox.provider == "google"
     assert MailboxGrant.objects.filter(mailbox=mailbox).exists()
+
+
+def test_a_revoked_mailbox_says_so_and_one_button_reconnects_it(
+    live_server,
+    chromium,  # noqa: F811
+    settings,
+    oauth,
+    connected,
+    owner,
+):
+    settings.OAUTH_REDIRECT_URL = f"{live_server.url}{CALLBACK}"
+    oauth.revoke_refresh_tokens()
+    oauth.expire_access_tokens()
+    assert mailbox_test_connection(mailbox=connected)[0].reason == "oauth_revoked"
+    url = f"{live_server.url}/w/{owner.workspace.public_id}/mailboxes/{connected.pk}/"
+
+    def steps(browser: Browser) -> dict[str, Any]:
+        page = signed_in(browser, owner.user, live_server.url, DESKTOP)
+        page.goto(url)
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Paused")
+        expect(page.get_by_test_id("reconnect-needed")).to_have_text(
+            "Google access was revoked or has expired: reconnect with Google."
+        )
+        overflow = snap(page, "revoked")
+        page.get_by_role("button", name="Reconnect with Google").click()
+        page.get_by_role("button", name="Allow").click()
+        expect(page).to_have_url(url)
+        expect(page.locator(".message-success")).to_contain_text("reconnected with Google")
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Active")
+        expect(page.get_by_test_id("reconnect-needed")).to_have_count(0)
+        page.context.close()
+        return overflow
+
+    overflow = chromium.run(steps)
+
+    assert overflow == {"1280": 0, "390": 0}
+    connected.refresh_from_db()
+    assert connected.status == "active" and connected.connection_ok is True

@@ -219,6 +219,13 @@ def test_a_revoked_grant_pauses_the_mailbox_emails_the_owners_and_reconnect_resu
     assert mail.outbox[0].to == [owner.user.email]
     page = owner_client.get(f"/w/{ws}/mailboxes/{connected.pk}/").content.decode()
     assert 'data-testid="reconnect-needed"' in page and "Reconnect with Google" in page
+    assert "Reconnect with Google: its sign-in stopped working." in page  # the warm-up step
+    resumed = owner_client.post(
+        f"/w/{ws}/mailboxes/{connected.pk}/status/", {"action": "resume"}, follow=True
+    )
+    assert "reconnect it with Google" in page_text(resumed)
+    connected.refresh_from_db()
+    assert connected.status == MailboxStatus.PAUSED
     before = oauth.refresh_requests
     assert mailbox_test_connection(mailbox=connected)[0].reason == "oauth_revoked"
     assert oauth.refresh_requests == before  # a dead grant is not asked again

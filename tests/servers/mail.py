@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import imaplib
+import json
 import os
 import secrets
 import shutil
@@ -389,6 +390,10 @@ class _SmtpHandler:
         body = seen.json() if seen.status_code == 200 else {}
         if body.get("active") is True and body.get("email", "").lower() == user.lower():
             return AuthResult(success=True, auth_data=user)
+        # Like Gmail: the refusal comes as a challenge carrying the error as JSON; the client
+        # answers with an empty line, then the 535.
+        error = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
+        await smtp.challenge_auth(json.dumps(error))
         return AuthResult(success=False, handled=False)
 
     async def handle_MAIL(

@@ -2,6 +2,7 @@
 
 import base64
 import imaplib
+import json
 import smtplib
 import socket
 import ssl
@@ -100,13 +101,14 @@ def test_it_accepts_smtp_xoauth2_checked_against_the_identity_provider(
     assert smtp_auth_server.wait_for(mail_account.address).message["Subject"] == "Sent with a token"
     with smtp_plain(smtp_auth_server) as smtp:
         smtp.ehlo()
-        code, _ = smtp.docmd("AUTH", f"XOAUTH2 {xoauth2('someone@else.test', token)}")
-        assert code == 535  # the token is not that address's
+        code, error = smtp.docmd("AUTH", f"XOAUTH2 {xoauth2('someone@else.test', token)}")
+        assert code == 334 and json.loads(base64.b64decode(error))["status"] == "401"
+        assert smtp.docmd("")[0] == 535  # the token is not that address's
     identity_provider.expire_access_tokens()
     with smtp_plain(smtp_auth_server) as smtp:
         smtp.ehlo()
         code, _ = smtp.docmd("AUTH", f"XOAUTH2 {xoauth2(mail_account.address, token)}")
-        assert code == 535
+        assert code == 334 and smtp.docmd("")[0] == 535
 
 
 def test_it_offers_imap_starttls_verified_by_the_test_ca(
