@@ -116,9 +116,8 @@ def oauth_consent_start(
         for key, value in dict(session.get(SESSION_KEY) or {}).items()
         if now - value["at"] < settings.OAUTH_CONSENT_MAX_AGE_SECONDS
     }
-    for key in sorted(pending, key=lambda k: pending[k]["at"])[
-        : max(0, len(pending) + 1 - MAX_PENDING)
-    ]:
+    oldest_first = sorted(pending, key=lambda k: pending[k]["at"])
+    for key in oldest_first[: max(0, len(pending) + 1 - MAX_PENDING)]:
         del pending[key]
     pending[state] = {
         "provider": config.name,

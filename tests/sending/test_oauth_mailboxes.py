@@ -327,3 +327,15 @@ def test_the_api_says_how_a_mailbox_signs_in_and_refuses_new_servers_for_an_oaut
     assert ok.status_code == 200 and ok.json()["daily_limit"] == 25
     page = owner_client.get(f"/w/{owner.workspace.public_id}/mailboxes/{connected.pk}/")
     assert b'name="smtp_host"' not in page.content and b'name="daily_limit"' in page.content
+
+
+def test_a_session_keeps_the_five_newest_consents(oauth, own_domain, mail_account, owner_client):
+    ws = own_domain.workspace.public_id
+    oauth.sign_in_as(mail_account.address)
+    started = [consent_url(owner_client, ws) for _ in range(6)]
+
+    oldest = owner_client.get(allow(started[0]), follow=True)
+    assert "not started from this browser session" in page_text(oldest)
+    assert not Mailbox.objects.exists()
+    owner_client.get(allow(started[1]))
+    assert Mailbox.objects.get().address == mail_account.address
