@@ -192,8 +192,9 @@ def _classify(server: str, spec: ServerSpec, error: BaseException) -> Connection
             server,
             False,
             "auth_failed",
-            f"The {server.upper()} server rejected the username or password. For Google and "
-            "Microsoft accounts, use an app password.",
+            f"The {server.upper()} server rejected the username or password. Google and "
+            "Microsoft accounts connect with their Connect button on the Mailboxes page (or an "
+            "app password).",
         )
     if isinstance(error, socket.gaierror):
         return ConnectionResult(
