@@ -8,6 +8,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.apps import apps
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -16,7 +17,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.crypto import secret_hash
+from accounts.crypto import secret_hash, secret_rotate
 from accounts.models import (
     ApiToken,
     AuditLog,
@@ -431,3 +432,41 @@ def workspace_owners_email(*, workspace: Workspace, subject: str, body: str) -> 
                 fail_silently=True,
             )
         )
+
+
+# Encrypted values inside JSON: allauth's authenticators keep the TOTP secret and the
+# recovery-code seed there (encrypted by accounts.adapters.MFAAdapter).
+MFA_ENCRYPTED_KEYS = ("secret", "seed")
+
+
+def secrets_reencrypt(*, batch: int = 500) -> dict[str, int]:
+    """Re-encrypt every stored secret under the first key of SECRET_ENCRYPTION_KEYS (the step
+    between adding a new key and dropping the old one): each model field named `*_encrypted`,
+    and the secrets in two-factor authenticators. Returns how many values each model had."""
+    counts: dict[str, int] = {}
+    for model in apps.get_models():
+        names = [f.name for f in model._meta.concrete_fields if f.name.endswith("_encrypted")]
+        if names:
+            counts[model._meta.label] = _reencrypt_fields(model, names, batch)
+    authenticator = apps.get_model("mfa", "Authenticator")
+    rotated = 0
+    for row in authenticator.objects.only("pk", "data").iterator(chunk_size=batch):
+        data = dict(row.data or {})
+        keys = [key for key in MFA_ENCRYPTED_KEYS if data.get(key)]
+        for key in keys:
+            data[key] = secret_rotate(data[key])
+        if keys:
+            authenticator.objects.filter(pk=row.pk).update(data=data)
+            rotated += len(keys)
+    counts[authenticator._meta.label] = rotated
+    return counts
+
+
+def _reencrypt_fields(model: type[Model], names: list[str], batch: int) -> int:
+    rotated = 0
+    for row in model._default_manager.only("pk", *names).iterator(chunk_size=batch):
+        changed = {name: secret_rotate(value) for name in names if (value := getattr(row, name))}
+        if changed:
+            model._default_manager.filter(pk=row.pk).update(**changed)
+            rotated += len(changed)
+    return rotated

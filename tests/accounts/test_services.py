@@ -118,6 +118,54 @@ def test_secrets_are_encrypted_and_survive_key_rotation(settings):
         secret_decrypt(stored)
 
 
+def test_secrets_reencrypt_moves_every_stored_secret_to_the_new_key(settings, owner, capsys):
+    from allauth.mfa.models import Authenticator
+
+    from sending.models import DkimKey, Mailbox, MailboxGrant
+    from sending.services.domains import domain_create
+    from sending.services.mailboxes import mailbox_create
+    from tests.conftest import UNTESTED_SERVERS
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.SECRET_ENCRYPTION_KEYS = [old_key]
+    domain = domain_create(
+        workspace=owner.workspace,
+        actor=owner.user,
+        name="rotate-keys.com",
+        sends_through="own_servers",  # takes external mailboxes before its DNS checks out
+    )
+    mailbox = mailbox_create(
+        domain=domain,
+        actor=None,
+        data={"connection": "external", "local_part": "alex", **UNTESTED_SERVERS},
+    )
+    MailboxGrant.objects.create(
+        mailbox=mailbox,
+        provider="google",
+        refresh_token_encrypted=secret_encrypt("refresh-1"),
+        access_token_encrypted=secret_encrypt("access-1"),
+    )
+    Authenticator.objects.create(
+        user=owner.user, type="totp", data={"secret": secret_encrypt("TOTPSECRET")}
+    )
+    key = DkimKey.objects.get(domain=domain)
+    pem = secret_decrypt(key.private_key_encrypted)
+
+    settings.SECRET_ENCRYPTION_KEYS = [new_key, old_key]
+    call_command("secrets_reencrypt")
+    settings.SECRET_ENCRYPTION_KEYS = [new_key]  # the old key is gone: everything still reads
+
+    out = capsys.readouterr().out
+    assert "sending.Mailbox: 2 re-encrypted" in out and "mfa.Authenticator: 1" in out
+    mailbox = Mailbox.objects.get(pk=mailbox.pk)
+    assert secret_decrypt(mailbox.smtp_password_encrypted) == UNTESTED_SERVERS["smtp_password"]
+    grant = MailboxGrant.objects.get(mailbox=mailbox)
+    assert secret_decrypt(grant.refresh_token_encrypted) == "refresh-1"
+    assert secret_decrypt(grant.access_token_encrypted) == "access-1"
+    assert secret_decrypt(DkimKey.objects.get(pk=key.pk).private_key_encrypted) == pem
+    assert secret_decrypt(Authenticator.objects.get().data["secret"]) == "TOTPSECRET"
+
+
 def test_seed_demo_is_idempotent(capsys):
     def counts() -> tuple[int, ...]:
         from sending.models import DkimKey, Mailbox, SendingDomain
