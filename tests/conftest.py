@@ -391,7 +391,7 @@ def oauth(settings, mail_servers, identity_provider):
     settings.OAUTH_REDIRECT_URL = f"http://testserver{CALLBACK}"
     yield idp
     idp.state.refresh_expires_in = None
-    idp.state.refresh_delay = 0.0
+    idp.state.refresh_gate = None
     idp.state.access_seconds = 3600
 
 

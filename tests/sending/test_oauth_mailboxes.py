@@ -22,6 +22,7 @@ from sending.models import (
 from sending.services.connection import mailbox_test_connection
 from sending.services.oauth import mailbox_access_token
 from tests.conftest import CALLBACK, allow, connect, consent_url, token_client
+from tests.servers.chaos import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -274,21 +275,36 @@ def test_two_workers_refreshing_at_once_make_one_refresh_request(
     connect(client, owner.workspace.public_id)
     mailbox = Mailbox.objects.get()
     MailboxGrant.objects.filter(mailbox=mailbox).update(access_expires_at=timezone.now())
-    oauth.state.refresh_delay = 0.5  # both workers are inside the refresh at the same time
+    gate = oauth.state.refresh_gate = threading.Event()  # the first refresh stays in flight
     before = oauth.refresh_requests
     tokens: list[str] = []
-    start = threading.Barrier(2)
 
     def worker() -> None:
-        start.wait()
         try:
             tokens.append(mailbox_access_token(mailbox_id=mailbox.pk))
         finally:
             connection.close()
 
+    def waiting_on_the_grant_lock() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cursor.fetchone()[0] == 1
+
     threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
+    threads[0].start()
+    wait_until(lambda: oauth.refresh_requests == before + 1, timeout=10, what="a refresh")
+    threads[1].start()
+    # The second worker finds the token stale and queues behind the first one's row lock
+    # (without the lock it would reach the provider: a second refresh request).
+    wait_until(
+        lambda: waiting_on_the_grant_lock() or oauth.refresh_requests > before + 1,
+        timeout=10,
+        what="the second worker",
+    )
+    gate.set()
     for thread in threads:
         thread.join()
 

@@ -52,8 +52,9 @@ class _State:
     approve_without_page: bool
     # Google's answer for an app in "Testing" mode: the refresh token ends after 7 days.
     refresh_expires_in: int | None = None
-    # Seconds each refresh takes, so that racing workers overlap.
-    refresh_delay: float = 0.0
+    # While set (and not yet opened), a refresh is held after it was counted: a test keeps one
+    # refresh in flight while it looks at what a second worker does meanwhile.
+    refresh_gate: threading.Event | None = None
     codes: dict[str, _Grant] = field(default_factory=dict)
     access: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> email, expiry
     refresh: dict[str, str] = field(default_factory=dict)  # token -> email
@@ -226,7 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.refresh_requests += 1
                 email = self.state.refresh.get(token)
-            time.sleep(self.state.refresh_delay)
+            if self.state.refresh_gate is not None:
+                self.state.refresh_gate.wait(timeout=10)
             if email is None:
                 self._json(400, {"error": "invalid_grant", "error_description": "revoked"})
                 return
