@@ -1,11 +1,12 @@
 """Test connection: log in to an external mailbox's own SMTP and IMAP servers."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.utils import timezone
 
 from accounts.crypto import secret_decrypt
+from accounts.models import User
 from config.errors import ApplicationError
 from sending.connection_test import (
     ConnectionProblem,
@@ -15,7 +16,13 @@ from sending.connection_test import (
     smtp_login,
 )
 from sending.models import ConnectionType, Mailbox, MailboxGrant, MailServers
-from sending.services.oauth import GrantUnusable, mailbox_access_token
+from sending.services.oauth import (
+    Connected,
+    GrantUnusable,
+    PendingConsent,
+    mailbox_access_token,
+    oauth_consent_finish,
+)
 
 
 def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
@@ -39,6 +46,17 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> list[ConnectionResult]:
         connection_error=" ".join(failures),
     )
     return results
+
+
+def mailbox_oauth_connect(
+    *, consent: PendingConsent, actor: User, params: Mapping[str, str]
+) -> Connected:
+    """Finish a "Connect with Google / Microsoft" (sending.services.oauth) and test the
+    mailbox's new sign-in right away; the returned mailbox carries the test's verdict."""
+    connected = oauth_consent_finish(consent=consent, actor=actor, params=params)
+    mailbox_test_connection(mailbox=connected.mailbox)
+    connected.mailbox.refresh_from_db()
+    return connected
 
 
 def mailbox_server_spec(mailbox: MailServers, prefix: str) -> ServerSpec:

@@ -96,6 +96,24 @@ def _oauth_servers(data: dict, config: ProviderConfig, address: str) -> dict:
     return filled
 
 
+def mailbox_use_oauth(*, mailbox: Mailbox, oauth: ProviderConfig) -> None:
+    """An existing external mailbox signs in with its provider from now on: the provider's
+    servers, its own address as the login, no stored passwords, untested until its next test
+    (the grant itself is stored by sending.services.oauth)."""
+    fields = {
+        **_oauth_servers({}, oauth, mailbox.address),
+        "smtp_password_encrypted": "",
+        "imap_password_encrypted": "",
+        "provider": oauth.name,
+        "connection_ok": None,
+        "connection_checked_at": None,
+        "connection_error": "",
+    }
+    for name, value in fields.items():
+        setattr(mailbox, name, value)
+    mailbox.save(update_fields=list(fields))
+
+
 @transaction.atomic
 def mailbox_create(
     *,

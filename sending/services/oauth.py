@@ -46,7 +46,12 @@ from sending.oauth import (
     signed_in_address,
     testing_mode,
 )
-from sending.services.mailboxes import mailbox_create, mailbox_pause, mailbox_reconnected
+from sending.services.mailboxes import (
+    mailbox_create,
+    mailbox_pause,
+    mailbox_reconnected,
+    mailbox_use_oauth,
+)
 from sending.services.permissions import require_role
 
 SESSION_KEY = "mailbox_oauth"
@@ -200,6 +205,12 @@ def _token_for_code(config: ProviderConfig, code: str, verifier: str) -> dict[st
             f"{config.label} could not be reached to finish the sign-in. Try again in a minute.",
             code="oauth_unreachable",
         ) from error
+    if not token.get("access_token"):
+        raise ApplicationError(
+            f"{config.label} answered the sign-in without an access token. Start again with "
+            f"Connect with {config.label}.",
+            code="oauth_code_refused",
+        )
     return dict(token)
 
 
@@ -255,7 +266,8 @@ def oauth_consent_finish(
     workspace = consent.workspace
     require_role(workspace=workspace, user=actor)
     if params.get("error"):
-        detail = "you cancelled" if params["error"] == "access_denied" else params["error"]
+        # The provider's error code, shortened: the callback's query is anyone's to write.
+        detail = "you cancelled" if params["error"] == "access_denied" else params["error"][:60]
         raise ApplicationError(
             f"{config.label} did not grant access ({detail}). Nothing was connected.",
             code="oauth_denied",
@@ -306,7 +318,10 @@ def oauth_consent_finish(
                 oauth=config,
             )
         else:
-            _use_provider_servers(mailbox, config)
+            mailbox_use_oauth(mailbox=mailbox, oauth=config)
+        previous = None if created else mailbox.oauth_grant
+        # Paused because its sign-in stopped working: the new grant is the way back.
+        revoked = previous is not None and previous.status == GrantStatus.REVOKED
         grant = _grant_store(mailbox, config, token, claims, now)
         audit_log_record(
             action="mailbox.oauth_connect",
@@ -315,9 +330,7 @@ def oauth_consent_finish(
             workspace=workspace,
             after={"address": mailbox.address, "provider": config.name, "created": created},
         )
-        if mailbox.status == MailboxStatus.PAUSED and mailbox.status_reason.startswith(
-            _revoked_prefix(config)
-        ):
+        if revoked and mailbox.status == MailboxStatus.PAUSED:
             mailbox_reconnected(
                 mailbox=mailbox, actor=actor, reason=f"Reconnected with {config.label}."
             )
@@ -328,22 +341,6 @@ def oauth_consent_finish(
             config.name, connected_at=now, refresh_expires_at=grant.refresh_expires_at
         ),
     )
-
-
-def _use_provider_servers(mailbox: Mailbox, config: ProviderConfig) -> None:
-    """Point an existing mailbox at its provider's servers, logging in as its address."""
-    for prefix, server in (("smtp", config.smtp), ("imap", config.imap)):
-        setattr(mailbox, f"{prefix}_host", server.host)
-        setattr(mailbox, f"{prefix}_port", server.port)
-        setattr(mailbox, f"{prefix}_security", server.security)
-        setattr(mailbox, f"{prefix}_username", mailbox.address)
-        setattr(mailbox, f"{prefix}_password_encrypted", "")
-    mailbox.connection = ConnectionType.EXTERNAL
-    mailbox.provider = config.name
-    mailbox.connection_ok = None
-    mailbox.connection_checked_at = None
-    mailbox.connection_error = ""
-    mailbox.save()
 
 
 def _grant_store(
@@ -472,15 +469,11 @@ def _refresh(grant: MailboxGrant, now: datetime) -> str:
     return access
 
 
-def _revoked_prefix(config: ProviderConfig) -> str:
-    return f"{config.label} access was revoked or has expired"
-
-
 def _grant_gone(grant: MailboxGrant, now: datetime) -> None:
     """The grant no longer works: pause the mailbox with the way back, and tell the owners."""
     config = oauth_provider(grant.provider)
     mailbox = grant.mailbox
-    reason = f"{_revoked_prefix(config)}: reconnect with {config.label}."
+    reason = f"{config.label} access was revoked or has expired: reconnect with {config.label}."
     if testing_mode(
         grant.provider, connected_at=grant.connected_at, refresh_expires_at=grant.refresh_expires_at
     ):

@@ -12,12 +12,8 @@ from accounts.http import WorkspaceRequest
 from accounts.models import Role, User
 from config.errors import ApplicationError
 from sending import selectors
-from sending.services.connection import mailbox_test_connection
-from sending.services.oauth import (
-    oauth_consent_claim,
-    oauth_consent_finish,
-    oauth_consent_start,
-)
+from sending.services.connection import mailbox_oauth_connect
+from sending.services.oauth import oauth_consent_claim, oauth_consent_start
 
 
 @workspace_view(min_role=Role.ADMIN)
@@ -62,13 +58,11 @@ def mailbox_oauth_callback(request: HttpRequest) -> HttpResponse:
         else ("mailboxes", workspace.public_id)
     )
     try:
-        connected = oauth_consent_finish(consent=consent, actor=request.user, params=request.GET)
+        connected = mailbox_oauth_connect(consent=consent, actor=request.user, params=request.GET)
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect(*back)
-    mailbox_test_connection(mailbox=connected.mailbox)
-    mailbox = selectors.mailbox_get(workspace=workspace, pk=connected.mailbox.pk)
-    assert mailbox is not None
+    mailbox = connected.mailbox
     label = consent.provider.label
     verb = "connected" if connected.created else "reconnected"
     if mailbox.is_connected:

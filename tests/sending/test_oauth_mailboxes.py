@@ -148,6 +148,17 @@ def test_cancelling_at_the_provider_connects_nothing(oauth, own_domain, owner, o
     assert not Mailbox.objects.exists()
 
 
+def test_a_provider_error_in_the_callback_is_shown_short_and_connects_nothing(
+    oauth, own_domain, owner, owner_client
+):
+    state = parse_qs(urlsplit(consent_url(owner_client, owner.workspace.public_id)).query)
+    noise = "server_error" + "x" * 5000
+    response = owner_client.get(CALLBACK, {"state": state["state"][0], "error": noise}, follow=True)
+    shown = page_text(response)
+    assert "Google did not grant access (server_errorxx" in shown and len(shown) < 200
+    assert not Mailbox.objects.exists() and not MailboxGrant.objects.exists()
+
+
 def test_only_owners_and_admins_of_the_workspace_start_a_consent(
     oauth, own_domain, owner, teammate, stranger, settings
 ):
