@@ -125,6 +125,22 @@ def sideways_overflow(page) -> int:
     return page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
 
 
+def snap_widths(page, name: str) -> dict[str, int]:
+    """Full-page screenshots `<name>-1280.png` and `<name>-390.png`; how far each width scrolls
+    sideways (0 is right). The page is left at desktop width."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    overflow = {}
+    for size in (DESKTOP, PHONE):
+        label = str(size["width"])
+        page.set_viewport_size(size)
+        page.screenshot(
+            path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True, animations="disabled"
+        )
+        overflow[label] = sideways_overflow(page)
+    page.set_viewport_size(DESKTOP)
+    return overflow
+
+
 def test_no_page_scrolls_sideways_on_a_phone(live_server, chromium, busy_workspace):
     ws = busy_workspace.workspace
     domain = ws.sending_domains.get()

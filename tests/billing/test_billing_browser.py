@@ -25,11 +25,10 @@ from billing.services.credits import credits_earn, credits_grant_daily, credits_
 from tests.accounts.test_signup import CONFIRM_LINK
 from tests.factories import PASSWORD, WorkspaceFactory
 from tests.test_browser import ARTIFACTS
-from tests.test_browser_phone import DESKTOP, PHONE, sideways_overflow
+from tests.test_browser_phone import DESKTOP, snap_widths
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-WIDTHS = (("1280", DESKTOP), ("390", PHONE))
 # A credit change taken away, written with a hyphen or a true minus sign.
 MINUS = "^[-\u2212]{}$"
 
@@ -47,19 +46,7 @@ def signed_in(browser: Browser, user: User, base_url: str, viewport: dict) -> Pa
 
 
 def snap(page: Page, name: str) -> dict[str, int]:
-    """Screenshots at both widths; how far each width scrolls sideways (0 is right)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    overflow = {}
-    for label, size in WIDTHS:
-        page.set_viewport_size(size)
-        page.screenshot(
-            path=str(ARTIFACTS / f"billing-{name}-{label}.png"),
-            full_page=True,
-            animations="disabled",
-        )
-        overflow[label] = sideways_overflow(page)
-    page.set_viewport_size(DESKTOP)
-    return overflow
+    return snap_widths(page, f"billing-{name}")
 
 
 def test_an_evaluating_owner_compares_plans_and_buys_starter_on_stripe_checkout(

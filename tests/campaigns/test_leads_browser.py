@@ -11,12 +11,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from campaigns.models import ImportState, Lead, LeadImport
 from tests.billing.test_billing_browser import signed_in
-from tests.test_browser import ARTIFACTS
-from tests.test_browser_phone import DESKTOP, PHONE, chromium, sideways_overflow  # noqa: F401
+from tests.test_browser_phone import DESKTOP, chromium, snap_widths  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-WIDTHS = (("1280", DESKTOP), ("390", PHONE))
 CSV = (
     "Email Address;First Name;Last Name;Company Name;Pain point;Notes\n"
     "ada.lovelace@analytical-engines.example.de;Ada;Lovelace;Analytical Engines;"
@@ -33,17 +31,7 @@ def _media(settings, tmp_path):
 
 
 def snap(page: Page, name: str) -> dict[str, int]:
-    """Screenshots at both widths; how far each width scrolls sideways (0 is right)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    overflow = {}
-    for label, size in WIDTHS:
-        page.set_viewport_size(size)
-        page.screenshot(
-            path=str(ARTIFACTS / f"leads-{name}-{label}.png"), full_page=True, animations="disabled"
-        )
-        overflow[label] = sideways_overflow(page)
-    page.set_viewport_size(DESKTOP)
-    return overflow
+    return snap_widths(page, f"leads-{name}")
 
 
 def test_an_owner_imports_a_csv_and_finds_the_leads(

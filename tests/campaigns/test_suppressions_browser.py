@@ -13,12 +13,9 @@ from campaigns.models import ImportKind, ImportState, LeadImport
 from campaigns.services.suppressions import suppression_import_run
 from sending.models import SuppressedDomain, Suppression
 from tests.billing.test_billing_browser import signed_in
-from tests.test_browser import ARTIFACTS
-from tests.test_browser_phone import DESKTOP, PHONE, chromium, sideways_overflow  # noqa: F401
+from tests.test_browser_phone import DESKTOP, chromium, snap_widths  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-WIDTHS = (("1280", DESKTOP), ("390", PHONE))
 
 
 @pytest.fixture(autouse=True)
@@ -27,19 +24,7 @@ def _media(settings, tmp_path):
 
 
 def snap(page: Page, name: str) -> dict[str, int]:
-    """Screenshots at both widths; how far each width scrolls sideways (0 is right)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    overflow = {}
-    for label, size in WIDTHS:
-        page.set_viewport_size(size)
-        page.screenshot(
-            path=str(ARTIFACTS / f"suppressions-{name}-{label}.png"),
-            full_page=True,
-            animations="disabled",
-        )
-        overflow[label] = sideways_overflow(page)
-    page.set_viewport_size(DESKTOP)
-    return overflow
+    return snap_widths(page, f"suppressions-{name}")
 
 
 def test_an_owner_adds_blocks_imports_and_checks_on_a_desktop_and_a_phone(

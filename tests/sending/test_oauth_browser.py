@@ -13,22 +13,13 @@ from sending.services.connection import mailbox_test_connection
 from tests.billing.test_billing_browser import signed_in
 from tests.conftest import CALLBACK
 from tests.test_browser import ARTIFACTS
-from tests.test_browser_phone import DESKTOP, PHONE, chromium, sideways_overflow  # noqa: F401
+from tests.test_browser_phone import DESKTOP, chromium, snap_widths  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def snap(page: Page, name: str) -> dict[str, int]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    overflow = {}
-    for label, size in (("1280", DESKTOP), ("390", PHONE)):
-        page.set_viewport_size(size)
-        page.screenshot(
-            path=str(ARTIFACTS / f"oauth-{name}-{label}.png"), full_page=True, animations="disabled"
-        )
-        overflow[label] = sideways_overflow(page)
-    page.set_viewport_size(DESKTOP)
-    return overflow
+    return snap_widths(page, f"oauth-{name}")
 
 
 def test_a_customer_connects_a_google_mailbox_with_one_button(
