@@ -241,6 +241,12 @@ def mailboxes(request: WorkspaceRequest) -> HttpResponse:
     )
 
 
+def _warmup_context(mailbox: Mailbox) -> dict[str, Any]:
+    """The warm-up card: every step, and the ones warm-up still waits for."""
+    steps = mailbox_warmup_steps(mailbox)
+    return {"steps": steps, "waiting_for": [s for s in steps if s.blocking and not s.done]}
+
+
 @workspace_view()
 def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request, mailbox_id)
@@ -272,7 +278,6 @@ def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
                 else:
                     messages.success(request, "Mailbox saved.")
                 return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
-    steps = mailbox_warmup_steps(mailbox)
     return render(
         request,
         "sending/mailbox_detail.html",
@@ -282,8 +287,7 @@ def mailbox_detail(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
             "testing_mode": grant is not None and grant_testing_mode(grant),
             "form": form,
             "can_manage": _can_manage(request),
-            "steps": steps,
-            "waiting_for": [s for s in steps if s.blocking and not s.done],
+            **_warmup_context(mailbox),
         },
     )
 
@@ -301,17 +305,10 @@ def mailbox_test(request: WorkspaceRequest, mailbox_id: int) -> HttpResponse:
         messages.error(request, f"{mailbox.address} is not connected. {mailbox.connection_error}")
     if not request.htmx:
         return redirect("mailbox_detail", request.workspace.public_id, mailbox.pk)
-    steps = mailbox_warmup_steps(mailbox)
     return render(
         request,
         "sending/partials/connection_results.html",
-        {
-            "mailbox": mailbox,
-            "results": results,
-            "can_manage": True,
-            "steps": steps,
-            "waiting_for": [s for s in steps if s.blocking and not s.done],
-        },
+        {"mailbox": mailbox, "results": results, "can_manage": True, **_warmup_context(mailbox)},
     )
 
 
